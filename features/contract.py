@@ -39,6 +39,9 @@ EMAIL_DOMAIN_KINDS: tuple[str, ...] = ("business", "free")
 
 TABLES: tuple[str, ...] = ("accounts", "leads", "events", "stage_history")
 
+# Rows listed per column and reason; beyond that a count stands for the rest.
+MAX_LISTED = 1000
+
 # column -> kind; kinds: id, str, num, time, bool, cat:<allowed values attr>
 SCHEMAS: dict[str, dict[str, str]] = {
     "accounts": {
@@ -138,8 +141,11 @@ def _problems_for(
     df: pd.DataFrame, table: str, column: str, bad: np.ndarray, reason: str
 ) -> list[Problem]:
     idx = np.flatnonzero(bad)
-    labels = _row_label(df, table, idx)
-    return [Problem(table, lab, column, reason) for lab in labels]
+    labels = _row_label(df, table, idx[:MAX_LISTED])
+    out = [Problem(table, lab, column, reason) for lab in labels]
+    if len(idx) > MAX_LISTED:
+        out.append(Problem(table, "-", column, f"{reason}: {len(idx) - MAX_LISTED} more rows"))
+    return out
 
 
 def _coerce_time(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -201,7 +207,7 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
             allowed = _ALLOWED[kind]
             vals = s.astype("string")
             bad = (~vals.isin(allowed)).to_numpy(dtype=bool, na_value=False) & ~missing
-            for i in np.flatnonzero(bad)[:1000]:
+            for i in np.flatnonzero(bad)[:MAX_LISTED]:
                 problems.append(
                     Problem(
                         table,
@@ -250,17 +256,23 @@ def validate(
 
 def _cross_checks(t: dict[str, pd.DataFrame]) -> list[Problem]:
     problems: list[Problem] = []
-    known_leads = set(t["leads"]["lead_id"])
-    known_accounts = set(t["accounts"]["account_id"])
-    for name in ("events", "stage_history"):
-        df = t[name]
-        bad = ~df["lead_id"].isin(known_leads).to_numpy()
-        problems += _problems_for(df, name, "lead_id", bad, "unknown lead_id (not in leads)")
-    acc = t["leads"]["account_id"]
-    bad = (acc.notna() & ~acc.isin(known_accounts)).to_numpy()
-    problems += _problems_for(
-        t["leads"], "leads", "account_id", bad, "unknown account_id (not in accounts)"
-    )
+    known_leads = t["leads"]["lead_id"]
+    known_accounts = t["accounts"]["account_id"]
+    checks = [
+        (t["events"], "events", "lead_id", known_leads, "leads"),
+        (t["stage_history"], "stage_history", "lead_id", known_leads, "leads"),
+        (t["leads"], "leads", "account_id", known_accounts, "accounts"),
+    ]
+    for df, name, column, known, other in checks:
+        col = df[column]
+        bad = (col.notna() & ~col.isin(known)).to_numpy()
+        idx = np.flatnonzero(bad)
+        for i, label in zip(idx[:MAX_LISTED], _row_label(df, name, idx[:MAX_LISTED]), strict=True):
+            reason = f"unknown {column} {col.iloc[i]!r} (not in {other})"
+            problems.append(Problem(name, label, column, reason))
+        if len(idx) > MAX_LISTED:
+            reason = f"{len(idx) - MAX_LISTED} more rows with an unknown {column}"
+            problems.append(Problem(name, "-", column, reason))
     return problems
 
 

@@ -1,0 +1,181 @@
+"""Request and response schemas of the HTTP API, and the request -> canonical tables step."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from features.contract import EVENT_TYPES
+from features.email import email_domain_kind
+
+EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+MAX_LEADS_PER_REQUEST = 1000
+MAX_EVENTS_PER_LEAD = 20_000
+
+
+def _utc_naive(v: datetime) -> datetime:
+    """Timestamps compare in UTC; naive ones are taken as UTC."""
+    if v.tzinfo is not None:
+        v = v.astimezone(UTC).replace(tzinfo=None)
+    return v
+
+
+class Company(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    industry: str | None = Field(None, max_length=200, description="Industry of the account")
+    employees: float | None = Field(None, ge=0, allow_inf_nan=False, description="Head count")
+    annual_revenue: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="Annual revenue in the account currency"
+    )
+    country: str | None = Field(None, max_length=100, description="ISO 3166-1 alpha-2 code")
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: EventType = Field(description="One of the canonical engagement event types")
+    at: datetime = Field(description="When it happened (ISO 8601; naive means UTC)")
+    topic: str | None = Field(None, max_length=200)
+    content_id: str | None = Field(None, max_length=200)
+
+    _at = field_validator("at")(classmethod(lambda cls, v: _utc_naive(v)))
+
+
+class Lead(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    lead_id: str = Field(min_length=1, max_length=200, description="The CRM's lead id")
+    created_at: datetime = Field(description="When the lead was created in the CRM")
+    job_title: str | None = Field(None, max_length=300)
+    source: str | None = Field(None, max_length=200, description="Acquisition channel")
+    email: str | None = Field(
+        None, max_length=320, description="Used only for business vs free-mail; never stored"
+    )
+    email_domain_kind: Literal["business", "free"] | None = None
+    do_not_email: bool = False
+    company: Company | None = None
+    events: list[Event] = Field(default_factory=list, max_length=MAX_EVENTS_PER_LEAD)
+
+    _created = field_validator("created_at")(classmethod(lambda cls, v: _utc_naive(v)))
+
+
+class ModelRef(BaseModel):
+    name: str
+    version: str
+
+
+class LeadScore(BaseModel):
+    lead_id: str
+    p_convert: float = Field(description="Calibrated probability of reaching the target stage")
+    fit_score: float = Field(description="0-100: how well the profile fits the ideal customer")
+    interest_score: float = Field(description="0-100: how strong and recent the engagement is")
+    p_mql: float | None = Field(None, description="Probability of lead -> MQL, where modelled")
+    p_sal: float | None = Field(None, description="Probability of MQL -> SAL, where modelled")
+    quadrant: Literal["qualified", "qualified_low_interest", "low_fit_interested", "drop"]
+    model: ModelRef
+
+
+class ScoreResponse(BaseModel):
+    scores: list[LeadScore]
+
+
+def leads_to_tables(
+    leads: list[Lead],
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """The request in the canonical table shapes, so the batch feature code path applies."""
+    lead_rows = []
+    account_rows = []
+    event_rows: dict[str, list] = {"lead_id": [], "at": [], "type": [], "topic": [], "content_id": []}
+    for lead in leads:
+        account_id = f"acct:{lead.lead_id}"
+        kind = lead.email_domain_kind or email_domain_kind(lead.email)
+        lead_rows.append(
+            {
+                "lead_id": lead.lead_id,
+                "account_id": account_id,
+                "created_at": lead.created_at,
+                "job_title": lead.job_title,
+                "source": lead.source,
+                "email_domain_kind": kind,
+                "do_not_email": lead.do_not_email,
+            }
+        )
+        c = lead.company or Company()
+        account_rows.append(
+            {
+                "account_id": account_id,
+                "industry": c.industry,
+                "employees": np.nan if c.employees is None else c.employees,
+                "annual_revenue": np.nan if c.annual_revenue is None else c.annual_revenue,
+                "country": c.country,
+            }
+        )
+        for e in lead.events:
+            event_rows["lead_id"].append(lead.lead_id)
+            event_rows["at"].append(e.at)
+            event_rows["type"].append(e.type)
+            event_rows["topic"].append(e.topic)
+            event_rows["content_id"].append(e.content_id)
+    leads_df = pd.DataFrame(lead_rows)
+    leads_df["created_at"] = pd.to_datetime(leads_df["created_at"]).astype("datetime64[ns]")
+    accounts_df = pd.DataFrame(account_rows)
+    events_df = pd.DataFrame(event_rows)
+    events_df["at"] = pd.to_datetime(events_df["at"]).astype("datetime64[ns]")
+    events_df["type"] = pd.Categorical(events_df["type"], categories=list(EVENT_TYPES))
+    return leads_df, accounts_df, events_df
+
+
+def tables_to_requests(
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp | None = None,
+) -> list[dict]:
+    """Canonical rows -> /score request leads (JSON-ready): how a CRM would send them.
+
+    Events at or after ``as_of`` are left out, as a CRM calling at that moment would not
+    have them yet."""
+    acc = accounts.set_index("account_id")
+    ev = events if as_of is None else events[events["at"] < as_of]
+    by_lead = {k: g for k, g in ev.groupby("lead_id", observed=True, sort=False)}
+    out = []
+    for row in leads.itertuples(index=False):
+        company = None
+        if isinstance(row.account_id, str) and row.account_id in acc.index:
+            a = acc.loc[row.account_id]
+            company = {
+                k: (None if pd.isna(a[k]) else (float(a[k]) if k in _NUMERIC else str(a[k])))
+                for k in ("industry", "employees", "annual_revenue", "country")
+            }
+        g = by_lead.get(row.lead_id)
+        events_json = []
+        if g is not None:
+            for e in g.itertuples(index=False):
+                events_json.append(
+                    {
+                        "type": str(e.type),
+                        "at": pd.Timestamp(e.at).isoformat(),
+                        "topic": None if pd.isna(e.topic) else str(e.topic),
+                        "content_id": None if pd.isna(e.content_id) else str(e.content_id),
+                    }
+                )
+        out.append(
+            {
+                "lead_id": str(row.lead_id),
+                "created_at": pd.Timestamp(row.created_at).isoformat(),
+                "job_title": None if pd.isna(row.job_title) else str(row.job_title),
+                "source": None if pd.isna(row.source) else str(row.source),
+                "email_domain_kind": None
+                if pd.isna(row.email_domain_kind)
+                else str(row.email_domain_kind),
+                "do_not_email": bool(row.do_not_email),
+                "company": company,
+                "events": events_json,
+            }
+        )
+    return out
+
+
+_NUMERIC = ("employees", "annual_revenue")

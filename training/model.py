@@ -1,0 +1,183 @@
+"""The object that MLflow logs and BentoML serves.
+
+``LeadScoringModel`` bundles, for one funnel target, a calibrated conversion model over all
+features, a calibrated fit model (firmographics only) and a calibrated interest model
+(engagement only), plus the quadrant policy learned on training data. Its ``score`` method
+turns a feature frame (from ``features.build.compute_features``) into the answer columns;
+training, batch scoring and the HTTP service all call it, so there is one scoring path.
+
+Serving never imports this module by name: it receives the unpickled object from the
+model store and calls ``score``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import lightgbm as lgb
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.frozen import FrozenEstimator
+from sklearn.pipeline import Pipeline
+
+QUADRANTS: tuple[str, ...] = ("qualified", "qualified_low_interest", "low_fit_interested", "drop")
+
+
+class ColumnSelector(TransformerMixin, BaseEstimator):
+    """Keeps the named columns in a fixed order, so the model never depends on input order."""
+
+    def __init__(self, columns: list[str] | None = None) -> None:
+        self.columns = columns
+
+    def fit(self, X: pd.DataFrame, y: Any = None) -> ColumnSelector:
+        self.columns_ = list(self.columns if self.columns is not None else X.columns)
+        self.categories_ = {
+            c: X[c].dtype for c in self.columns_ if isinstance(X[c].dtype, pd.CategoricalDtype)
+        }
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        missing = [c for c in self.columns_ if c not in X.columns]
+        if missing:
+            raise KeyError(f"feature columns missing from input: {missing}")
+        out = X[self.columns_]
+        # Inputs that arrive as strings (MLflow schema enforcement, JSON) get the exact
+        # categories seen in training; unseen values become missing, as LightGBM would.
+        recast = {c: d for c, d in self.categories_.items() if out[c].dtype != d}
+        if recast:
+            out = out.astype(recast)
+        return out
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        return np.asarray(self.columns_, dtype=object)
+
+
+DEFAULT_LGBM_PARAMS: dict[str, Any] = {
+    "n_estimators": 400,
+    "learning_rate": 0.03,
+    "num_leaves": 15,
+    "min_child_samples": 30,
+    "subsample": 0.8,
+    "subsample_freq": 1,
+    "colsample_bytree": 0.7,
+    "reg_lambda": 1.0,
+    "cat_smooth": 20,
+    "verbose": -1,
+}
+
+
+def make_pipeline(columns: list[str], params: dict[str, Any], seed: int) -> Pipeline:
+    """Column selection + LightGBM: the estimator behind every calibrated head."""
+    clf = lgb.LGBMClassifier(**{**DEFAULT_LGBM_PARAMS, **params}, random_state=seed, n_jobs=2)
+    return Pipeline([("select", ColumnSelector(columns)), ("lgbm", clf)])
+
+
+def fit_calibrated(
+    columns: list[str],
+    X_fit: pd.DataFrame,
+    y_fit: np.ndarray,
+    X_cal: pd.DataFrame,
+    y_cal: np.ndarray,
+    params: dict[str, Any],
+    seed: int,
+    method: str = "sigmoid",
+) -> CalibratedClassifierCV:
+    """Fit LightGBM on the earlier slice and calibrate it, frozen, on the later slice."""
+    pipe = make_pipeline(columns, params, seed)
+    pipe.fit(X_fit, y_fit)
+    cal = CalibratedClassifierCV(FrozenEstimator(pipe), method=method)
+    cal.fit(X_cal, y_cal)
+    return cal
+
+
+def single_thread(cal: CalibratedClassifierCV) -> None:
+    """Online scoring answers few rows: OpenMP start-up costs more than the trees."""
+    for c in cal.calibrated_classifiers_:
+        est = c.estimator
+        pipe = est.estimator if isinstance(est, FrozenEstimator) else est
+        pipe.named_steps["lgbm"].set_params(n_jobs=1)
+
+
+@dataclass(frozen=True)
+class QuadrantPolicy:
+    """Cut-offs on fit_score and interest_score (0-100) that place a lead in a quadrant.
+
+    Versioned with the model: a retrain writes new cut-offs into the new model version
+    only, so the quadrants of the serving model never move silently."""
+
+    fit_threshold: float
+    interest_threshold: float
+    method: str = "base_rate"
+
+    def assign(self, fit_score: np.ndarray, interest_score: np.ndarray) -> np.ndarray:
+        hi_fit = fit_score >= self.fit_threshold
+        hi_int = interest_score >= self.interest_threshold
+        out = np.where(
+            hi_fit,
+            np.where(hi_int, QUADRANTS[0], QUADRANTS[1]),
+            np.where(hi_int, QUADRANTS[2], QUADRANTS[3]),
+        )
+        return out.astype(object)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "fit_threshold": self.fit_threshold,
+            "interest_threshold": self.interest_threshold,
+            "method": self.method,
+        }
+
+
+@dataclass
+class LeadScoringModel:
+    """Calibrated conversion, fit and interest models for one target, and the quadrant policy."""
+
+    target: str
+    from_stage: str
+    horizon_days: int
+    feature_columns: list[str]
+    conversion: CalibratedClassifierCV
+    fit: CalibratedClassifierCV
+    interest: CalibratedClassifierCV
+    policy: QuadrantPolicy
+    feature_config: Any
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def probability_field(self) -> str:
+        return f"p_{self.target}"
+
+    def for_serving(self) -> LeadScoringModel:
+        for cal in (self.conversion, self.fit, self.interest):
+            single_thread(cal)
+        return self
+
+    def score(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Feature frame -> answer frame (index = lead_id), the one scoring path."""
+        p = self.conversion.predict_proba(X)[:, 1]
+        fit_score = np.round(100.0 * self.fit.predict_proba(X)[:, 1], 1)
+        interest_score = np.round(100.0 * self.interest.predict_proba(X)[:, 1], 1)
+        out = pd.DataFrame(
+            {
+                "p_convert": p,
+                self.probability_field: p,
+                "fit_score": fit_score,
+                "interest_score": interest_score,
+                "quadrant": self.policy.assign(fit_score, interest_score),
+            },
+            index=X.index,
+        )
+        return out
+
+
+class LeadScoringPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper: input = feature frame, output = answer frame."""
+
+    def __init__(self, model: LeadScoringModel) -> None:
+        self.model = model
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        return self.model.score(model_input).reset_index(drop=True)

@@ -1,0 +1,62 @@
+"""Where MLflow keeps things: the tracking URI, the experiment and its artifact folder.
+
+Nothing happens at import time; callers ask for the store explicitly.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import mlflow
+
+MODEL_NAME = "lead-scorer"
+EXPERIMENT = "leadscore"
+DEFAULT_STORE = Path("mlruns")
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI if set, else the SQLite store under ./mlruns."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    DEFAULT_STORE.mkdir(parents=True, exist_ok=True)
+    return f"sqlite:///{(DEFAULT_STORE / 'mlflow.db').resolve()}"
+
+
+def artifact_root(uri: str) -> str | None:
+    """Artifacts live next to a SQLite store (``<dir>/artifacts``); other stores decide."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri.removeprefix("sqlite:///"))
+        return (db.parent / "artifacts").resolve().as_uri()
+    return None
+
+
+def use_store(experiment: str = EXPERIMENT) -> str:
+    """Point MLflow at the store and experiment; returns the experiment id."""
+    uri = tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    exp = mlflow.get_experiment_by_name(experiment)
+    if exp is None:
+        return mlflow.create_experiment(experiment, artifact_location=artifact_root(uri))
+    mlflow.set_experiment(experiment_id=exp.experiment_id)
+    return exp.experiment_id
+
+
+def git_commit() -> str:
+    """The commit of the working tree, with ``-dirty`` when there are local changes."""
+    try:
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True, timeout=5
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return sha + ("-dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
