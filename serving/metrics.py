@@ -1,0 +1,124 @@
+"""Lead-scoring Prometheus metrics (prometheus_client, default registry).
+
+BentoML's ``/metrics`` already reports request counts, in-progress gauges and latency
+histograms; this module adds only what is specific to lead scoring:
+
+* ``leadscore_answers_total{quadrant}``: answers returned, per quadrant;
+* ``leadscore_scored_leads_total``: leads scored;
+* ``leadscore_predlog_pending`` / ``_written`` / ``_dropped`` / ``_rejected``: the
+  prediction-log counts of this process (gauges, summed over live workers).
+
+How they reach BentoML's ``/metrics`` (checked in bentoml 1.4.40 source,
+``_bentoml_impl/server/app.py`` and ``bentoml/_internal/server/metrics/prometheus.py``): the
+server runs prometheus_client in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` is set in
+each worker's environment) and ``/metrics`` merges the per-process files with a
+``MultiProcessCollector``. So ordinary ``Counter``/``Gauge`` objects show up there, but only
+if they are created after that variable is set, which is why the metrics here are created
+lazily, on first use, and never at import. Custom collectors registered in the default
+registry do *not* show up in that mode; that is why the prediction-log counts are gauges set
+by :func:`observe_prediction_log` (call it per request, or from a ``__metrics__`` hook of the
+service) rather than a collector reading the log at scrape time. In multiprocess mode the
+gauges use ``livesum``: the value is the sum over live workers; a restarted worker starts
+again from zero.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+_MAX_QUADRANTS = 16  # bound label cardinality: further values are counted as "other"
+
+
+class _LogCounts(Protocol):
+    written: int
+    dropped: int
+    rejected: int
+
+    def pending(self) -> int: ...
+
+
+class _Instruments:
+    def __init__(self) -> None:
+        import prometheus_client as pc  # lazy: see the module docstring
+
+        self.answers = pc.Counter(
+            "leadscore_answers", "Lead-scoring answers returned, by quadrant", ["quadrant"]
+        )
+        self.scored = pc.Counter("leadscore_scored_leads", "Leads scored")
+        self.pending = pc.Gauge(
+            "leadscore_predlog_pending",
+            "Prediction-log rows buffered, not yet written",
+            multiprocess_mode="livesum",
+        )
+        self.written = pc.Gauge(
+            "leadscore_predlog_written",
+            "Prediction-log rows written to the database by this process",
+            multiprocess_mode="livesum",
+        )
+        self.dropped = pc.Gauge(
+            "leadscore_predlog_dropped",
+            "Prediction-log rows dropped (buffer full or unwritten at shutdown)",
+            multiprocess_mode="livesum",
+        )
+        self.rejected = pc.Gauge(
+            "leadscore_predlog_rejected",
+            "Prediction-log rows the database refused for their content",
+            multiprocess_mode="livesum",
+        )
+        self.quadrants: set[str] = set()
+
+
+_lock = threading.Lock()
+_instruments: _Instruments | None = None
+
+
+def instruments() -> _Instruments:
+    """The process-wide metric objects, created on first use."""
+    global _instruments
+    if _instruments is None:
+        with _lock:
+            if _instruments is None:
+                _instruments = _Instruments()
+    return _instruments
+
+
+def _quadrant_label(value: Any, seen: set[str]) -> str:
+    if value is None:
+        return "none"
+    label = str(value)[:32]
+    if label in seen:
+        return label
+    with _lock:
+        if len(seen) >= _MAX_QUADRANTS:
+            return "other"
+        seen.add(label)
+    return label
+
+
+def observe_answers(answers: Iterable[Mapping[str, Any]]) -> None:
+    """Count scored leads and answers per ``quadrant`` (missing quadrant: ``"none"``)."""
+    m = instruments()
+    n = 0
+    counts: dict[str, int] = {}
+    for a in answers:
+        n += 1
+        q = _quadrant_label(a.get("quadrant"), m.quadrants)
+        counts[q] = counts.get(q, 0) + 1
+    for q, c in counts.items():
+        m.answers.labels(quadrant=q).inc(c)
+    if n:
+        m.scored.inc(n)
+
+
+def observe_prediction_log(log: _LogCounts) -> None:
+    """Copy a :class:`serving.predlog.PredictionLog`'s counts into the gauges."""
+    m = instruments()
+    m.pending.set(log.pending())
+    m.written.set(log.written)
+    m.dropped.set(log.dropped)
+    m.rejected.set(log.rejected)
+
+
+__all__ = ["instruments", "observe_answers", "observe_prediction_log"]
