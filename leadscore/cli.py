@@ -60,9 +60,13 @@ DataDir = Annotated[
 @app.command()
 @user_errors
 def simulate(
-    leads: Annotated[int, typer.Option("--leads", min=100, help="Number of leads to simulate")] = 20_000,
+    leads: Annotated[
+        int, typer.Option("--leads", min=100, help="Number of leads to simulate")
+    ] = 20_000,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data")] = 7,
-    out: Annotated[Path, typer.Option(help="Output folder for the Parquet tables")] = Path("data/sim"),
+    out: Annotated[Path, typer.Option(help="Output folder for the Parquet tables")] = Path(
+        "data/sim"
+    ),
 ) -> None:
     """Simulate a B2B CRM: the four canonical tables plus a ground-truth table."""
     from features.simulate import write_simulation
@@ -70,7 +74,9 @@ def simulate(
     t0 = time.perf_counter()
     with console.status(f"simulating {leads:,} leads"):
         write_simulation(out, n_leads=leads, seed=seed)
-    console.print(f"wrote {out}/ ({leads:,} leads, seed {seed}) in {time.perf_counter() - t0:.1f} s")
+    console.print(
+        f"wrote {out}/ ({leads:,} leads, seed {seed}) in {time.perf_counter() - t0:.1f} s"
+    )
 
 
 @app.command()
@@ -93,13 +99,17 @@ def train(
     target: Annotated[str, typer.Option(help="Funnel stage to predict (mql, sal, ...)")] = "sal",
     horizon_days: Annotated[int, typer.Option(help="Label window after the snapshot, days")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed for the models")] = 7,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the metrics as one JSON object")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the metrics as one JSON object")
+    ] = False,
 ) -> None:
     """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
     from training.train import train as run_training
 
     progress = (lambda m: None) if as_json else (lambda m: err.print(f"[dim]- {m}[/]"))
-    result = run_training(data, target=target, horizon_days=horizon_days, seed=seed, progress=progress)
+    result = run_training(
+        data, target=target, horizon_days=horizon_days, seed=seed, progress=progress
+    )
     if as_json:
         print(
             json.dumps(
@@ -113,7 +123,10 @@ def train(
             )
         )
         return
-    table = Table(title=f"holdout metrics, target {target} (model {result.model_name} v{result.model_version})")
+    table = Table(
+        title=f"holdout metrics, target {target} "
+        f"(model {result.model_name} v{result.model_version})"
+    )
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in result.metrics.items():
@@ -130,7 +143,9 @@ def train(
 @app.command()
 @user_errors
 def promote(
-    to: Annotated[str | None, typer.Option("--to", help="Version to point `champion` at (rollback)")] = None,
+    to: Annotated[
+        str | None, typer.Option("--to", help="Version to point `champion` at (rollback)")
+    ] = None,
 ) -> None:
     """Point the `champion` alias at the challenger (or at --to VERSION)."""
     from training.registry import promote as do_promote
@@ -151,11 +166,21 @@ def _bentoml_bin() -> str:
     return str(here) if here.exists() else "bentoml"
 
 
-def start_server(tag: str, port: int, host: str = "127.0.0.1", extra_env: dict | None = None) -> subprocess.Popen:
+def start_server(
+    tag: str, port: int, host: str = "127.0.0.1", extra_env: dict | None = None
+) -> subprocess.Popen:
     """Start `bentoml serve` for the service with the given BentoML model tag."""
     env = {**os.environ, "LEADSCORE_BENTO_MODEL": tag, **(extra_env or {})}
     return subprocess.Popen(
-        [_bentoml_bin(), "serve", "serving.service:LeadScoringService", "--host", host, "--port", str(port)],
+        [
+            _bentoml_bin(),
+            "serve",
+            "serving.service:LeadScoringService",
+            "--host",
+            host,
+            "--port",
+            str(port),
+        ],
         env=env,
         start_new_session=True,
     )
@@ -167,7 +192,9 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> Non
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"the service exited with code {proc.returncode} before it was ready")
+            raise RuntimeError(
+                f"the service exited with code {proc.returncode} before it was ready"
+            )
         try:
             if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
                 return
@@ -292,7 +319,9 @@ def demo(
         show_scores(r.json()["scores"], picks)
     finally:
         stop_server(proc)
-    console.print("[bold green]demo finished[/]: the service is stopped; `make serve` runs it on port 3000")
+    console.print(
+        "[bold green]demo finished[/]: the service is stopped; `make serve` runs it on port 3000"
+    )
 
 
 def show_scores(scores: list[dict], leads: Any) -> None:

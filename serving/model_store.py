@@ -34,9 +34,7 @@ def resolve_version(model_name: str, alias_or_version: str, tracking_uri: str) -
         ) from exc
 
 
-def import_registered(
-    model_name: str, alias_or_version: str, tracking_uri: str
-) -> bentoml.Model:
+def import_registered(model_name: str, alias_or_version: str, tracking_uri: str) -> bentoml.Model:
     """Import a registry version into the BentoML store (once per version) and return it."""
     version = resolve_version(model_name, alias_or_version, tracking_uri)
     for existing in bentoml.models.list(BENTO_MODEL_NAME):

@@ -87,7 +87,13 @@ def leads_to_tables(
     """The request in the canonical table shapes, so the batch feature code path applies."""
     lead_rows = []
     account_rows = []
-    event_rows: dict[str, list] = {"lead_id": [], "at": [], "type": [], "topic": [], "content_id": []}
+    event_rows: dict[str, list] = {
+        "lead_id": [],
+        "at": [],
+        "type": [],
+        "topic": [],
+        "content_id": [],
+    }
     for lead in leads:
         account_id = f"acct:{lead.lead_id}"
         kind = lead.email_domain_kind or email_domain_kind(lead.email)

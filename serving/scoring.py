@@ -14,8 +14,6 @@ import pandas as pd
 
 from features.build import compute_features
 
-ANSWER_FLOATS = ("p_convert", "fit_score", "interest_score")
-
 
 def score_tables(
     model: Any,
@@ -56,10 +54,8 @@ def score_batch(
 
 
 def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dict[str, Any]]:
-    """Answer frame -> JSON-ready dicts, floats rounded as the API returns them."""
-    records = []
-    for lead_id, row in zip(answers.index, answers.to_dict("records"), strict=True):
-        rec = {"lead_id": str(lead_id), **row, "model": model_ref}
-        rec["p_convert"] = round(float(rec["p_convert"]), 6)
-        records.append(rec)
-    return records
+    """Answer frame -> JSON-ready dicts, one per lead, each naming the model."""
+    return [
+        {"lead_id": str(lead_id), **row, "model": model_ref}
+        for lead_id, row in zip(answers.index, answers.to_dict("records"), strict=True)
+    ]

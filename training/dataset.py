@@ -68,7 +68,9 @@ def previous_stage(data: CrmData, target: str) -> str:
     """The stage whose entry is the snapshot for predicting ``target``."""
     if target not in STAGE_RANK or STAGE_RANK[target] <= STAGE_RANK["lead"]:
         allowed = ", ".join(STAGES[2:])
-        raise TrainingDataError(f"target {target!r} is not a funnel stage to predict; use one of {allowed}")
+        raise TrainingDataError(
+            f"target {target!r} is not a funnel stage to predict; use one of {allowed}"
+        )
     recorded = set(data.stage_history["stage"].dropna().astype(str))
     for stage in reversed(STAGES[: STAGE_RANK[target]]):
         if stage == "lead" or stage in recorded:
@@ -144,4 +146,6 @@ def time_split(n: int, holdout: float = 0.2, calibration: float = 0.15) -> TimeS
     if n_fit < 20 or n_cal < 10 or n_hold < 10:
         raise TrainingDataError(f"{n} snapshots are too few for a fit/calibration/holdout split")
     idx = np.arange(n)
-    return TimeSplit(fit=idx[:n_fit], calibration=idx[n_fit : n_fit + n_cal], holdout=idx[n_fit + n_cal :])
+    return TimeSplit(
+        fit=idx[:n_fit], calibration=idx[n_fit : n_fit + n_cal], holdout=idx[n_fit + n_cal :]
+    )

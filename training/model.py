@@ -157,7 +157,7 @@ class LeadScoringModel:
 
     def score(self, X: pd.DataFrame) -> pd.DataFrame:
         """Feature frame -> answer frame (index = lead_id), the one scoring path."""
-        p = self.conversion.predict_proba(X)[:, 1]
+        p = np.round(self.conversion.predict_proba(X)[:, 1], 6)
         fit_score = np.round(100.0 * self.fit.predict_proba(X)[:, 1], 1)
         interest_score = np.round(100.0 * self.interest.predict_proba(X)[:, 1], 1)
         out = pd.DataFrame(

@@ -14,7 +14,12 @@ from mlflow.models import infer_signature
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
-from features.build import ENGAGEMENT_FEATURES, FEATURE_COLUMNS, FIRMOGRAPHIC_FEATURES, FeatureConfig
+from features.build import (
+    ENGAGEMENT_FEATURES,
+    FEATURE_COLUMNS,
+    FIRMOGRAPHIC_FEATURES,
+    FeatureConfig,
+)
 from features.contract import read_tables
 from training.dataset import TimeSplit, TrainingSet, build_training_set, time_split
 from training.model import LeadScoringModel, LeadScoringPyfunc, QuadrantPolicy, fit_calibrated

@@ -1,0 +1,61 @@
+"""Shared, expensive fixtures: one simulated CRM, one MLflow store, one trained model and one
+real `bentoml serve` process per test session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@dataclass(frozen=True)
+class Trained:
+    data_dir: Path
+    store: Path
+    tracking_uri: str
+    result: object
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("leadscore")
+
+
+@pytest.fixture(scope="session")
+def isolated_stores(workdir: Path) -> Iterator[str]:
+    """A fresh MLflow store and BentoML home for the whole session."""
+    uri = f"sqlite:///{workdir / 'mlruns' / 'mlflow.db'}"
+    (workdir / "mlruns").mkdir()
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "BENTOML_HOME")}
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    os.environ["BENTOML_HOME"] = str(workdir / "bentoml")
+    yield uri
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+@pytest.fixture(scope="session")
+def sim_dir(workdir: Path) -> Path:
+    from features.simulate import write_simulation
+
+    out = workdir / "sim"
+    write_simulation(out, n_leads=6000, seed=11)
+    return out
+
+
+@pytest.fixture(scope="session")
+def trained(sim_dir: Path, isolated_stores: str, workdir: Path) -> Trained:
+    from training.registry import promote
+    from training.train import train
+
+    result = train(sim_dir, target="sal", seed=11)
+    promote()
+    return Trained(sim_dir, workdir / "mlruns", isolated_stores, result)
