@@ -105,12 +105,11 @@ def build_training_set(
     # A snapshot at entry must come strictly after the entry event itself is known;
     # one second later keeps the entry-moment events (e.g. the form fill) visible.
     snap = (start + pd.Timedelta(seconds=1)).rename("as_of")
-    censored_mask = snap + horizon > end
-    # leads that reached the target anyway before the horizon ran out are not censored
-    hit = reached.reindex(snap.index)
-    label_known = ~censored_mask | (hit.notna() & (hit <= snap + horizon))
+    # Censored snapshots are left out whatever happened to them: keeping the ones that
+    # already converted would add positives only and bias the latest (holdout) slice.
+    label_known = snap + horizon <= end
     snap = snap[label_known]
-    hit = hit[label_known]
+    hit = reached.reindex(snap.index)
     y = (hit.notna() & (hit >= start.reindex(snap.index)) & (hit <= snap + horizon)).to_numpy()
     order = np.argsort(snap.to_numpy(), kind="stable")
     snap = snap.iloc[order]
