@@ -99,7 +99,12 @@ class Problem:
     reason: str
 
     def __str__(self) -> str:
-        return f"{self.table}[{self.row}].{self.column}: {self.reason}"
+        where = "" if self.table == "-" else self.table
+        if self.row != "-":
+            where += f"[{self.row}]"
+        if self.column != "-":
+            where += f".{self.column}"
+        return f"{where}: {self.reason}" if where else self.reason
 
 
 class DataContractError(ValueError):

@@ -28,9 +28,7 @@ _REGION_MEMBERS: dict[str, str] = {
     "DACH": "DE AT CH LI",
     "western_europe": "GB IE FR BE NL LU MC",
     "southern_europe": "IT ES PT GR MT CY SM VA AD GI",
-    "eastern_europe": (
-        "PL CZ SK HU RO BG HR SI RS BA ME MK AL XK EE LV LT UA BY MD RU GE AM AZ"
-    ),
+    "eastern_europe": ("PL CZ SK HU RO BG HR SI RS BA ME MK AL XK EE LV LT UA BY MD RU GE AM AZ"),
     "nordics": "SE NO DK FI IS FO GL AX",
     "north_america": "US CA PR BM",
     "latin_america": (

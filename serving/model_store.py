@@ -8,6 +8,7 @@ MLflow server at run time.
 from __future__ import annotations
 
 import bentoml
+import bentoml.exceptions
 import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -37,7 +38,11 @@ def resolve_version(model_name: str, alias_or_version: str, tracking_uri: str) -
 def import_registered(model_name: str, alias_or_version: str, tracking_uri: str) -> bentoml.Model:
     """Import a registry version into the BentoML store (once per version) and return it."""
     version = resolve_version(model_name, alias_or_version, tracking_uri)
-    for existing in bentoml.models.list(BENTO_MODEL_NAME):
+    try:
+        existing_models = bentoml.models.list(BENTO_MODEL_NAME)
+    except bentoml.exceptions.NotFound:
+        existing_models = []
+    for existing in existing_models:
         labels = existing.info.labels
         if labels.get("mlflow_model") == model_name and labels.get("mlflow_version") == version:
             if labels.get("tracking_uri") == tracking_uri:

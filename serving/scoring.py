@@ -37,7 +37,7 @@ def score_batch(
     on_chunk: Callable[[int], None] = lambda n: None,
 ) -> pd.DataFrame:
     """``score_tables`` over chunks of leads, so memory stays bounded on big exports."""
-    codes = pd.Categorical(events["lead_id"], categories=pd.unique(leads["lead_id"])).codes
+    codes = pd.Index(pd.unique(leads["lead_id"])).get_indexer(events["lead_id"])
     order = np.argsort(codes, kind="stable")
     sorted_codes = codes[order]
     accounts_by_id = accounts.set_index("account_id", drop=False)

@@ -10,7 +10,8 @@ from typing import Any
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.models import infer_signature
+from mlflow.models import ModelSignature, infer_signature
+from mlflow.types import ColSpec, Schema
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
@@ -64,6 +65,26 @@ def ceiling_auc(data_dir: Path, ts: TrainingSet, idx: np.ndarray) -> float | Non
     if ok.sum() < 10 or y.min() == y.max():
         return None
     return float(roc_auc_score(y, p_true[ok]))
+
+
+def signature_frame(X: pd.DataFrame) -> pd.DataFrame:
+    """Categoricals as plain strings: what a JSON client sends and MLflow can describe."""
+    out = X.reset_index(drop=True).copy()
+    for c in out.columns:
+        if isinstance(out[c].dtype, pd.CategoricalDtype):
+            out[c] = out[c].astype(object).where(out[c].notna(), None)
+    return out
+
+
+def model_signature(example: pd.DataFrame, answers: pd.DataFrame) -> ModelSignature:
+    """Every input column optional (missing values are information), outputs as scored."""
+    inputs = Schema(
+        [
+            ColSpec("string" if example[c].dtype == object else "double", c, required=False)
+            for c in example.columns
+        ]
+    )
+    return ModelSignature(inputs=inputs, outputs=infer_signature(example, answers).outputs)
 
 
 def fit_model(
@@ -154,13 +175,12 @@ def train(
         )
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
         mlflow.log_dict(model.metadata, "model_metadata.json")
-        example = ts.X.iloc[hold[:5]]
-        signature = infer_signature(example, model.score(example).reset_index(drop=True))
+        example = signature_frame(ts.X.iloc[hold[:5]])
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=LeadScoringPyfunc(model),
             input_example=example,
-            signature=signature,
+            signature=model_signature(example, model.score(ts.X.iloc[hold[:5]])),
         )
         version = mlflow.register_model(info.model_uri, MODEL_NAME)
         client = MlflowClient()
