@@ -310,7 +310,7 @@ def content_phase(
         consider = recent(consideration_types, consideration_window_days) > 0
         consider |= recent(visit_types, visit_window_days) >= min_visits
     code = np.where(decision, 2, np.where(consider, 1, 0))
-    return pd.Series(np.array(PHASES, dtype=object)[code], index=ids, name="content_phase")
+    return pd.Series(np.array(PHASES, dtype=object)[code], index=ids, name="content_stage")
 
 
 # ---------------------------------------------------------------- next content

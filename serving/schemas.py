@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.contract import EVENT_TYPES
+from features.contract import EVENT_TYPES, STAGES
 from features.email import email_domain_kind
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
+StageName = Literal[STAGES]  # type: ignore[valid-type]
 MAX_LEADS_PER_REQUEST = 1000
 MAX_EVENTS_PER_LEAD = 20_000
 
@@ -44,6 +45,14 @@ class Event(BaseModel):
     _at = field_validator("at")(classmethod(lambda cls, v: _utc_naive(v)))
 
 
+class StageEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    stage: StageName = Field(description="Funnel stage the lead entered")
+    entered_at: datetime = Field(description="When it entered the stage (naive means UTC)")
+
+    _entered = field_validator("entered_at")(classmethod(lambda cls, v: _utc_naive(v)))
+
+
 class Lead(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lead_id: str = Field(min_length=1, max_length=200, description="The CRM's lead id")
@@ -57,6 +66,12 @@ class Lead(BaseModel):
     do_not_email: bool = False
     company: Company | None = None
     events: list[Event] = Field(default_factory=list, max_length=MAX_EVENTS_PER_LEAD)
+    stages: list[StageEntry] = Field(
+        default_factory=list,
+        max_length=len(STAGES) * 4,
+        description="Funnel stages entered so far (the CRM's stage history); drives the "
+        "lifecycle stage and the content phase",
+    )
 
     _created = field_validator("created_at")(classmethod(lambda cls, v: _utc_naive(v)))
 
@@ -64,6 +79,13 @@ class Lead(BaseModel):
 class ModelRef(BaseModel):
     name: str
     version: str
+
+
+class Reason(BaseModel):
+    feature: str = Field(description="Model feature behind the reason")
+    value: str | None = Field(None, description="The lead's value of that feature")
+    contribution: float = Field(description="Signed push on the log-odds: > 0 raises the score")
+    text: str = Field(description="The reason in plain words for a sales rep")
 
 
 class LeadScore(BaseModel):
@@ -74,6 +96,20 @@ class LeadScore(BaseModel):
     p_mql: float | None = Field(None, description="Probability of lead -> MQL, where modelled")
     p_sal: float | None = Field(None, description="Probability of MQL -> SAL, where modelled")
     quadrant: Literal["qualified", "qualified_low_interest", "low_fit_interested", "drop"]
+    persona: str = Field(description="Buyer persona from role and topics engaged with")
+    persona_confidence: float = Field(description="0-1: share of the evidence for the persona")
+    lifecycle_stage: Literal["prospect", "new_customer", "active_customer", "ambassador"]
+    segment: str = Field(description="persona/lifecycle_stage, e.g. evaluator/prospect")
+    funnel_stage: str = Field(description="Furthest funnel stage reached before as_of")
+    content_stage: Literal["awareness", "consideration", "decision"] = Field(
+        description="Buying-cycle phase the content should match"
+    )
+    next_content: list[str] = Field(
+        description="Up to 3 content ids for the segment and phase, not yet consumed"
+    )
+    reasons: list[Reason] | None = Field(
+        None, description="Top features pushing the score up (> 0) and down (< 0)"
+    )
     model: ModelRef
 
 
@@ -83,7 +119,7 @@ class ScoreResponse(BaseModel):
 
 def leads_to_tables(
     leads: list[Lead],
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """The request in the canonical table shapes, so the batch feature code path applies."""
     lead_rows = []
     account_rows = []
@@ -94,6 +130,7 @@ def leads_to_tables(
         "topic": [],
         "content_id": [],
     }
+    stage_rows: dict[str, list] = {"lead_id": [], "stage": [], "entered_at": []}
     for lead in leads:
         account_id = f"acct:{lead.lead_id}"
         kind = lead.email_domain_kind or email_domain_kind(lead.email)
@@ -124,13 +161,20 @@ def leads_to_tables(
             event_rows["type"].append(e.type)
             event_rows["topic"].append(e.topic)
             event_rows["content_id"].append(e.content_id)
+        for st in lead.stages:
+            stage_rows["lead_id"].append(lead.lead_id)
+            stage_rows["stage"].append(st.stage)
+            stage_rows["entered_at"].append(st.entered_at)
     leads_df = pd.DataFrame(lead_rows)
     leads_df["created_at"] = pd.to_datetime(leads_df["created_at"]).astype("datetime64[ns]")
     accounts_df = pd.DataFrame(account_rows)
     events_df = pd.DataFrame(event_rows)
     events_df["at"] = pd.to_datetime(events_df["at"]).astype("datetime64[ns]")
     events_df["type"] = pd.Categorical(events_df["type"], categories=list(EVENT_TYPES))
-    return leads_df, accounts_df, events_df
+    stages_df = pd.DataFrame(stage_rows)
+    stages_df["entered_at"] = pd.to_datetime(stages_df["entered_at"]).astype("datetime64[ns]")
+    stages_df["stage"] = pd.Categorical(stages_df["stage"], categories=list(STAGES))
+    return leads_df, accounts_df, events_df, stages_df
 
 
 def tables_to_requests(
@@ -138,6 +182,7 @@ def tables_to_requests(
     accounts: pd.DataFrame,
     events: pd.DataFrame,
     as_of: pd.Timestamp | None = None,
+    stage_history: pd.DataFrame | None = None,
 ) -> list[dict]:
     """Canonical rows -> /score request leads (JSON-ready): how a CRM would send them.
 
@@ -146,6 +191,11 @@ def tables_to_requests(
     acc = accounts.set_index("account_id")
     ev = events if as_of is None else events[events["at"] < as_of]
     by_lead = {k: g for k, g in ev.groupby("lead_id", observed=True, sort=False)}
+    stages_by_lead: dict = {}
+    if stage_history is not None:
+        sh = stage_history if as_of is None else stage_history[stage_history["entered_at"] < as_of]
+        sh = sh[sh["lead_id"].isin(leads["lead_id"])]
+        stages_by_lead = {k: g for k, g in sh.groupby("lead_id", observed=True, sort=False)}
     out = []
     for row in leads.itertuples(index=False):
         company = None
@@ -179,6 +229,12 @@ def tables_to_requests(
                 "do_not_email": bool(row.do_not_email),
                 "company": company,
                 "events": events_json,
+                "stages": [
+                    {"stage": str(st.stage), "entered_at": pd.Timestamp(st.entered_at).isoformat()}
+                    for st in stages_by_lead.get(row.lead_id, pd.DataFrame()).itertuples(
+                        index=False
+                    )
+                ],
             }
         )
     return out

@@ -13,6 +13,15 @@ import numpy as np
 import pandas as pd
 
 from features.build import compute_features
+from features.content import funnel_profile
+
+EMPTY_STAGES = pd.DataFrame(
+    {
+        "lead_id": pd.Series(dtype="str"),
+        "stage": pd.Series(dtype="str"),
+        "entered_at": pd.Series(dtype="datetime64[ns]"),
+    }
+)
 
 
 def score_tables(
@@ -21,10 +30,16 @@ def score_tables(
     accounts: pd.DataFrame,
     events: pd.DataFrame,
     as_of: pd.Timestamp,
+    stage_history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Score leads as of one moment; returns one answer row per lead, index = lead_id."""
+    """Score leads as of one moment; returns one answer row per lead, index = lead_id:
+    probabilities, fit and interest, quadrant, then persona, lifecycle stage, segment,
+    content phase and next content from the configuration versioned with the model."""
     X = compute_features(leads, accounts, events, as_of, model.feature_config)
-    return model.score(X)
+    answers = model.score(X)
+    history = EMPTY_STAGES if stage_history is None else stage_history
+    profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
+    return answers.join(profile)
 
 
 def score_batch(
@@ -35,6 +50,7 @@ def score_batch(
     as_of: pd.Timestamp,
     chunk_size: int = 50_000,
     on_chunk: Callable[[int], None] = lambda n: None,
+    stage_history: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """``score_tables`` over chunks of leads, so memory stays bounded on big exports."""
     codes = pd.Index(pd.unique(leads["lead_id"])).get_indexer(events["lead_id"])
@@ -48,7 +64,10 @@ def score_batch(
         ev = events.iloc[order[lo:hi]]
         acc_ids = part["account_id"].dropna().unique()
         acc = accounts_by_id.loc[accounts_by_id.index.intersection(acc_ids)].reset_index(drop=True)
-        parts.append(score_tables(model, part, acc, ev, as_of))
+        hist = None
+        if stage_history is not None:
+            hist = stage_history[stage_history["lead_id"].isin(part["lead_id"])]
+        parts.append(score_tables(model, part, acc, ev, as_of, hist))
         on_chunk(len(part))
     return pd.concat(parts) if parts else pd.DataFrame()
 

@@ -55,6 +55,8 @@ class LeadScoringService:
         moment = as_of or datetime.now(UTC)
         if moment.tzinfo is not None:
             moment = moment.astimezone(UTC).replace(tzinfo=None)
-        leads_df, accounts_df, events_df = leads_to_tables(leads)
-        answers = score_tables(self.model, leads_df, accounts_df, events_df, pd.Timestamp(moment))
+        leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
+        answers = score_tables(
+            self.model, leads_df, accounts_df, events_df, pd.Timestamp(moment), stages_df
+        )
         return ScoreResponse(scores=answer_records(answers, self.model_ref))

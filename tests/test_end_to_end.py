@@ -39,7 +39,14 @@ def server(trained) -> Iterator[tuple[str, bentoml.Model]]:
 def sample(trained):
     d = read_tables(trained.data_dir)
     moment = data_end(d) + pd.Timedelta(seconds=1)
-    picks = d.leads.sample(n=40, random_state=3)
+    # a mix: random leads plus customers, so lifecycle stages beyond prospect show up
+    customers = d.stage_history.loc[d.stage_history["stage"] == "customer", "lead_id"]
+    picks = pd.concat(
+        [
+            d.leads.sample(n=30, random_state=3),
+            d.leads[d.leads["lead_id"].isin(customers)].head(10),
+        ]
+    ).drop_duplicates("lead_id")
     return d, picks, moment
 
 
@@ -56,7 +63,10 @@ def test_training_reports_holdout_metrics_and_ceiling(trained):
 def test_http_answers_every_lead_with_quadrant_and_model(server, sample):
     url, model = server
     d, picks, moment = sample
-    body = {"leads": tables_to_requests(picks, d.accounts, d.events, moment), "as_of": str(moment)}
+    body = {
+        "leads": tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history),
+        "as_of": str(moment),
+    }
     r = httpx.post(f"{url}/score", json=body, timeout=60)
     assert r.status_code == 200, r.text
     scores = r.json()["scores"]
@@ -72,19 +82,35 @@ def test_http_answers_every_lead_with_quadrant_and_model(server, sample):
         }
         assert s["model"] == {"name": "lead-scorer", "version": "1"}
     assert len({s["quadrant"] for s in scores}) >= 2
+    for s in scores:
+        assert s["persona"] in {"subscriber", "evaluator", "marketer"}
+        assert 0.0 < s["persona_confidence"] <= 1.0
+        assert s["segment"] == f"{s['persona']}/{s['lifecycle_stage']}"
+        assert s["content_stage"] in {"awareness", "consideration", "decision"}
+        assert len(s["next_content"]) <= 3
+    assert {"new_customer", "active_customer", "ambassador"} & {
+        s["lifecycle_stage"] for s in scores
+    }
 
 
 def test_batch_and_http_give_identical_answers(server, sample):
     url, bento_model = server
     d, picks, moment = sample
-    body = {"leads": tables_to_requests(picks, d.accounts, d.events, moment), "as_of": str(moment)}
+    body = {
+        "leads": tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history),
+        "as_of": str(moment),
+    }
     http = pd.DataFrame(httpx.post(f"{url}/score", json=body, timeout=60).json()["scores"])
     model = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model
-    batch = score_batch(model, picks, d.accounts, d.events, moment, chunk_size=7)
+    batch = score_batch(
+        model, picks, d.accounts, d.events, moment, chunk_size=7, stage_history=d.stage_history
+    )
     batch = batch.loc[http["lead_id"]]
-    for col in ("p_convert", "fit_score", "interest_score"):
+    for col in ("p_convert", "p_sal", "fit_score", "interest_score", "persona_confidence"):
         np.testing.assert_array_equal(http[col].to_numpy(), batch[col].to_numpy(), err_msg=col)
-    assert http["quadrant"].tolist() == batch["quadrant"].tolist()
+    for col in ("quadrant", "persona", "lifecycle_stage", "segment", "content_stage"):
+        assert http[col].tolist() == batch[col].tolist(), col
+    assert http["next_content"].map(list).tolist() == batch["next_content"].map(list).tolist()
 
 
 @pytest.mark.parametrize(

@@ -362,7 +362,7 @@ def test_funnel_profile_is_point_in_time(customers):
         "lifecycle_stage",
         "segment",
         "funnel_stage",
-        "content_phase",
+        "content_stage",
         "next_content",
     ]
     future = events_frame(

@@ -24,7 +24,10 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
-QUADRANTS: tuple[str, ...] = ("qualified", "qualified_low_interest", "low_fit_interested", "drop")
+from features.build import FeatureConfig
+from features.content import ContentLibrary
+from features.personas import PersonaConfig
+from features.quadrant_policy import QuadrantPolicy, assign_quadrants
 
 
 class ColumnSelector(TransformerMixin, BaseEstimator):
@@ -102,38 +105,11 @@ def single_thread(cal: CalibratedClassifierCV) -> None:
         pipe.named_steps["lgbm"].set_params(n_jobs=1)
 
 
-@dataclass(frozen=True)
-class QuadrantPolicy:
-    """Cut-offs on fit_score and interest_score (0-100) that place a lead in a quadrant.
-
-    Versioned with the model: a retrain writes new cut-offs into the new model version
-    only, so the quadrants of the serving model never move silently."""
-
-    fit_threshold: float
-    interest_threshold: float
-    method: str = "base_rate"
-
-    def assign(self, fit_score: np.ndarray, interest_score: np.ndarray) -> np.ndarray:
-        hi_fit = fit_score >= self.fit_threshold
-        hi_int = interest_score >= self.interest_threshold
-        out = np.where(
-            hi_fit,
-            np.where(hi_int, QUADRANTS[0], QUADRANTS[1]),
-            np.where(hi_int, QUADRANTS[2], QUADRANTS[3]),
-        )
-        return out.astype(object)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "fit_threshold": self.fit_threshold,
-            "interest_threshold": self.interest_threshold,
-            "method": self.method,
-        }
-
-
 @dataclass
 class LeadScoringModel:
-    """Calibrated conversion, fit and interest models for one target, and the quadrant policy."""
+    """Calibrated conversion, fit and interest models for one target, the quadrant cut-offs
+    learned on training data, and the marketing configuration (personas, content) that
+    was in force when it was trained: all versioned together."""
 
     target: str
     from_stage: str
@@ -143,8 +119,21 @@ class LeadScoringModel:
     fit: CalibratedClassifierCV
     interest: CalibratedClassifierCV
     policy: QuadrantPolicy
-    feature_config: Any
+    fit_threshold: float
+    interest_threshold: float
+    feature_config: FeatureConfig
+    personas: PersonaConfig
+    content: ContentLibrary
     metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def quadrant_thresholds(self) -> dict[str, Any]:
+        return {
+            "fit_threshold": round(self.fit_threshold, 2),
+            "interest_threshold": round(self.interest_threshold, 2),
+            "method": self.policy.method,
+            "capacity_per_week": self.policy.capacity_per_week,
+        }
 
     @property
     def probability_field(self) -> str:
@@ -166,7 +155,9 @@ class LeadScoringModel:
                 self.probability_field: p,
                 "fit_score": fit_score,
                 "interest_score": interest_score,
-                "quadrant": self.policy.assign(fit_score, interest_score),
+                "quadrant": assign_quadrants(
+                    fit_score, interest_score, self.fit_threshold, self.interest_threshold
+                ),
             },
             index=X.index,
         )

@@ -11,8 +11,8 @@ import mlflow
 import numpy as np
 import pandas as pd
 from mlflow.models import ModelSignature, infer_signature
-from mlflow.types import ColSpec, Schema
 from mlflow.tracking import MlflowClient
+from mlflow.types import ColSpec, Schema
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from features.build import (
@@ -21,9 +21,12 @@ from features.build import (
     FIRMOGRAPHIC_FEATURES,
     FeatureConfig,
 )
+from features.content import load_content
 from features.contract import read_tables
+from features.personas import load_personas
+from features.quadrant_policy import load_quadrant_policy
 from training.dataset import TimeSplit, TrainingSet, build_training_set, time_split
-from training.model import LeadScoringModel, LeadScoringPyfunc, QuadrantPolicy, fit_calibrated
+from training.model import LeadScoringModel, LeadScoringPyfunc, fit_calibrated
 from training.tracking import MODEL_NAME, git_commit, use_store
 
 Progress = Callable[[str], None]
@@ -106,8 +109,13 @@ def fit_model(
             ("interest", ENGAGEMENT_FEATURES),
         )
     }
-    base_rate = 100.0 * float(yf.mean())
-    policy = QuadrantPolicy(fit_threshold=base_rate, interest_threshold=base_rate)
+    policy = load_quadrant_policy()
+    # Cut-offs from out-of-sample scores (the calibration slice), not the fitted rows.
+    fit_scores = 100.0 * heads["fit"].predict_proba(Xc)[:, 1]
+    interest_scores = 100.0 * heads["interest"].predict_proba(Xc)[:, 1]
+    t_fit, t_int = policy.fit_thresholds(
+        fit_scores, interest_scores, ts.as_of.iloc[split.calibration], base_rate=float(yc.mean())
+    )
     return LeadScoringModel(
         target=ts.target,
         from_stage=ts.from_stage,
@@ -117,7 +125,11 @@ def fit_model(
         fit=heads["fit"],
         interest=heads["interest"],
         policy=policy,
+        fit_threshold=float(t_fit),
+        interest_threshold=float(t_int),
         feature_config=config,
+        personas=load_personas(),
+        content=load_content(),
     )
 
 
@@ -154,7 +166,7 @@ def train(
     model.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         "holdout_metrics": metrics,
-        "quadrant_thresholds": model.policy.as_dict(),
+        "quadrant_thresholds": model.quadrant_thresholds,
         "split": split.describe(ts.as_of),
     }
 
