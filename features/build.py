@@ -309,18 +309,45 @@ _GROUP_OF_TYPE = np.array(
 )
 
 
+CUSTOM_KINDS: tuple[str, ...] = ("categorical", "numeric", "boolean")
+MAX_CUSTOM_CATEGORIES = 60
+
+
+@dataclass(frozen=True)
+class CustomAttribute:
+    """A lead attribute an import declared (``attr_*`` column) and how it becomes a feature.
+
+    Categorical attributes keep the categories seen in training (the most frequent
+    ``MAX_CUSTOM_CATEGORIES``, the rest as "other"), so one row and a million rows encode
+    alike; numeric and boolean ones become float64 (missing stays NaN)."""
+
+    name: str
+    kind: str
+    categories: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.name.startswith("attr_"):
+            raise ValueError(f"custom attribute {self.name!r} must be an attr_* column")
+        if self.kind not in CUSTOM_KINDS:
+            raise ValueError(f"custom attribute {self.name!r}: unknown kind {self.kind!r}")
+
+
 @dataclass(frozen=True)
 class FeatureConfig:
     """Feature settings that change the feature values; log them with every model.
 
     ``windows_days``: count windows (sorted, positive days). ``half_lives_days``: interest
-    half-life per event group; groups left out keep their default.
+    half-life per event group; groups left out keep their default. ``custom_attributes``
+    and ``counters``: the extra ``attr_*`` (profile) and ``counter_*`` (pre-aggregated
+    engagement) columns of an imported export, used as features like the built-in ones.
     """
 
     windows_days: tuple[int, ...] = (7, 30, 90)
     half_lives_days: Mapping[str, float] = field(
         default_factory=lambda: dict(DEFAULT_HALF_LIVES_DAYS)
     )
+    custom_attributes: tuple[CustomAttribute, ...] = ()
+    counters: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         windows = tuple(sorted({int(w) for w in self.windows_days}))
@@ -340,15 +367,33 @@ class FeatureConfig:
             raise ValueError(f"half-lives must be positive and finite, got {bad}")
         object.__setattr__(self, "windows_days", windows)
         object.__setattr__(self, "half_lives_days", half_lives)
+        object.__setattr__(self, "custom_attributes", tuple(self.custom_attributes))
+        object.__setattr__(self, "counters", tuple(self.counters))
+        bad_counters = [c for c in self.counters if not c.startswith("counter_")]
+        if bad_counters:
+            raise ValueError(f"counters must be counter_* columns, got {bad_counters}")
 
     def __hash__(self) -> int:
-        return hash((self.windows_days, tuple(sorted(self.half_lives_days.items()))))
+        return hash(
+            (
+                self.windows_days,
+                tuple(sorted(self.half_lives_days.items())),
+                self.custom_attributes,
+                self.counters,
+            )
+        )
+
+    @property
+    def attribute_names(self) -> tuple[str, ...]:
+        return tuple(a.name for a in self.custom_attributes)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain values for experiment logging (MLflow params, model metadata)."""
         return {
             "windows_days": list(self.windows_days),
             "half_lives_days": dict(self.half_lives_days),
+            "custom_attributes": {a.name: a.kind for a in self.custom_attributes},
+            "counters": list(self.counters),
         }
 
 
@@ -365,12 +410,67 @@ def engagement_features(config: FeatureConfig | None = None) -> list[str]:
         f"distinct_topics_{TOPIC_WINDOW_DAYS}d",
         "unsubscribed",
         "bounced",
+        *config.counters,
     ]
+
+
+def fit_features(config: FeatureConfig | None = None) -> list[str]:
+    """Profile columns (the fit model's inputs): firmographics plus custom attributes."""
+    config = config or FeatureConfig()
+    return [*FIRMOGRAPHIC_FEATURES, *config.attribute_names]
 
 
 def feature_columns(config: FeatureConfig | None = None) -> list[str]:
     """All output columns, in order, for a config."""
-    return [*FIRMOGRAPHIC_FEATURES, *engagement_features(config)]
+    config = config or FeatureConfig()
+    base = engagement_features(config)[: len(engagement_features(config)) - len(config.counters)]
+    return [*FIRMOGRAPHIC_FEATURES, *base, *config.attribute_names, *config.counters]
+
+
+def custom_feature_config(
+    leads: pd.DataFrame,
+    attributes: Mapping[str, str],
+    counters: Sequence[str],
+    base: FeatureConfig | None = None,
+) -> FeatureConfig:
+    """A FeatureConfig that adds an import's custom columns, categories learned from
+    ``leads`` (the training rows). Returns ``base`` unchanged when there are none."""
+    base = base or FeatureConfig()
+    custom = []
+    for name, kind in attributes.items():
+        categories: tuple[str, ...] = ()
+        if kind == "categorical":
+            values = leads[name].dropna().astype(str) if name in leads else pd.Series([])
+            top = values.value_counts().index[:MAX_CUSTOM_CATEGORIES]
+            categories = (*sorted({str(v) for v in top} - {"other"}), "other")
+        custom.append(CustomAttribute(name, kind, categories))
+    return FeatureConfig(
+        windows_days=base.windows_days,
+        half_lives_days=base.half_lives_days,
+        custom_attributes=tuple(custom),
+        counters=tuple(counters),
+    )
+
+
+def _custom_columns(leads: pd.DataFrame, config: FeatureConfig, index: pd.Index) -> pd.DataFrame:
+    """The custom attribute and counter features, in config order."""
+    n = len(leads)
+    out: dict[str, Any] = {}
+    for attr in config.custom_attributes:
+        col = _column(leads, attr.name, n)
+        if attr.kind == "categorical":
+            dtype = _category(attr.categories)
+            text = col.astype("str")
+            known = text.isin(attr.categories[:-1]).to_numpy()
+            values = np.where(col.isna().to_numpy(), None, np.where(known, text, "other"))
+            out[attr.name] = pd.Categorical(values, dtype=dtype)
+        elif attr.kind == "boolean":
+            out[attr.name] = _flags(col, _YES, _NO)
+        else:
+            out[attr.name] = _numbers(col)
+    for name in config.counters:
+        out[name] = _numbers(_column(leads, name, n))
+    return pd.DataFrame(out, index=index)
 
 
 ENGAGEMENT_FEATURES: list[str] = engagement_features()
@@ -405,13 +505,13 @@ def compute_features(
     categories, firm_numbers = _firmographics(leads, accounts, asof_ns, created_ns)
     engagement = _engagement(events, lead_ids, asof_ns, unborn, config)
     numbers = np.hstack([firm_numbers, engagement])
-    return pd.concat(
-        [
-            pd.DataFrame(categories, index=lead_ids),
-            pd.DataFrame(numbers, index=lead_ids, columns=_number_columns(config.windows_days)),
-        ],
-        axis=1,
-    )
+    parts = [
+        pd.DataFrame(categories, index=lead_ids),
+        pd.DataFrame(numbers, index=lead_ids, columns=_number_columns(config.windows_days)),
+    ]
+    if config.custom_attributes or config.counters:
+        parts.append(_custom_columns(leads, config, lead_ids))
+    return pd.concat(parts, axis=1)
 
 
 @lru_cache(maxsize=16)

@@ -42,7 +42,7 @@ class QuadrantPolicy(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     method: Literal["capacity", "base_rate", "fixed"] = "capacity"
-    capacity_per_week: int = Field(50, ge=1)
+    capacity_per_week: int = Field(10, ge=1)
     fit_threshold: float | None = Field(None, ge=0, le=100)
     interest_threshold: float | None = Field(None, ge=0, le=100)
 
