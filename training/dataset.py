@@ -93,6 +93,7 @@ def build_training_set(
     horizon_days: int = 90,
     config: FeatureConfig | None = None,
     min_rows: int = 50,
+    end: pd.Timestamp | None = None,
 ) -> TrainingSet:
     """Snapshot each lead at entry into the stage before ``target``; label = target reached
     within ``horizon_days`` after the snapshot. Snapshots whose horizon runs past the end
@@ -100,7 +101,9 @@ def build_training_set(
     from_stage = previous_stage(data, target)
     start = stage_entries(data, from_stage)
     reached = stage_entries(data, target)
-    end = data_end(data)
+    # ``end``: when the export was taken, if the export says so (a later moment than its
+    # last recorded timestamp, e.g. for exports without dates); else its last timestamp.
+    end = max(data_end(data), end) if end is not None else data_end(data)
     horizon = pd.Timedelta(days=horizon_days)
     # A snapshot at entry must come strictly after the entry event itself is known;
     # one second later keeps the entry-moment events (e.g. the form fill) visible.

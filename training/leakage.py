@@ -4,10 +4,14 @@ A column filled in by sales during or after contact (X Education's Tags, Olist's
 fields) predicts the outcome because it *records* it. Two symptoms give it away:
 
 - the feature alone separates the classes almost perfectly: its single-feature ROC AUC on
-  a later time slice is at least ``auc_threshold`` (0.95);
+  a later time slice is at least ``auc_threshold`` (0.95), over all leads or over the
+  leads where the value is filled in;
 - its missingness differs sharply between the classes: the value is filled in for one
-  outcome and not for the other (checked on raw record fields, not on engineered event
-  features whose "no such event yet" is missing by design).
+  outcome and not for the other (a gap of at least ``missing_gap``, 50 points), or it is
+  filled in clearly more often for one class (``soft_missing_gap``, 25 points) AND, where
+  filled, it rates the lead (single-feature AUC >= ``filled_auc``, 0.75): the signature of
+  a field sales fills in for the leads it works. Checked on raw record fields only, not on
+  engineered event features whose "no such event yet" is missing by design.
 
 Training stops on such a finding unless the user allows the column by name.
 """
@@ -99,7 +103,9 @@ def check_leakage(
     record_columns: Iterable[str],
     sources: Mapping[str, str] | None = None,
     auc_threshold: float = 0.95,
-    missing_gap: float = 0.4,
+    missing_gap: float = 0.5,
+    soft_missing_gap: float = 0.25,
+    filled_auc: float = 0.75,
 ) -> list[LeakageFinding]:
     """Every feature that looks like it records the outcome (see the module docstring)."""
     sources = sources or {}
@@ -107,15 +113,30 @@ def check_leakage(
     pos, neg = y_fit == 1, y_fit == 0
     findings = []
     for col in X_fit.columns:
-        auc = single_feature_auc(X_fit[col], y_fit, X_later[col], y_later)
-        miss = X_fit[col].isna().to_numpy()
+        x_fit, x_later = X_fit[col], X_later[col]
+        auc = single_feature_auc(x_fit, y_fit, x_later, y_later)
+        filled_fit, filled_later = x_fit.notna().to_numpy(), x_later.notna().to_numpy()
+        auc_filled = 0.5
+        if filled_fit.sum() >= 30 and filled_later.sum() >= 30 and not filled_later.all():
+            auc_filled = single_feature_auc(
+                x_fit[filled_fit], y_fit[filled_fit], x_later[filled_later], y_later[filled_later]
+            )
+        miss = ~filled_fit
         m_pos = float(miss[pos].mean()) if pos.any() else 0.0
         m_neg = float(miss[neg].mean()) if neg.any() else 0.0
+        gap = abs(m_pos - m_neg)
         reasons = []
         if auc >= auc_threshold:
             reasons.append(f"alone it reaches ROC AUC {auc:.3f} on a later time slice")
-        if col in record and abs(m_pos - m_neg) >= missing_gap:
+        elif auc_filled >= auc_threshold:
+            reasons.append(f"where filled in, it alone reaches ROC AUC {auc_filled:.3f}")
+        if col in record and gap >= missing_gap:
             reasons.append(f"missing for {m_pos:.0%} of converted vs {m_neg:.0%} of other leads")
+        elif col in record and gap >= soft_missing_gap and auc_filled >= filled_auc:
+            reasons.append(
+                f"missing for {m_pos:.0%} of converted vs {m_neg:.0%} of other leads, and "
+                f"where filled in it rates the lead (ROC AUC {auc_filled:.2f})"
+            )
         if reasons:
             findings.append(
                 LeakageFinding(col, sources.get(col, col), "; ".join(reasons), auc, m_pos, m_neg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,17 +17,30 @@ from mlflow.types import ColSpec, Schema
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
 from features.build import (
-    ENGAGEMENT_FEATURES,
-    FEATURE_COLUMNS,
-    FIRMOGRAPHIC_FEATURES,
+    DEFAULT_HALF_LIVES_DAYS,
     FeatureConfig,
+    custom_feature_config,
+    engagement_features,
+    feature_columns,
+    fit_features,
 )
 from features.content import load_content
-from features.contract import read_tables
+from features.contract import CrmData, read_tables
+from features.importer import CustomFields, load_custom_fields
 from features.personas import load_personas
 from features.quadrant_policy import load_quadrant_policy
+from training import evaluate as ev
+from training.baselines import fit_baselines
 from training.dataset import TimeSplit, TrainingSet, build_training_set, time_split
-from training.model import LeadScoringModel, LeadScoringPyfunc, fit_calibrated
+from training.decay import learn_half_lives
+from training.leakage import LeakageError, LeakageFinding, blocking, check_leakage
+from training.model import (
+    DEFAULT_LGBM_PARAMS,
+    LeadScoringModel,
+    LeadScoringPyfunc,
+    fit_calibrated,
+    fitted_pipeline,
+)
 from training.tracking import MODEL_NAME, git_commit, use_store
 
 Progress = Callable[[str], None]
@@ -40,6 +54,9 @@ class TrainResult:
     target: str
     metrics: dict[str, float]
     split: dict[str, Any] = field(default_factory=dict)
+    # holdout metrics of LightGBM and every baseline on the same rows (primary target)
+    comparison: pd.DataFrame | None = None
+    half_lives_days: dict[str, float] = field(default_factory=dict)
 
 
 def holdout_metrics(y: np.ndarray, p: np.ndarray, prefix: str = "") -> dict[str, float]:
@@ -68,6 +85,42 @@ def ceiling_auc(data_dir: Path, ts: TrainingSet, idx: np.ndarray) -> float | Non
     if ok.sum() < 10 or y.min() == y.max():
         return None
     return float(roc_auc_score(y, p_true[ok]))
+
+
+def import_feature_config(data: CrmData, custom: CustomFields | None) -> FeatureConfig:
+    """The feature config, with an import's custom attributes and counters as features.
+    Categories are learned from the earliest 80% of leads only (never the holdout)."""
+    if custom is None or not custom.columns:
+        return FeatureConfig()
+    cutoff = data.leads["created_at"].quantile(0.8)
+    early = data.leads[data.leads["created_at"] <= cutoff]
+    return custom_feature_config(early, dict(custom.attributes), custom.counters)
+
+
+def leakage_gate(
+    ts: TrainingSet,
+    split: TimeSplit,
+    config: FeatureConfig,
+    custom: CustomFields | None,
+    allowed: tuple[str, ...],
+    progress: Progress,
+) -> list[LeakageFinding]:
+    """Stop training on features that look like they record the outcome, unless allowed."""
+    record = [*fit_features(config), *config.counters]
+    findings = check_leakage(
+        ts.X.iloc[split.fit],
+        ts.y[split.fit],
+        ts.X.iloc[split.calibration],
+        ts.y[split.calibration],
+        record_columns=record,
+        sources=dict(custom.sources) if custom else None,
+    )
+    stop = blocking(findings, allowed)
+    if stop:
+        raise LeakageError(stop)
+    for f in findings:
+        progress(f"allowed although it looks leaky: {f}")
+    return findings
 
 
 def signature_frame(X: pd.DataFrame) -> pd.DataFrame:
@@ -104,9 +157,9 @@ def fit_model(
     heads = {
         name: fit_calibrated(cols, Xf, yf, Xc, yc, params, seed)
         for name, cols in (
-            ("conversion", FEATURE_COLUMNS),
-            ("fit", FIRMOGRAPHIC_FEATURES),
-            ("interest", ENGAGEMENT_FEATURES),
+            ("conversion", feature_columns(config)),
+            ("fit", fit_features(config)),
+            ("interest", engagement_features(config)),
         )
     }
     policy = load_quadrant_policy()
@@ -120,7 +173,7 @@ def fit_model(
         target=ts.target,
         from_stage=ts.from_stage,
         horizon_days=ts.horizon_days,
-        feature_columns=list(FEATURE_COLUMNS),
+        feature_columns=feature_columns(config),
         conversion=heads["conversion"],
         fit=heads["fit"],
         interest=heads["interest"],
@@ -133,6 +186,37 @@ def fit_model(
     )
 
 
+def default_targets(target: str) -> tuple[str, ...]:
+    """The primary target first; with ``sal`` the model also answers ``mql`` (p_mql)."""
+    return (target, "mql") if target == "sal" else (target,)
+
+
+def log_dataset(ts: TrainingSet, data_dir: Path, context: str) -> str:
+    """Log the snapshot table (features + label + as_of) as an MLflow input; its digest."""
+    frame = ts.X.reset_index().assign(as_of=ts.as_of.to_numpy(), label=ts.y)
+    for c in frame.columns:
+        if isinstance(frame[c].dtype, pd.CategoricalDtype):
+            frame[c] = frame[c].astype(object)
+    ds = mlflow.data.from_pandas(
+        frame, source=str(data_dir), name=f"{ts.target}-snapshots", targets="label"
+    )
+    mlflow.log_input(ds, context=context)
+    return ds.digest
+
+
+def segment_labels(data: CrmData, ts: TrainingSet, idx: np.ndarray, model: LeadScoringModel):
+    """Segment (persona/lifecycle stage) of each holdout lead as of its snapshot."""
+    from features.content import funnel_profile
+
+    ids = ts.X.index[idx]
+    as_of = ts.as_of.iloc[idx]
+    leads = data.leads.set_index("lead_id").loc[ids].reset_index()
+    events = data.events[data.events["lead_id"].isin(ids)]
+    history = data.stage_history[data.stage_history["lead_id"].isin(ids)]
+    profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
+    return profile["segment"].reindex(ids).to_numpy()
+
+
 def train(
     data_dir: str | Path,
     target: str = "sal",
@@ -140,59 +224,164 @@ def train(
     seed: int = 7,
     params: dict[str, Any] | None = None,
     progress: Progress = lambda msg: None,
+    allow_leaky: tuple[str, ...] = (),
+    targets: tuple[str, ...] | None = None,
+    learn_decay: bool = False,
 ) -> TrainResult:
-    """The whole training job; returns the holdout metrics and the registered version."""
+    """The whole training job; returns the holdout metrics and the registered version.
+
+    ``targets``: funnel targets the one model answers, primary first (default: ``target``
+    plus ``mql`` when ``target`` is ``sal``). ``learn_decay``: choose the half-life per event
+    group on the calibration slice (never the holdout) before the final fit."""
     data_dir = Path(data_dir)
     params = dict(params or {})
-    config = FeatureConfig()
+    targets = tuple(dict.fromkeys(targets or default_targets(target)))
+    target = targets[0]
     progress(f"reading {data_dir}")
     data = read_tables(data_dir)
+    custom = load_custom_fields(data_dir)
+    config = import_feature_config(data, custom)
+    end = custom.exported_at if custom else None
     progress(f"building point-in-time snapshots for target {target!r}")
-    ts = build_training_set(data, target=target, horizon_days=horizon_days, config=config)
+    ts = build_training_set(data, target=target, horizon_days=horizon_days, config=config, end=end)
     split = time_split(len(ts.y))
     progress(
         f"{len(ts.y)} snapshots ({ts.censored} censored), positives {ts.y.mean():.1%}; "
         f"fit {len(split.fit)} / calibrate {len(split.calibration)} / holdout {len(split.holdout)}"
     )
+    decay_trace: dict[str, Any] = {}
+    if learn_decay:
+        progress("learning interest half-lives on the calibration slice")
+        config, decay_trace = learn_half_lives(
+            data, ts.as_of, ts.y, split.fit, split.calibration, config, seed, progress=progress
+        )
+        ts = build_training_set(
+            data, target=target, horizon_days=horizon_days, config=config, end=end
+        )
+    leakage_findings = leakage_gate(ts, split, config, custom, allow_leaky, progress)
     model = fit_model(ts, split, params, seed, config)
     hold = split.holdout
-    scored = model.score(ts.X.iloc[hold])
-    metrics = holdout_metrics(ts.y[hold], scored["p_convert"].to_numpy())
+    y_hold = ts.y[hold]
+    X_hold = ts.X.iloc[hold]
+    scored = model.score(X_hold)
+    p_hold = scored["p_convert"].to_numpy()
+    metrics = ev.binary_metrics(y_hold, p_hold)
     ceiling = ceiling_auc(data_dir, ts, hold)
     if ceiling is not None:
         metrics["ceiling_roc_auc"] = ceiling
-    metrics["holdout_positive_rate"] = float(ts.y[hold].mean())
+    metrics["holdout_positive_rate"] = float(y_hold.mean())
     metrics["n_holdout"] = float(len(hold))
+
+    # the other funnel steps: one calibrated conversion head each, own snapshots and split
+    other_sets: dict[str, TrainingSet] = {}
+    for t in targets[1:]:
+        progress(f"building point-in-time snapshots for target {t!r}")
+        ts_t = build_training_set(data, target=t, horizon_days=horizon_days, config=config, end=end)
+        sp_t = time_split(len(ts_t.y))
+        head = fit_calibrated(
+            feature_columns(config),
+            ts_t.X.iloc[sp_t.fit],
+            ts_t.y[sp_t.fit],
+            ts_t.X.iloc[sp_t.calibration],
+            ts_t.y[sp_t.calibration],
+            params,
+            seed,
+        )
+        model.heads[t] = head
+        p_t = head.predict_proba(ts_t.X.iloc[sp_t.holdout])[:, 1]
+        metrics.update(ev.binary_metrics(ts_t.y[sp_t.holdout], p_t, prefix=f"{t}_"))
+        c_t = ceiling_auc(data_dir, ts_t, sp_t.holdout)
+        if c_t is not None:
+            metrics[f"{t}_ceiling_roc_auc"] = c_t
+        other_sets[t] = ts_t
+
+    progress("fitting baselines on the same slices")
+    baseline_p = fit_baselines(
+        ts.X.iloc[split.fit],
+        ts.y[split.fit],
+        ts.X.iloc[split.calibration],
+        ts.y[split.calibration],
+        X_hold,
+    )
+    probs = {"lightgbm": p_hold, **baseline_p}
+    comparison = ev.comparison_table(y_hold, probs)
     model.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         "holdout_metrics": metrics,
         "quadrant_thresholds": model.quadrant_thresholds,
         "split": split.describe(ts.as_of),
+        "targets": list(targets),
+        "feature_config": config.to_dict(),
     }
 
     use_store()
     progress("logging to MLflow")
-    with mlflow.start_run(run_name=f"lightgbm-{target}") as run:
-        mlflow.set_tags({"git_commit": git_commit(), "target": target, "data_dir": str(data_dir)})
+    run_name = f"lightgbm-{'+'.join(targets)}"
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.set_tags(
+            {
+                "git_commit": git_commit(),
+                "target": target,
+                "targets": ",".join(targets),
+                "data_dir": str(data_dir),
+                "model_kind": "lightgbm",
+            }
+        )
+        digests = {"dataset_digest": log_dataset(ts, data_dir, "training")}
+        for t, ts_t in other_sets.items():
+            digests[f"dataset_digest_{t}"] = log_dataset(ts_t, data_dir, "training")
+        mlflow.set_tags(digests)
         mlflow.log_params(
             {
                 "target": target,
+                "targets": ",".join(targets),
                 "from_stage": ts.from_stage,
                 "horizon_days": horizon_days,
                 "seed": seed,
                 "n_snapshots": len(ts.y),
-                "n_features": len(FEATURE_COLUMNS),
+                "n_features": len(feature_columns(config)),
+                "learn_decay": learn_decay,
+                **{f"half_life_{g}": h for g, h in config.half_lives_days.items()},
                 **{f"lgbm_{k}": v for k, v in params.items()},
             }
         )
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        for name, row in comparison.iterrows():
+            mlflow.log_metrics({f"holdout_{name}_{k}": float(v) for k, v in row.items()})
         mlflow.log_dict(model.metadata, "model_metadata.json")
+        mlflow.log_dict(
+            {
+                "feature_config": config.to_dict(),
+                "lgbm_params": {**DEFAULT_LGBM_PARAMS, **params},
+                "targets": list(targets),
+                "horizon_days": horizon_days,
+                "seed": seed,
+                "decay_trace": {k: v for k, v in decay_trace.items()},
+            },
+            "config.json",
+        )
+        if leakage_findings:
+            mlflow.log_dict({f.feature: str(f) for f in leakage_findings}, "leakage_allowed.json")
+        progress("writing evaluation artifacts")
+        with tempfile.TemporaryDirectory() as tmp:
+            write_evaluation(
+                Path(tmp), data, ts, split, model, probs, comparison, metrics, data_dir,
+                targets, config,
+            )  # fmt: skip
+            mlflow.log_artifacts(tmp, "evaluation")
+        for name in baseline_p:
+            with mlflow.start_run(run_name=f"baseline-{name}", nested=True):
+                mlflow.set_tags({"model_kind": "baseline", "baseline": name, "target": target})
+                mlflow.log_metrics(
+                    {f"holdout_{k}": float(v) for k, v in comparison.loc[name].items()}
+                )
         example = signature_frame(ts.X.iloc[hold[:5]])
+        answers = model.score(ts.X.iloc[hold[:5]]).drop(columns="reasons")
         info = mlflow.pyfunc.log_model(
             name="model",
             python_model=LeadScoringPyfunc(model),
             input_example=example,
-            signature=model_signature(example, model.score(ts.X.iloc[hold[:5]])),
+            signature=model_signature(example, answers),
         )
         version = mlflow.register_model(info.model_uri, MODEL_NAME)
         client = MlflowClient()
@@ -200,6 +389,8 @@ def train(
         for k, v in metrics.items():
             client.set_model_version_tag(MODEL_NAME, version.version, f"holdout_{k}", f"{v:.4f}")
         client.set_model_version_tag(MODEL_NAME, version.version, "target", target)
+        client.set_model_version_tag(MODEL_NAME, version.version, "data_dir", str(data_dir))
+        client.set_model_version_tag(MODEL_NAME, version.version, "horizon_days", horizon_days)
     return TrainResult(
         run_id=run.info.run_id,
         model_name=MODEL_NAME,
@@ -207,4 +398,74 @@ def train(
         target=target,
         metrics=metrics,
         split=split.describe(ts.as_of),
+        comparison=comparison,
+        half_lives_days=dict(config.half_lives_days),
     )
+
+
+def write_evaluation(
+    out: Path,
+    data: CrmData,
+    ts: TrainingSet,
+    split: TimeSplit,
+    model: LeadScoringModel,
+    probs: dict[str, np.ndarray],
+    comparison: pd.DataFrame,
+    metrics: dict[str, float],
+    data_dir: Path,
+    targets: tuple[str, ...],
+    config: FeatureConfig,
+) -> None:
+    """Charts, tables, explanations and the model card of one training run, into ``out``."""
+    hold = split.holdout
+    y = ts.y[hold]
+    X_hold = ts.X.iloc[hold]
+    comparison.round(5).to_csv(out / "comparison.csv")
+    ev.plot_roc(y, probs, out / "roc.png")
+    ev.plot_pr(y, probs, out / "pr.png")
+    ev.plot_reliability(y, probs, out / "reliability.png")
+    ev.plot_gains(y, probs, out / "cumulative_gains.png")
+    ev.plot_lift(y, probs, out / "lift.png")
+    scored = model.score(X_hold)
+    p = scored["p_convert"].to_numpy()
+    slices = [ev.slice_metrics(y, p, scored["quadrant"]).assign(by="quadrant")]
+    try:
+        seg = segment_labels(data, ts, hold, model)
+        slices.append(ev.slice_metrics(y, p, pd.Series(seg)).assign(by="segment"))
+    except (KeyError, ValueError) as exc:  # a segment failure must not stop training
+        (out / "segments_error.txt").write_text(str(exc))
+    pd.concat(slices).to_csv(out / "metrics_by_slice.csv", index=False)
+    contrib = model.contributions(X_hold)
+    shap_mean = contrib.drop(columns="bias").abs().mean().sort_values(ascending=False)
+    shap_mean.rename("mean_abs_contribution").to_csv(out / "shap_importance.csv")
+    ev.plot_importance(shap_mean, out / "shap_bar.png", "mean |contribution| (log-odds)")
+    ev.plot_shap_beeswarm(contrib, X_hold, out / "shap_beeswarm.png")
+    pipe = fitted_pipeline(model.conversion)
+    gain = pd.Series(
+        pipe.named_steps["lgbm"].booster_.feature_importance(importance_type="gain"),
+        index=pipe.named_steps["select"].columns_,
+    ).sort_values(ascending=False)
+    gain.rename("gain").to_csv(out / "feature_importance.csv")
+    ev.plot_importance(gain, out / "feature_importance.png", "LightGBM gain importance")
+    ev.plot_decay_curves(config.half_lives_days, DEFAULT_HALF_LIVES_DAYS, out / "decay_curves.png")
+    descriptions = {
+        "sal": f"MQL -> SAL within {ts.horizon_days} days, snapshot at MQL entry",
+        "mql": f"lead -> MQL within {ts.horizon_days} days, snapshot at lead creation",
+    }
+    card = ev.model_card(
+        {
+            "model_name": MODEL_NAME,
+            "run_name": "+".join(targets),
+            "targets": {t: descriptions.get(t, f"reach {t} within the horizon") for t in targets},
+            "primary": targets[0],
+            "data_dir": str(data_dir),
+            "split": split.describe(ts.as_of),
+            "features": list(model.feature_columns),
+            "half_lives": dict(config.half_lives_days),
+            "comparison": comparison,
+            "extra_metrics": {
+                k: round(v, 4) for k, v in metrics.items() if "ceiling" in k or k.startswith("mql_")
+            },
+        }
+    )
+    (out / "model_card.md").write_text(card)
