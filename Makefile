@@ -6,12 +6,25 @@ STAMP := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 export BENTOML_HOME ?= $(CURDIR)/bentoml_home
 
-.PHONY: install demo test serve ui lint clean
+.PHONY: install browser demo test serve ui lint clean
 
-$(STAMP): pyproject.toml
+# Headless Chromium + ChromeDriver for the MLflow UI browser test (tests/test_mlflow_ui.py).
+# Installed only when missing and only as root (CI on Debian); otherwise that test skips.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing chromium and chromium-driver for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "note: no /usr/bin/chromium or /usr/bin/chromedriver and not root: the browser test will skip"; \
+	  fi; \
+	fi
+
+$(STAMP): pyproject.toml | browser
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[dev]"
+	$(BIN)/pip install --quiet -e ".[dev,spark]"
 	touch $(STAMP)
 
 install: $(STAMP)

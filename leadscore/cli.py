@@ -25,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(width=None if sys.stdout.isatty() else 120)
+console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,13 +36,26 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from features.contract import DataContractError
+        from features.importer import ImportDataError, MappingError
+        from features.personas import ConfigError
         from serving.model_store import ModelNotFound
         from training.dataset import TrainingDataError
+        from training.leakage import LeakageError
         from training.registry import RegistryError
 
+        known = (
+            DataContractError,
+            TrainingDataError,
+            RegistryError,
+            ModelNotFound,
+            LeakageError,
+            MappingError,
+            ImportDataError,
+            ConfigError,
+        )
         try:
             return fn(*args, **kwargs)
-        except (DataContractError, TrainingDataError, RegistryError, ModelNotFound) as exc:
+        except known as exc:
             err.print(f"[bold red]error:[/] {exc}")
             raise typer.Exit(2) from None
         except FileNotFoundError as exc:
@@ -79,6 +92,37 @@ def simulate(
     )
 
 
+@app.command("import")
+@user_errors
+def import_export(
+    files: Annotated[list[Path], typer.Argument(help="Export file(s) or folder(s) to import")],
+    mapping: Annotated[
+        str,
+        typer.Option(
+            "--mapping",
+            help="Mapping YAML (a path, or a shipped name: x-education, olist)",
+        ),
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder for the canonical tables")],
+    include_leaky: Annotated[
+        bool | None,
+        typer.Option(
+            "--include-leaky/--exclude-leaky",
+            help="Also map the columns the mapping declares as filled after the outcome "
+            "(for a leakage check); default: as the mapping says",
+        ),
+    ] = None,
+) -> None:
+    """Map a CRM export onto the canonical tables through a YAML mapping (no code)."""
+    from features.importer import import_export as run_import
+
+    summary = run_import(mapping, files, out, include_leaky=include_leaky)
+    console.print(summary.describe())
+    console.print(
+        f"wrote {out}/; train with: leadscore train --data {out} --target {summary.label_stage}"
+    )
+
+
 @app.command()
 @user_errors
 def validate(data: DataDir) -> None:
@@ -102,13 +146,60 @@ def train(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the metrics as one JSON object")
     ] = False,
+    allow_leaky: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-leaky",
+            help="Train although this feature (or export column) looks like it leaks the "
+            "outcome; repeat for several",
+        ),
+    ] = None,
+    outcomes_db: Annotated[
+        str | None,
+        typer.Option(
+            "--outcomes-db",
+            help="Also learn from outcomes the CRM reported to POST /outcomes (database URL "
+            "of the prediction log, e.g. sqlite:///leadscore-predictions.db)",
+        ),
+    ] = None,
+    learn_decay: Annotated[
+        bool,
+        typer.Option(
+            "--learn-decay/--no-learn-decay",
+            help="Choose the interest half-life per event group on the calibration slice",
+        ),
+    ] = False,
+    params_from_run: Annotated[
+        str | None,
+        typer.Option(
+            "--params-from-run",
+            help="Use the best LightGBM parameters found by a `leadscore tune` run (its id)",
+        ),
+    ] = None,
 ) -> None:
-    """Train on a time split, log to MLflow, register the model and alias it `challenger`."""
+    """Train on a time split, log to MLflow, register the model and alias it `challenger`.
+
+    With --target sal (the default) the one model also answers lead -> MQL (p_mql)."""
     from training.train import train as run_training
 
     progress = (lambda m: None) if as_json else (lambda m: err.print(f"[dim]- {m}[/]"))
+    params = None
+    if params_from_run:
+        from training.tune import params_from_run as load_params
+
+        params = load_params(params_from_run)
+        progress(f"parameters from tuning run {params_from_run}: {params}")
+    if outcomes_db:
+        data = _with_outcomes(data, outcomes_db, progress)
     result = run_training(
-        data, target=target, horizon_days=horizon_days, seed=seed, progress=progress
+        data,
+        target=target,
+        horizon_days=horizon_days,
+        seed=seed,
+        progress=progress,
+        allow_leaky=tuple(allow_leaky or ()),
+        learn_decay=learn_decay,
+        params=params,
     )
     if as_json:
         print(
@@ -132,6 +223,14 @@ def train(
     for k, v in result.metrics.items():
         table.add_row(k, f"{v:.4f}" if not k.startswith("n_") else f"{v:.0f}")
     console.print(table)
+    if result.comparison is not None:
+        cmp = Table(title="LightGBM vs baselines, same time holdout")
+        cmp.add_column("model")
+        for c in result.comparison.columns:
+            cmp.add_column(c, justify="right")
+        for name, row in result.comparison.iterrows():
+            cmp.add_row(str(name), *(f"{v:.4f}" for v in row))
+        console.print(cmp)
     if "ceiling_roc_auc" in result.metrics:
         console.print(
             f"ROC AUC {result.metrics['roc_auc']:.3f} vs the simulator's true probabilities "
@@ -140,17 +239,83 @@ def train(
     console.print(f"registered {result.model_name} version {result.model_version} as `challenger`")
 
 
+def _with_outcomes(data: Path, db_url: str, progress: Callable[[str], None]) -> Path:
+    """The data folder with stored outcomes merged into its stage history (a temp copy)."""
+    import shutil
+    import tempfile
+
+    from features.contract import read_tables, write_tables
+    from serving.outcomes import merge_outcomes
+    from serving.predlog import PredictionLog
+
+    log = PredictionLog(db_url, secret=b"x" * 32)  # reading outcomes needs no lead-key secret
+    try:
+        outcomes = log.read_outcomes()
+    finally:
+        log.close()
+    merged_dir = Path(tempfile.mkdtemp(prefix="leadscore-outcomes-"))
+    for extra in Path(data).glob("*.parquet"):  # e.g. the simulator's ground truth
+        shutil.copy(extra, merged_dir / extra.name)
+    write_tables(merge_outcomes(read_tables(data), outcomes), merged_dir)
+    progress(f"merged {len(outcomes):,} stored outcome(s) from the prediction log")
+    return merged_dir
+
+
+@app.command()
+@user_errors
+def tune(
+    data: DataDir,
+    trials: Annotated[int, typer.Option(min=1, help="Optuna trials (each a nested run)")] = 30,
+    target: Annotated[str, typer.Option(help="Funnel stage to predict")] = "sal",
+    horizon_days: Annotated[int, typer.Option(help="Label window after the snapshot, days")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed for sampler and models")] = 7,
+) -> None:
+    """Search LightGBM parameters with Optuna: one parent run, a nested run per trial."""
+    from training.tune import tune as run_tune
+
+    with console.status("tuning") as status:
+        result = run_tune(
+            data, trials, target, horizon_days, seed, progress=lambda m: status.update(m)
+        )
+    console.print(
+        f"best of {result.trials} trials: log loss {result.best_log_loss:.4f}, ROC AUC "
+        f"{result.best_roc_auc:.4f} (calibration slice)\nparameters: {result.best_params}\n"
+        f"train with them: leadscore train --data {data} --params-from-run {result.parent_run_id}"
+    )
+
+
 @app.command()
 @user_errors
 def promote(
     to: Annotated[
         str | None, typer.Option("--to", help="Version to point `champion` at (rollback)")
     ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Promote even if the gate refuses (logged)")
+    ] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="Data for the holdout (default: the challenger's data)"),
+    ] = None,
 ) -> None:
-    """Point the `champion` alias at the challenger (or at --to VERSION)."""
+    """Point `champion` at the challenger if it is not worse than the champion on the same
+    latest time holdout (ROC AUC drop <= 0.01, ECE rise <= 0.01), or at --to VERSION."""
     from training.registry import promote as do_promote
 
-    p = do_promote(to_version=to)
+    p = do_promote(to_version=to, force=force, data_dir=data)
+    if p.comparison:
+        table = Table(title="challenger vs champion, same time holdout")
+        table.add_column("model")
+        metrics = list(next(iter(p.comparison.values())))
+        for m in metrics:
+            table.add_column(m, justify="right")
+        for who, row in p.comparison.items():
+            table.add_row(who, *(f"{row[m]:.4f}" for m in metrics))
+        console.print(table)
+    console.print(f"{p.kind}: {p.reason}")
+    if not p.accepted:
+        err.print(f"[bold red]refused:[/] champion stays at version {p.from_version}")
+        raise typer.Exit(1)
     console.print(f"champion: {p.model_name} version {p.from_version or '-'} -> {p.to_version}")
 
 
@@ -167,23 +332,28 @@ def _bentoml_bin() -> str:
 
 
 def start_server(
-    tag: str, port: int, host: str = "127.0.0.1", extra_env: dict | None = None
+    tag: str,
+    port: int,
+    host: str = "127.0.0.1",
+    extra_env: dict | None = None,
+    log_file: Path | None = None,
+    target: str = "serving.service:LeadScoringService",
 ) -> subprocess.Popen:
-    """Start `bentoml serve` for the service with the given BentoML model tag."""
+    """Start `bentoml serve` for the service with the given BentoML model tag (``target``
+    may also be a bento tag); stdout and stderr go to ``log_file`` when given."""
     env = {**os.environ, "LEADSCORE_BENTO_MODEL": tag, **(extra_env or {})}
-    return subprocess.Popen(
-        [
-            _bentoml_bin(),
-            "serve",
-            "serving.service:LeadScoringService",
-            "--host",
-            host,
-            "--port",
-            str(port),
-        ],
-        env=env,
-        start_new_session=True,
-    )
+    out = open(log_file, "ab") if log_file is not None else None  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            [_bentoml_bin(), "serve", target, "--host", host, "--port", str(port)],
+            env=env,
+            start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT if out is not None else None,
+        )
+    finally:
+        if out is not None:
+            out.close()
 
 
 def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
@@ -226,15 +396,59 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on")] = 3000,
     host: Annotated[str, typer.Option(help="Address to bind")] = "127.0.0.1",
     alias: Annotated[str, typer.Option(help="Registry alias or version to serve")] = "champion",
+    insecure_dev: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-dev",
+            help="Serve without API tokens (every caller is let in): a laptop only",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the champion model over HTTP with BentoML (POST /score)."""
+    """Serve the champion model over HTTP with BentoML (POST /score, POST /outcomes,
+    GET /model; bearer tokens from LEADSCORE_API_TOKENS or LEADSCORE_API_TOKENS_FILE)."""
+    from serving.auth import load_tokens
+
+    if not insecure_dev and not load_tokens():
+        err.print(
+            "[bold red]error:[/] no API tokens: set LEADSCORE_API_TOKENS (comma-separated) or "
+            "LEADSCORE_API_TOKENS_FILE, or pass --insecure-dev on a laptop"
+        )
+        raise typer.Exit(2)
     model = _import_served(alias)
+    if insecure_dev:
+        err.print("[bold yellow]INSECURE DEV MODE: no authentication, anyone can call /score[/]")
     console.print(f"serving {model.tag} ({alias}) on http://{host}:{port}")
-    proc = start_server(str(model.tag), port, host)
+    proc = start_server(
+        str(model.tag), port, host, {"LEADSCORE_INSECURE_DEV": "1"} if insecure_dev else None
+    )
     try:
         sys.exit(proc.wait())
     except KeyboardInterrupt:
         stop_server(proc)
+
+
+@app.command()
+@user_errors
+def build(
+    alias: Annotated[str, typer.Option(help="Registry alias or version to package")] = "champion",
+) -> None:
+    """Import the champion from the MLflow registry into the BentoML model store and build a
+    bento with bentofile.yaml: it serves with no MLflow server reachable."""
+    model = _import_served(alias)
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "LEADSCORE_BENTO_MODEL": str(model.tag)}
+    proc = subprocess.run(
+        [_bentoml_bin(), "build", "-f", str(root / "bentofile.yaml"), "--output", "tag", str(root)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        err.print(f"[bold red]error:[/] bentoml build failed:\n{proc.stderr[-3000:]}")
+        raise typer.Exit(2)
+    tag = proc.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    console.print(f"built {tag} with model {model.tag} ({alias}); serve it with")
+    console.print(f"  LEADSCORE_API_TOKENS=... bentoml serve {tag}")
 
 
 @app.command()
@@ -247,6 +461,20 @@ def score(
     ] = None,
     alias: Annotated[str, typer.Option(help="Registry alias or version to use")] = "champion",
     chunk_size: Annotated[int, typer.Option(help="Leads per chunk (bounds memory)")] = 50_000,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="pandas: this machine (--out is a Parquet file); spark: Apache Spark "
+            "(--data/--out are Parquet folders, local or cluster paths)"
+        ),
+    ] = "pandas",
+    workers: Annotated[
+        int, typer.Option(help="pandas engine: processes scoring chunks (0 = one per core)")
+    ] = 0,
+    master: Annotated[
+        str | None,
+        typer.Option(help="spark engine: master URL (default: spark-submit's, else local[*])"),
+    ] = None,
 ) -> None:
     """Batch-score every lead in a data folder with the same code path as the HTTP service."""
     import pandas as pd
@@ -256,16 +484,29 @@ def score(
     from serving.scoring import score_batch
     from training.dataset import data_end
 
+    if engine not in ("pandas", "spark"):
+        raise typer.BadParameter("choose pandas or spark", param_hint="--engine")
     bento_model = _import_served(alias)
     import bentoml
 
     model = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model
+    if engine == "spark":
+        _score_spark(bento_model, model, data, out, as_of, master)
+        return
     d = read_tables(data)
     moment = pd.Timestamp(as_of) if as_of else data_end(d) + pd.Timedelta(seconds=1)
     with Progress(console=err) as bar:
         task = bar.add_task("scoring", total=len(d.leads))
         answers = score_batch(
-            model, d.leads, d.accounts, d.events, moment, chunk_size, lambda n: bar.advance(task, n)
+            model,
+            d.leads,
+            d.accounts,
+            d.events,
+            moment,
+            chunk_size,
+            lambda n: bar.advance(task, n),
+            stage_history=d.stage_history,
+            workers=workers,
         )
     labels = bento_model.info.labels
     answers = answers.reset_index()
@@ -276,6 +517,47 @@ def score(
     answers.to_parquet(out, index=False)
     console.print(f"scored {len(answers):,} leads as of {moment} -> {out}")
     console.print(answers["quadrant"].value_counts().to_string())
+
+
+def _score_spark(
+    bento_model: Any, model: Any, data: Path, out: Path, as_of: str | None, master: str | None
+) -> None:
+    """`score --engine spark`: read Parquet, score per lead bucket, write a Parquet folder."""
+    import pandas as pd
+    from pyspark.errors import PythonException
+    from pyspark.sql import SparkSession
+    from pyspark.sql import functions as F
+
+    from features.contract import DataContractError, Problem
+    from features.spark import data_end_spark, read_spark_tables, spark_session
+    from serving.spark_batch import score_spark
+
+    owned = SparkSession.getActiveSession() is None
+    spark = spark_session(master)  # None: spark-submit's master, else local[*]
+    try:
+        tables = read_spark_tables(spark, data)
+        moment = pd.Timestamp(as_of) if as_of else data_end_spark(tables) + pd.Timedelta(seconds=1)
+        labels = bento_model.info.labels
+        answers = score_spark(model, tables, moment).select(
+            "*",
+            F.lit(labels.get("mlflow_model")).alias("model_name"),
+            F.lit(labels.get("mlflow_version")).alias("model_version"),
+            F.lit(moment.to_pydatetime()).cast("timestamp_ntz").alias("as_of"),
+        )
+        answers.write.mode("overwrite").parquet(str(out))
+        written = spark.read.parquet(str(out))
+        counts = written.groupBy("quadrant").count().orderBy(F.desc("count")).collect()
+    except PythonException as exc:  # a contract problem found inside a Spark task
+        text = str(exc)
+        if "DataContractError" not in text:
+            raise
+        reason = text[text.index("DataContractError") :].split("\n", 1)[-1].strip()
+        raise DataContractError([Problem("-", "-", "-", reason[:4000])]) from None
+    finally:
+        if owned:
+            spark.stop()
+    console.print(f"scored {sum(r['count'] for r in counts):,} leads as of {moment} -> {out}/")
+    console.print("\n".join(f"{r['quadrant']}  {r['count']}" for r in counts))
 
 
 @app.command()
@@ -298,22 +580,29 @@ def demo(
     simulate(leads=leads, seed=seed, out=data)
     console.rule("2. train, register (challenger), promote (champion)")
     train(data=data, target="sal", horizon_days=90, seed=seed, as_json=False)
-    promote(to=None)
+    promote(to=None, force=False, data=None)
     console.rule("3. serve with BentoML and score over HTTP")
+    import secrets
+
     model = _import_served("champion")
     port = free_port()
-    proc = start_server(str(model.tag), port)
+    token = secrets.token_urlsafe(24)  # a one-off token: the demo server is never open
+    proc = start_server(str(model.tag), port, extra_env={"LEADSCORE_API_TOKENS": token})
     try:
         wait_ready(port, proc)
         d = read_tables(data)
         moment = data_end(d) + pd.Timedelta(seconds=1)
-        recent = d.leads.sort_values("created_at").tail(400)
-        picks = recent.sample(n=min(sample, len(recent)), random_state=seed)
+        picks = demo_sample(d, sample, seed)
         body = {
-            "leads": tables_to_requests(picks, d.accounts, d.events, moment),
+            "leads": tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history),
             "as_of": moment.isoformat(),
         }
-        r = httpx.post(f"http://127.0.0.1:{port}/score", json=body, timeout=60)
+        r = httpx.post(
+            f"http://127.0.0.1:{port}/score",
+            json=body,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+        )
         if r.status_code != 200:
             raise RuntimeError(f"/score answered {r.status_code}: {r.text[:500]}")
         show_scores(r.json()["scores"], picks)
@@ -324,22 +613,179 @@ def demo(
     )
 
 
+def demo_sample(d: Any, n: int, seed: int) -> Any:
+    """A mix worth looking at: recent leads with some engagement, MQLs and customers."""
+    import pandas as pd
+
+    sh = d.stage_history
+    active = d.events["lead_id"].value_counts()
+    recent = d.leads.sort_values("created_at").tail(3000)
+    engaged = recent[recent["lead_id"].map(active).fillna(0) >= 5]
+    mqls = sh.loc[sh["stage"] == "mql", "lead_id"]
+    customers = sh.loc[sh["stage"] == "customer", "lead_id"]
+    parts = [
+        engaged.sample(n=min(n - n // 2, len(engaged)), random_state=seed),
+        recent[recent["lead_id"].isin(mqls)].tail(n // 4 or 1),
+        d.leads[d.leads["lead_id"].isin(customers)].tail(n // 4 or 1),
+    ]
+    return pd.concat(parts).drop_duplicates("lead_id").head(n)
+
+
 def show_scores(scores: list[dict], leads: Any) -> None:
     titles = dict(zip(leads["lead_id"], leads["job_title"], strict=True))
-    table = Table(title="scored over HTTP (POST /score)")
-    for col in ("lead_id", "job title", "p_convert", "fit", "interest", "quadrant", "model"):
+    table = Table(title="scored over HTTP (POST /score)", show_lines=True)
+    columns = (
+        "lead",
+        "job title",
+        "p_mql",
+        "p_sal",
+        "fit",
+        "interest",
+        "quadrant",
+        "segment",
+        "phase / next content",
+        "top reason",
+    )
+    for col in columns:
         table.add_column(col)
     for s in scores:
+        reasons = s.get("reasons") or []
+        top = max(reasons, key=lambda r: abs(r["contribution"]), default=None)
         table.add_row(
             s["lead_id"],
             str(titles.get(s["lead_id"], "")),
-            f"{s['p_convert']:.3f}",
+            f"{s['p_mql']:.2f}" if s.get("p_mql") is not None else "-",
+            f"{s['p_sal']:.2f}" if s.get("p_sal") is not None else "-",
             f"{s['fit_score']:.0f}",
             f"{s['interest_score']:.0f}",
             s["quadrant"],
-            f"{s['model']['name']} v{s['model']['version']}",
+            s.get("segment", ""),
+            f"{s.get('content_stage', '')}: {', '.join(s.get('next_content') or [])}",
+            f"{'+' if top['contribution'] > 0 else '-'} {top['text']}" if top else "",
         )
     console.print(table)
+    model = scores[0]["model"] if scores else {}
+    console.print(f"model: {model.get('name')} version {model.get('version')}")
+
+
+@app.command()
+@user_errors
+def report(
+    data: DataDir,
+    out: Annotated[Path, typer.Option(help="Output HTML file")] = Path("report.html"),
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="Registry alias or version to score the quadrant mix with (e.g. champion); "
+            "none: no quadrants",
+        ),
+    ] = "none",
+    as_of: Annotated[
+        str | None, typer.Option(help="Report as of this moment (default: end of the data)")
+    ] = None,
+) -> None:
+    """Write the funnel report: one self-contained HTML page.
+
+    Funnel counts, conversion by month and segment, persona x stage heat map and (with
+    --model) the quadrant mix; it opens in a browser without a server or network."""
+    from features.contract import read_tables
+    from serving.model_store import ModelNotFound
+    from training.report import write_report
+
+    moment = _parse_moment(as_of)
+    d = read_tables(data)
+    scorer, label, note = None, None, None
+    if model.strip().lower() != "none":
+        try:
+            bento_model = _import_served(model)
+        except ModelNotFound as exc:
+            note = str(exc)
+            err.print(f"[yellow]warning:[/] {exc}; the page shows no quadrant mix")
+        else:
+            import bentoml
+
+            scorer = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model
+            labels = bento_model.info.labels
+            label = f"{labels.get('mlflow_model')} version {labels.get('mlflow_version')} ({model})"
+    with console.status("building the report"):
+        rep = write_report(
+            out, d, as_of=moment, data_dir=data, model=scorer, model_label=label, model_note=note
+        )
+    funnel = rep.funnel.set_index("stage")["leads"]
+    console.print("funnel: " + ", ".join(f"{s} {n:,}" for s, n in funnel.items()))
+    if rep.quadrants is not None:
+        console.print(f"quadrants: {rep.quadrants.sum(axis=1).to_dict()}")
+    console.print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB); open it in a browser")
+
+
+def _parse_moment(as_of: str | None) -> Any:
+    import pandas as pd
+
+    if as_of is None:
+        return None
+    try:
+        return pd.Timestamp(as_of)
+    except ValueError as exc:
+        raise typer.BadParameter(f"not a timestamp: {as_of!r}", param_hint="--as-of") from exc
+
+
+personas_app = typer.Typer(
+    help="Buyer personas: propose definitions from data.", no_args_is_help=True
+)
+app.add_typer(personas_app, name="personas")
+
+
+@personas_app.command("discover")
+@user_errors
+def personas_discover(
+    data: DataDir,
+    out: Annotated[Path, typer.Option(help="Output YAML file")] = Path("personas.proposed.yaml"),
+    clusters: Annotated[int, typer.Option(min=2, help="Number of clusters (personas)")] = 3,
+    seed: Annotated[int, typer.Option(help="Random seed for KMeans")] = 0,
+    as_of: Annotated[
+        str | None, typer.Option(help="Use events before this moment (default: end of the data)")
+    ] = None,
+) -> None:
+    """Propose persona definitions from data (KMeans over topics and job titles) as YAML."""
+    import re
+
+    import pandas as pd
+    import yaml
+    from rich.markup import escape
+
+    from features.contract import read_tables
+    from features.personas import discover_personas
+    from training.dataset import data_end
+
+    moment = _parse_moment(as_of)
+    d = read_tables(data)
+    if moment is None:
+        moment = data_end(d) + pd.Timedelta(seconds=1)
+    try:
+        assignments, text = discover_personas(
+            d.leads, d.events, moment, n_clusters=clusters, seed=seed
+        )
+    except ValueError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    sizes = assignments["cluster"].value_counts()
+    table = Table(title=f"proposed personas ({clusters} clusters, as of {moment})")
+    for col in ("cluster", "leads", "top topics (weight)", "roles (title words)", "departments"):
+        table.add_column(col)
+    for p in yaml.safe_load(text)["personas"]:
+        roles = [re.sub(r"\\(.)", r"\1", r.replace(r"\b", "")) for r in p["roles"]]
+        table.add_row(
+            escape(p["name"]),
+            f"{int(sizes.get(p['name'], 0)):,}",
+            escape(", ".join(f"{t} ({w:.2f})" for t, w in p["topics"].items())),
+            escape(", ".join(roles) or "-"),
+            escape(", ".join(p["departments"]) or "-"),
+        )
+    console.print(table)
+    console.print(f"wrote {out}; review the topics and roles and rename the clusters before use")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal
 
 import numpy as np
@@ -16,13 +16,25 @@ EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 StageName = Literal[STAGES]  # type: ignore[valid-type]
 MAX_LEADS_PER_REQUEST = 1000
 MAX_EVENTS_PER_LEAD = 20_000
+MAX_OUTCOMES_PER_REQUEST = 10_000
+#: Timestamps may run this far past ``as_of`` (clock skew between CRM and service).
+CLOCK_SKEW = timedelta(minutes=5)
 
 
 def _utc_naive(v: datetime) -> datetime:
     """Timestamps compare in UTC; naive ones are taken as UTC."""
     if v.tzinfo is not None:
-        v = v.astimezone(UTC).replace(tzinfo=None)
+        try:
+            v = v.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError as e:
+            raise ValueError("timestamp out of range (1970 to 2200)") from e
+    if not MIN_TIME <= v <= MAX_TIME:
+        raise ValueError(f"timestamp out of range ({MIN_TIME.year} to {MAX_TIME.year})")
     return v
+
+
+MIN_TIME = datetime(1970, 1, 1)
+MAX_TIME = datetime(2200, 1, 1)
 
 
 class Company(BaseModel):
@@ -110,11 +122,53 @@ class LeadScore(BaseModel):
     reasons: list[Reason] | None = Field(
         None, description="Top features pushing the score up (> 0) and down (< 0)"
     )
+    flags: list[str] = Field(
+        default_factory=list,
+        description="Inputs scored but worth a look: unknown categories, missing optional "
+        'fields (e.g. "unknown industry \'xyz\'", "missing company.employees")',
+    )
     model: ModelRef
 
 
 class ScoreResponse(BaseModel):
+    request_id: str = Field(description="Id of this request, as stored in the prediction log")
+    model: ModelRef
     scores: list[LeadScore]
+
+
+class Outcome(BaseModel):
+    """What happened to a lead, reported by the CRM: a funnel stage reached, sales
+    accepting or rejecting it (stage ``sal``, ``accepted``), a deal won or lost (``won``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    lead_id: str = Field(min_length=1, max_length=200, description="The CRM's lead id")
+    stage: StageName = Field(description="Funnel stage the outcome is about")
+    accepted: bool | None = Field(None, description="Accepted (true) or rejected by sales")
+    won: bool | None = Field(None, description="Deal won (true) or lost (false)")
+    at: datetime = Field(description="When it happened (ISO 8601; naive means UTC)")
+
+    _at = field_validator("at")(classmethod(lambda cls, v: _utc_naive(v)))
+
+
+class OutcomesResponse(BaseModel):
+    request_id: str
+    stored: int = Field(description="Outcomes accepted (a retried outcome is stored once)")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str
+    target: str | None = None
+    trained_at: str | None = None
+    holdout_metrics: dict[str, float] = Field(default_factory=dict)
+    quadrant_thresholds: dict[str, float | str | int | None] = Field(default_factory=dict)
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx answer (and the rare 5xx) has this shape."""
+
+    error: str = Field(description="What is wrong, in words")
+    field: str | None = Field(None, description="Path of the offending field, e.g. leads[0].at")
 
 
 def leads_to_tables(
@@ -241,3 +295,45 @@ def tables_to_requests(
 
 
 _NUMERIC = ("employees", "annual_revenue")
+
+
+def check_leads(leads: list[Lead], as_of: datetime) -> None:
+    """Request rules pydantic cannot see alone: duplicate lead ids in one request, and
+    timestamps after ``as_of`` (+ :data:`CLOCK_SKEW`). Raises
+    :class:`serving.errors.RequestError` naming the first offending field."""
+    from serving.errors import RequestError
+
+    seen: set[str] = set()
+    limit = as_of + CLOCK_SKEW
+    for i, lead in enumerate(leads):
+        if lead.lead_id in seen:
+            raise RequestError(f"duplicate lead_id {lead.lead_id!r}", f"leads[{i}].lead_id")
+        seen.add(lead.lead_id)
+        if lead.created_at > limit:
+            raise RequestError(
+                f"created_at {lead.created_at.isoformat()} is after as_of {as_of.isoformat()}",
+                f"leads[{i}].created_at",
+            )
+        for j, e in enumerate(lead.events):
+            if e.at > limit:
+                raise RequestError(
+                    f"event time {e.at.isoformat()} is after as_of {as_of.isoformat()}",
+                    f"leads[{i}].events[{j}].at",
+                )
+        for j, st in enumerate(lead.stages):
+            if st.entered_at > limit:
+                raise RequestError(
+                    f"stage time {st.entered_at.isoformat()} is after as_of {as_of.isoformat()}",
+                    f"leads[{i}].stages[{j}].entered_at",
+                )
+
+
+def check_outcomes(outcomes: list[Outcome], now: datetime) -> None:
+    """Outcomes cannot happen in the future (beyond :data:`CLOCK_SKEW`)."""
+    from serving.errors import RequestError
+
+    for i, o in enumerate(outcomes):
+        if o.at > now + CLOCK_SKEW:
+            raise RequestError(
+                f"outcome time {o.at.isoformat()} is in the future", f"outcomes[{i}].at"
+            )

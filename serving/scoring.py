@@ -6,11 +6,15 @@ the same answer either way.
 
 from __future__ import annotations
 
+import multiprocessing as mp
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from features.build import compute_features
 from features.content import funnel_profile
@@ -39,7 +43,59 @@ def score_tables(
     answers = model.score(X)
     history = EMPTY_STAGES if stage_history is None else stage_history
     profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
-    return answers.join(profile)
+    out = answers.join(profile)
+    out["flags"] = input_flags(leads, accounts, X).reindex(out.index).to_numpy()
+    return out
+
+
+# raw column -> (feature column, name in the API); the API nests account fields in `company`
+_FLAGGED_CATEGORIES = (
+    ("accounts", "industry", "industry", "company.industry"),
+    ("accounts", "country", "country", "company.country"),
+    ("leads", "source", "source", "source"),
+)
+_FLAGGED_MISSING = (
+    ("leads", "job_title", "job_title"),
+    ("leads", "source", "source"),
+    ("leads", "email_domain_kind", "email"),
+    ("accounts", "industry", "company.industry"),
+    ("accounts", "employees", "company.employees"),
+    ("accounts", "annual_revenue", "company.annual_revenue"),
+    ("accounts", "country", "company.country"),
+)
+
+
+def input_flags(leads: pd.DataFrame, accounts: pd.DataFrame, X: pd.DataFrame) -> pd.Series:
+    """Per lead (index lead_id), what was scored but is worth a look: optional fields that
+    are missing and categories the model does not know (scored as "other")."""
+    n = len(leads)
+    acc = accounts.drop_duplicates("account_id").set_index("account_id")
+    acc_pos = acc.index.get_indexer(leads["account_id"]) if "account_id" in leads else None
+
+    def raw(table: str, column: str) -> np.ndarray:
+        if table == "leads":
+            if column not in leads:
+                return np.full(n, None, dtype=object)
+            return leads[column].to_numpy(dtype=object)
+        if acc_pos is None or column not in acc:
+            return np.full(n, None, dtype=object)
+        values = np.append(acc[column].to_numpy(dtype=object), None)
+        return values[acc_pos]
+
+    flags: list[list[str]] = [[] for _ in range(n)]
+    for table, column, name in _FLAGGED_MISSING:
+        values = raw(table, column)
+        for i in np.flatnonzero(pd.isna(values)):
+            flags[i].append(f"missing {name}")
+    features = X.reindex(leads["lead_id"])
+    for table, column, feature, name in _FLAGGED_CATEGORIES:
+        if feature not in features:
+            continue
+        values = raw(table, column)
+        unknown = (features[feature].astype(object).to_numpy() == "other") & ~pd.isna(values)
+        for i in np.flatnonzero(unknown):
+            flags[i].append(f"unknown {name.split('.')[-1]} {str(values[i])[:60]!r}")
+    return pd.Series(flags, index=leads["lead_id"].to_numpy(), dtype=object)
 
 
 def score_batch(
@@ -51,25 +107,138 @@ def score_batch(
     chunk_size: int = 50_000,
     on_chunk: Callable[[int], None] = lambda n: None,
     stage_history: pd.DataFrame | None = None,
+    workers: int = 1,
 ) -> pd.DataFrame:
-    """``score_tables`` over chunks of leads, so memory stays bounded on big exports."""
-    codes = pd.Index(pd.unique(leads["lead_id"])).get_indexer(events["lead_id"])
-    order = np.argsort(codes, kind="stable")
-    sorted_codes = codes[order]
-    accounts_by_id = accounts.set_index("account_id", drop=False)
-    parts = []
-    for start in range(0, len(leads), chunk_size):
-        part = leads.iloc[start : start + chunk_size]
-        lo, hi = np.searchsorted(sorted_codes, [start, start + len(part)])
-        ev = events.iloc[order[lo:hi]]
-        acc_ids = part["account_id"].dropna().unique()
-        acc = accounts_by_id.loc[accounts_by_id.index.intersection(acc_ids)].reset_index(drop=True)
-        hist = None
-        if stage_history is not None:
-            hist = stage_history[stage_history["lead_id"].isin(part["lead_id"])]
-        parts.append(score_tables(model, part, acc, ev, as_of, hist))
-        on_chunk(len(part))
+    """``score_tables`` over chunks of leads, so memory stays bounded on big exports.
+
+    Each chunk gets its own leads' events, stage changes and accounts (events keep their
+    input order, so every answer equals the one ``score_tables`` gives on the whole
+    tables). ``workers`` > 1 scores chunks in that many forked processes (0 = one per
+    core), each with a single-threaded model; ``on_chunk(n_leads)`` reports progress.
+    """
+    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
+    workers = (os.cpu_count() or 1) if workers <= 0 else workers
+    workers = min(workers, plan.n_chunks)
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        parts = []
+        for i in range(plan.n_chunks):
+            parts.append(plan.score(model, i))
+            on_chunk(len(parts[-1]))
+        return pd.concat(parts) if parts else pd.DataFrame()
+    global _JOB
+    _JOB = (model, plan)
+    try:
+        # fork: the workers share the tables with this process (copy-on-write), only the
+        # chunk number goes in and the answer rows come back
+        with mp.get_context("fork").Pool(workers) as pool:
+            parts = []
+            for part in pool.imap(_score_chunk, range(plan.n_chunks)):
+                parts.append(part)
+                on_chunk(len(part))
+    finally:
+        _JOB = None
     return pd.concat(parts) if parts else pd.DataFrame()
+
+
+_JOB: tuple[Any, _ChunkPlan] | None = None  # what forked workers score
+_WORKER_MODEL: dict[int, Any] = {}
+
+
+def _score_chunk(i: int) -> pd.DataFrame:
+    model, plan = _JOB  # type: ignore[misc]
+    scorer = _WORKER_MODEL.get(id(model))
+    if scorer is None:  # one thread per process: the processes already use every core
+        scorer = model.for_serving() if hasattr(model, "for_serving") else model
+        _WORKER_MODEL[id(model)] = scorer
+    return plan.score(scorer, i)
+
+
+def _lead_positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each id in the (unique, text) lead index; -1 for unknown or missing."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        lookup = np.append(index.get_indexer(ids.cat.categories.astype("str")), -1)
+        return lookup[ids.array.codes]
+    array = ids.array
+    if hasattr(array, "__arrow_array__"):  # Arrow hash look-up, no Python strings
+        values = pa.array(array)
+        keys = pa.array(index.array).cast(values.type)
+        found = pc.index_in(values, value_set=keys)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+    return index.get_indexer(ids.astype("str"))
+
+
+def _group_rows(positions: np.ndarray, chunk_size: int, n_chunks: int) -> tuple:
+    """Rows ordered by chunk (input order kept inside a chunk) and each chunk's bounds."""
+    keep = positions >= 0
+    chunk = positions // chunk_size
+    chunk = chunk.astype(np.int16 if n_chunks < 2**15 else np.int32)  # int16: radix sort
+    rows = np.flatnonzero(keep)
+    order = rows[np.argsort(chunk[rows], kind="stable")]
+    bounds = np.zeros(n_chunks + 1, dtype=np.intp)
+    np.cumsum(np.bincount(chunk[rows], minlength=n_chunks), out=bounds[1:])
+    return order, bounds
+
+
+class _ChunkPlan:
+    """Which rows of each table belong to chunk i (leads i*chunk_size ...)."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+    @classmethod
+    def build(
+        cls,
+        leads: pd.DataFrame,
+        accounts: pd.DataFrame,
+        events: pd.DataFrame,
+        stage_history: pd.DataFrame | None,
+        as_of: pd.Timestamp,
+        chunk_size: int,
+    ) -> _ChunkPlan:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        index = pd.Index(leads["lead_id"].astype("str").array).drop_duplicates()
+        n_chunks = -(-len(leads) // chunk_size)
+        if len(index) != len(leads):
+            dup = leads.loc[leads["lead_id"].duplicated(), "lead_id"].unique()[:5].tolist()
+            raise ValueError(f"leads.lead_id must be unique; duplicated: {dup}")
+        ev_order, ev_bounds = _group_rows(
+            _lead_positions(events["lead_id"], index), chunk_size, n_chunks
+        )
+        st_order = st_bounds = None
+        if stage_history is not None:
+            st_order, st_bounds = _group_rows(
+                _lead_positions(stage_history["lead_id"], index), chunk_size, n_chunks
+            )
+        return cls(
+            leads=leads,
+            accounts_by_id=accounts.set_index("account_id", drop=False),
+            events=events,
+            stage_history=stage_history,
+            as_of=as_of,
+            chunk_size=chunk_size,
+            n_chunks=n_chunks,
+            ev=(ev_order, ev_bounds),
+            st=(st_order, st_bounds),
+        )
+
+    def tables(self, i: int) -> tuple[pd.DataFrame, ...]:
+        start = i * self.chunk_size
+        part = self.leads.iloc[start : start + self.chunk_size]
+        order, bounds = self.ev
+        ev = self.events.iloc[order[bounds[i] : bounds[i + 1]]]
+        acc_ids = part["account_id"].dropna().unique() if "account_id" in part else []
+        acc = self.accounts_by_id
+        acc = acc.loc[acc.index.intersection(acc_ids)].reset_index(drop=True)
+        hist = None
+        if self.stage_history is not None:
+            order, bounds = self.st
+            hist = self.stage_history.iloc[order[bounds[i] : bounds[i + 1]]]
+        return part, acc, ev, hist
+
+    def score(self, model: Any, i: int) -> pd.DataFrame:
+        part, acc, ev, hist = self.tables(i)
+        return score_tables(model, part, acc, ev, self.as_of, hist)
 
 
 def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dict[str, Any]]:

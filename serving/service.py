@@ -1,35 +1,207 @@
 """The BentoML service the CRM calls. Thin by design: validate, build the canonical
-tables, run the shared scoring path, shape the answer.
+tables, run the shared scoring path, shape the answer, log it.
 
 The model is a BentoML model (imported from the MLflow registry by `leadscore serve` or
 `leadscore build`); LEADSCORE_BENTO_MODEL names its tag (default ``lead-scorer:latest``).
+
+Routes: ``POST /score``, ``POST /outcomes``, ``GET /model`` (bearer token, see
+:mod:`serving.auth`); ``/livez``, ``/readyz`` (model loaded and one warm-up prediction
+done), ``/metrics`` and ``/docs.json`` are open. Without tokens the service refuses to
+start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``).
+
+Every answer is written to the prediction log (:mod:`serving.predlog`, SQLite by default,
+PostgreSQL when ``LEADSCORE_DB_URL`` says so) off the request path; on shutdown (SIGTERM)
+the server finishes the requests in flight, then the log is flushed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import sys
+import uuid
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
 
 import bentoml
 import pandas as pd
-from bentoml.exceptions import InvalidArgument
+from bentoml.exceptions import InternalServerError
+from pydantic import Field, ValidationError
 
+from serving import metrics
+from serving.auth import BearerTokenMiddleware, load_tokens
+from serving.errors import ApiMiddleware, RequestError, install_log_redaction
+from serving.predlog import PredictionLog, StoreUnavailableError
 from serving.schemas import (
     MAX_LEADS_PER_REQUEST,
+    MAX_OUTCOMES_PER_REQUEST,
     Lead,
+    Outcome,
+    OutcomesResponse,
     ScoreResponse,
+    check_leads,
+    check_outcomes,
     leads_to_tables,
 )
 from serving.scoring import answer_records, score_tables
 
+logger = logging.getLogger("bentoml.leadscore")
+
 MODEL_TAG = os.environ.get("LEADSCORE_BENTO_MODEL", "lead-scorer:latest")
+INSECURE_ENV = "LEADSCORE_INSECURE_DEV"
+#: Requests in progress per service (all workers) before new ones get 429 at once.
+MAX_CONCURRENCY = int(os.environ.get("LEADSCORE_MAX_CONCURRENCY", "32"))
+WORKERS = int(os.environ.get("LEADSCORE_WORKERS", "2"))
+
+_current: LeadScoringService | None = None  # this worker's instance, for GET /model
 
 
-@bentoml.service(name="leadscore", traffic={"timeout": 30})
+def insecure_dev() -> bool:
+    return os.environ.get(INSECURE_ENV, "").strip().lower() in ("1", "true", "yes")
+
+
+class AuthGate:
+    """Bearer tokens from the environment, checked when the worker builds its app: with no
+    token configured the worker refuses to start, unless insecure dev mode is on."""
+
+    def __init__(self, app: Any) -> None:
+        tokens = load_tokens()
+        if tokens:
+            self.app = BearerTokenMiddleware(app, tokens)
+        elif insecure_dev():
+            logger.warning(
+                "INSECURE DEV MODE: no API tokens, every caller is let in. Never do this "
+                "outside a laptop."
+            )
+            self.app = app
+        else:
+            raise RuntimeError(
+                "no API tokens configured: set LEADSCORE_API_TOKENS or "
+                "LEADSCORE_API_TOKENS_FILE (or run `leadscore serve --insecure-dev` locally)"
+            )
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+def _refuse_without_tokens(in_worker: bool = False) -> None:
+    """Stop here, with a clear message, when no API token is configured (and insecure dev
+    mode is off). In `bentoml serve` itself this exits before any worker starts; in a worker
+    (a backstop) it stops the whole server, since an exception in a worker's start-up would
+    only turn every answer into a 500."""
+    if insecure_dev() or load_tokens():
+        return
+    message = (
+        "refusing to start: no API tokens configured. Set LEADSCORE_API_TOKENS "
+        "(comma-separated) or LEADSCORE_API_TOKENS_FILE, or run `leadscore serve "
+        "--insecure-dev` on a laptop"
+    )
+    if in_worker:
+        logger.error(message)
+        os.kill(os.getppid(), signal.SIGTERM)
+        raise RuntimeError(message)
+    raise SystemExit(message)
+
+
+def _model_info() -> dict[str, Any] | None:
+    return None if _current is None else _current.model_info
+
+
+def openapi_patch(spec: dict) -> dict:
+    """Document what BentoML's generated spec does not know: bearer auth, the error body and
+    statuses, ``GET /model``."""
+    from serving.schemas import ErrorBody, ModelInfo
+
+    comps = spec.setdefault("components", {})
+    schemas = comps.setdefault("schemas", {})
+    schemas["ErrorBody"] = ErrorBody.model_json_schema()
+    schemas["ModelInfo"] = ModelInfo.model_json_schema()
+    comps["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
+    err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
+    described = {
+        "400": "Malformed input: the field and the reason",
+        "401": "Missing or invalid bearer token",
+        "413": f"More than {MAX_LEADS_PER_REQUEST} leads in one request",
+        "429": "Too many requests in flight: retry later",
+        "503": "Not ready, or the outcome store is unavailable",
+        "500": "A server bug",
+    }
+    paths = spec.setdefault("paths", {})
+    for route in ("/score", "/outcomes"):
+        op = paths.get(route, {}).get("post")
+        if op is None:
+            continue
+        op["security"] = [{"bearer": []}]
+        responses = op.setdefault("responses", {})
+        for code, text in described.items():
+            responses[code] = {"description": text, **err}
+    paths["/model"] = {
+        "get": {
+            "summary": "The served model: name, version, trained_at, holdout metrics, "
+            "quadrant thresholds",
+            "operationId": "leadscore__model",
+            "security": [{"bearer": []}],
+            "responses": {
+                "200": {
+                    "description": "Model card",
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/ModelInfo"}}
+                    },
+                },
+                "401": {"description": described["401"], **err},
+                "503": {"description": "No model loaded yet", **err},
+            },
+        }
+    }
+    return spec
+
+
+def _as_of_utc(v: datetime | None) -> datetime | None:
+    """as_of in naive UTC, within the range every timestamp must be in."""
+    from serving.schemas import _utc_naive
+
+    try:
+        return None if v is None else _utc_naive(v)
+    except ValueError as e:
+        raise RequestError(str(e), "as_of") from e
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _warmup_lead(now: datetime) -> Lead:
+    return Lead.model_validate(
+        {
+            "lead_id": "warm-up",
+            "created_at": (now - pd.Timedelta(days=30)).isoformat(),
+            "job_title": "Head of Marketing",
+            "source": "organic_search",
+            "email_domain_kind": "business",
+            "company": {"industry": "software", "employees": 120, "country": "DE"},
+            "events": [
+                {"type": "page_view", "at": (now - pd.Timedelta(days=2)).isoformat()},
+                {"type": "pricing_view", "at": (now - pd.Timedelta(days=1)).isoformat()},
+            ],
+        }
+    )
+
+
+@bentoml.service(
+    name="leadscore",
+    workers=WORKERS,
+    traffic={"timeout": 30, "max_concurrency": MAX_CONCURRENCY},
+)
 class LeadScoringService:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
 
     def __init__(self) -> None:
+        global _current
+        self._ready = False
+        _refuse_without_tokens(in_worker=True)
+        install_log_redaction()
         pyfunc = bentoml.mlflow.load_model(self.bento_model)
         self.model = pyfunc.unwrap_python_model().model.for_serving()
         labels = self.bento_model.info.labels
@@ -37,26 +209,115 @@ class LeadScoringService:
             "name": labels.get("mlflow_model", str(self.bento_model.tag.name)),
             "version": labels.get("mlflow_version", str(self.bento_model.tag.version)),
         }
+        meta = dict(getattr(self.model, "metadata", {}) or {})
+        self.model_info: dict[str, Any] = {
+            **self.model_ref,
+            "target": getattr(self.model, "target", None),
+            "trained_at": meta.get("trained_at"),
+            "holdout_metrics": {
+                k: float(v) for k, v in (meta.get("holdout_metrics") or {}).items()
+            },
+            "quadrant_thresholds": dict(getattr(self.model, "quadrant_thresholds", {}) or {}),
+        }
+        self.log = PredictionLog()
+        now = _now()
+        self._score([_warmup_lead(now)], now)  # warm-up: not logged
+        _current = self
+        self._ready = True
+        logger.info(
+            "ready: model %s v%s, prediction log %s",
+            self.model_ref["name"],
+            self.model_ref["version"],
+            self.log.url,
+        )
 
-    @bentoml.api(route="/score")
-    def score(self, leads: list[Lead], as_of: datetime | None = None) -> ScoreResponse:
-        """Score 1 to 1,000 leads as of ``as_of`` (default: now, UTC)."""
-        if not leads:
-            raise InvalidArgument("field 'leads': give at least one lead")
-        if len(leads) > MAX_LEADS_PER_REQUEST:
-            raise InvalidArgument(
-                f"field 'leads': {len(leads)} leads in one request; the limit is "
-                f"{MAX_LEADS_PER_REQUEST}"
-            )
-        ids = [lead.lead_id for lead in leads]
-        if len(set(ids)) != len(ids):
-            dup = sorted({i for i in ids if ids.count(i) > 1})
-            raise InvalidArgument(f"field 'leads[].lead_id': duplicate lead_id {dup[:5]}")
-        moment = as_of or datetime.now(UTC)
-        if moment.tzinfo is not None:
-            moment = moment.astimezone(UTC).replace(tzinfo=None)
+    def __is_ready__(self) -> bool:
+        return self._ready
+
+    @bentoml.on_shutdown
+    def close_log(self) -> None:
+        """Runs after the server stopped accepting and answered the requests in flight."""
+        self._ready = False
+        ok = self.log.close(timeout=30.0)
+        logger.info(
+            "prediction log closed: %d written, %d dropped%s",
+            self.log.written,
+            self.log.dropped,
+            "" if ok else " (NOT everything was written)",
+        )
+
+    def _score(self, leads: list[Lead], moment: datetime) -> list[dict[str, Any]]:
         leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
         answers = score_tables(
             self.model, leads_df, accounts_df, events_df, pd.Timestamp(moment), stages_df
         )
-        return ScoreResponse(scores=answer_records(answers, self.model_ref))
+        return answer_records(answers, self.model_ref)
+
+    @bentoml.api(route="/score")
+    def score(
+        self,
+        leads: Annotated[list[Lead], Field(min_length=1, max_length=MAX_LEADS_PER_REQUEST)],
+        as_of: datetime | None = None,
+    ) -> ScoreResponse:
+        """Score 1 to 1,000 leads as of ``as_of`` (default: now, UTC). Unknown categories
+        and missing optional fields are scored and listed in each answer's ``flags``."""
+        request_id = uuid.uuid4().hex
+        try:
+            moment = _now() if as_of is None else _as_of_utc(as_of)
+            check_leads(leads, moment)
+        except RequestError as e:
+            return e.response()  # type: ignore[return-value]
+        records = self._score(leads, moment)
+        try:
+            response = ScoreResponse.model_validate(
+                {"request_id": request_id, "model": self.model_ref, "scores": records}
+            )
+        except ValidationError as e:  # our bug, never the caller's: a 500, logged
+            logger.exception("answer failed its own schema (request %s)", request_id)
+            raise InternalServerError("answer failed its schema") from e
+        self.log.log_answers(
+            records,
+            request_id=request_id,
+            model_name=self.model_ref["name"],
+            model_version=self.model_ref["version"],
+        )
+        metrics.observe_answers(records)
+        metrics.observe_prediction_log(self.log)
+        return response
+
+    @bentoml.api(route="/outcomes")
+    def outcomes(
+        self,
+        outcomes: Annotated[
+            list[Outcome], Field(min_length=1, max_length=MAX_OUTCOMES_PER_REQUEST)
+        ],
+    ) -> OutcomesResponse:
+        """Store what happened to leads (stage reached, accepted/rejected by sales, won/lost)
+        durably before answering; used as training labels (`leadscore train --outcomes-db`).
+        A retried outcome (same lead_id, stage and at) is stored once."""
+        request_id = uuid.uuid4().hex
+        try:
+            check_outcomes(outcomes, _now())
+        except RequestError as e:
+            return e.response()  # type: ignore[return-value]
+        rows = [{**o.model_dump(), "request_id": request_id} for o in outcomes]
+        try:
+            stored = self.log.record_outcomes(rows)
+        except StoreUnavailableError:
+            logger.warning("outcome store unavailable (request %s)", request_id)
+            return RequestError(  # type: ignore[return-value]
+                "the outcome store is unavailable; retry later", None, status=503
+            ).response()
+        return OutcomesResponse(request_id=request_id, stored=stored)
+
+
+LeadScoringService.add_asgi_middleware(AuthGate)
+LeadScoringService.add_asgi_middleware(
+    ApiMiddleware,
+    model_info=_model_info,
+    max_leads=MAX_LEADS_PER_REQUEST,
+    openapi_patch=openapi_patch,
+)
+
+if Path(sys.argv[0]).name == "bentoml" and "serve" in sys.argv[1:3]:
+    _refuse_without_tokens()

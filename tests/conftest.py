@@ -59,3 +59,18 @@ def trained(sim_dir: Path, isolated_stores: str, workdir: Path) -> Trained:
     result = train(sim_dir, target="sal", seed=11)
     promote()
     return Trained(sim_dir, workdir / "mlruns", isolated_stores, result)
+
+
+@pytest.fixture(scope="session")
+def api_server(trained, workdir: Path):
+    """One real `bentoml serve` with API tokens and a SQLite prediction log, shared by the
+    service, bad-request and schema tests (helpers in tests/serving_helpers.py)."""
+    from serving_helpers import start_served
+
+    from leadscore.cli import stop_server
+
+    served = start_served(trained, workdir, "api")
+    try:
+        yield served
+    finally:
+        stop_server(served.proc)

@@ -21,13 +21,18 @@ from training.dataset import data_end
 from training.tracking import MODEL_NAME
 
 pytestmark = pytest.mark.slow
+TOKEN = "e2e-test-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture(scope="module")
-def server(trained) -> Iterator[tuple[str, bentoml.Model]]:
+def server(trained, workdir) -> Iterator[tuple[str, bentoml.Model]]:
     model = import_registered(MODEL_NAME, "champion", trained.tracking_uri)
+    db = f"sqlite:///{workdir / 'e2e-predictions.db'}"
     port = free_port()
-    proc = start_server(str(model.tag), port)
+    proc = start_server(
+        str(model.tag), port, extra_env={"LEADSCORE_API_TOKENS": TOKEN, "LEADSCORE_DB_URL": db}
+    )
     try:
         wait_ready(port, proc, timeout=180)
         yield f"http://127.0.0.1:{port}", model
@@ -67,7 +72,7 @@ def test_http_answers_every_lead_with_quadrant_and_model(server, sample):
         "leads": tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history),
         "as_of": str(moment),
     }
-    r = httpx.post(f"{url}/score", json=body, timeout=60)
+    r = httpx.post(f"{url}/score", json=body, headers=AUTH, timeout=60)
     assert r.status_code == 200, r.text
     scores = r.json()["scores"]
     assert [s["lead_id"] for s in scores] == picks["lead_id"].tolist()
@@ -100,7 +105,8 @@ def test_batch_and_http_give_identical_answers(server, sample):
         "leads": tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history),
         "as_of": str(moment),
     }
-    http = pd.DataFrame(httpx.post(f"{url}/score", json=body, timeout=60).json()["scores"])
+    r = httpx.post(f"{url}/score", json=body, headers=AUTH, timeout=60)
+    http = pd.DataFrame(r.json()["scores"])
     model = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model
     batch = score_batch(
         model, picks, d.accounts, d.events, moment, chunk_size=7, stage_history=d.stage_history
@@ -128,7 +134,7 @@ def test_bad_input_gets_4xx_naming_the_field(server, sample, mutate, field):
     body = {"leads": tables_to_requests(picks.head(1), d.accounts, d.events, moment)}
     body["leads"][0]["company"] = body["leads"][0]["company"] or {}
     mutate(body)
-    r = httpx.post(f"{url}/score", json=body, timeout=30)
+    r = httpx.post(f"{url}/score", json=body, headers=AUTH, timeout=30)
     assert 400 <= r.status_code < 500, r.text
     assert field in r.text
 
@@ -137,7 +143,7 @@ def test_duplicate_lead_ids_are_rejected(server, sample):
     url, _ = server
     d, picks, moment = sample
     one = tables_to_requests(picks.head(1), d.accounts, d.events, moment)
-    r = httpx.post(f"{url}/score", json={"leads": one + one}, timeout=30)
+    r = httpx.post(f"{url}/score", json={"leads": one + one}, headers=AUTH, timeout=30)
     assert 400 <= r.status_code < 500 and "duplicate" in r.text
 
 

@@ -39,10 +39,13 @@ def use_store(experiment: str = EXPERIMENT) -> str:
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
-    if exp is None:
-        return mlflow.create_experiment(experiment, artifact_location=artifact_root(uri))
-    mlflow.set_experiment(experiment_id=exp.experiment_id)
-    return exp.experiment_id
+    experiment_id = (
+        mlflow.create_experiment(experiment, artifact_location=artifact_root(uri))
+        if exp is None
+        else exp.experiment_id
+    )
+    mlflow.set_experiment(experiment_id=experiment_id)
+    return experiment_id
 
 
 def git_commit() -> str:
