@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -65,6 +65,9 @@ class StageEntry(BaseModel):
     _entered = field_validator("entered_at")(classmethod(lambda cls, v: _utc_naive(v)))
 
 
+CustomValue = str | bool | Annotated[float, Field(allow_inf_nan=False)] | None
+
+
 class Lead(BaseModel):
     model_config = ConfigDict(extra="forbid")
     lead_id: str = Field(min_length=1, max_length=200, description="The CRM's lead id")
@@ -83,6 +86,20 @@ class Lead(BaseModel):
         max_length=len(STAGES) * 4,
         description="Funnel stages entered so far (the CRM's stage history); drives the "
         "lifecycle stage and the content phase",
+    )
+    attributes: dict[Annotated[str, Field(max_length=100)], CustomValue] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="Custom lead attributes of a model trained on an import (GET /model lists "
+        'them), by name without the attr_ prefix, e.g. {"lead_origin": "API"}',
+    )
+    counters: dict[
+        Annotated[str, Field(max_length=100)], Annotated[float, Field(ge=0, allow_inf_nan=False)]
+    ] = Field(
+        default_factory=dict,
+        max_length=200,
+        description="Pre-aggregated engagement counters of a model trained on an import, by "
+        'name without the counter_ prefix, e.g. {"total_visits": 5}',
     )
 
     _created = field_validator("created_at")(classmethod(lambda cls, v: _utc_naive(v)))
@@ -162,6 +179,12 @@ class ModelInfo(BaseModel):
     trained_at: str | None = None
     holdout_metrics: dict[str, float] = Field(default_factory=dict)
     quadrant_thresholds: dict[str, float | str | int | None] = Field(default_factory=dict)
+    attributes: dict[str, str] = Field(
+        default_factory=dict, description="Custom attributes the model expects, with their kind"
+    )
+    counters: list[str] = Field(
+        default_factory=list, description="Pre-aggregated counters the model expects"
+    )
 
 
 class ErrorBody(BaseModel):
@@ -197,6 +220,8 @@ def leads_to_tables(
                 "source": lead.source,
                 "email_domain_kind": kind,
                 "do_not_email": lead.do_not_email,
+                **{f"attr_{k}": v for k, v in lead.attributes.items()},
+                **{f"counter_{k}": v for k, v in lead.counters.items()},
             }
         )
         c = lead.company or Company()
@@ -283,6 +308,7 @@ def tables_to_requests(
                 "do_not_email": bool(row.do_not_email),
                 "company": company,
                 "events": events_json,
+                **_custom_json(row),
                 "stages": [
                     {"stage": str(st.stage), "entered_at": pd.Timestamp(st.entered_at).isoformat()}
                     for st in stages_by_lead.get(row.lead_id, pd.DataFrame()).itertuples(
@@ -337,3 +363,17 @@ def check_outcomes(outcomes: list[Outcome], now: datetime) -> None:
             raise RequestError(
                 f"outcome time {o.at.isoformat()} is in the future", f"outcomes[{i}].at"
             )
+
+
+def _custom_json(row: Any) -> dict[str, dict[str, Any]]:
+    """An imported lead's attr_*/counter_* columns as the request's attributes/counters."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in row._asdict().items():
+        for prefix, field in (("attr_", "attributes"), ("counter_", "counters")):
+            if key.startswith(prefix) and not pd.isna(value):
+                if isinstance(value, (bool, np.bool_)):
+                    value = bool(value)
+                elif isinstance(value, (int, float, np.number)):
+                    value = float(value)
+                out.setdefault(field, {})[key.removeprefix(prefix)] = value
+    return out

@@ -65,6 +65,36 @@ _FLAGGED_MISSING = (
 )
 
 
+def expected_custom_fields(model: Any) -> dict[str, Any]:
+    """The import's custom attributes (name -> kind) and counters a model was trained on,
+    named as the API takes them (without the attr_/counter_ prefixes)."""
+    config = getattr(model, "feature_config", None)
+    attrs = getattr(config, "custom_attributes", ())
+    counters = getattr(config, "counters", ())
+    return {
+        "attributes": {a.name.removeprefix("attr_"): a.kind for a in attrs},
+        "counters": [c.removeprefix("counter_") for c in counters],
+    }
+
+
+def _custom_flags(leads: pd.DataFrame, X: pd.DataFrame, flags: list[list[str]]) -> None:
+    """Custom fields sent that the model does not use, and expected ones that are missing."""
+    expected = {*X.columns}
+    custom = [c for c in leads.columns if c.startswith(("attr_", "counter_"))]
+    for c in custom:
+        if c not in expected:
+            for i in np.flatnonzero(leads[c].notna().to_numpy()):
+                flags[i].append(f"unknown field {c.split('_', 1)[1]!r} (not used by this model)")
+    for c in X.columns:
+        if c.startswith(("attr_", "counter_")):
+            present = leads[c].notna().to_numpy() if c in leads else np.zeros(len(leads), bool)
+            for i in np.flatnonzero(~present):
+                flags[i].append(
+                    f"missing {c.split('_', 1)[0].replace('attr', 'attribute')} "
+                    f"{c.split('_', 1)[1]!r}"
+                )
+
+
 def input_flags(leads: pd.DataFrame, accounts: pd.DataFrame, X: pd.DataFrame) -> pd.Series:
     """Per lead (index lead_id), what was scored but is worth a look: optional fields that
     are missing and categories the model does not know (scored as "other")."""
@@ -95,6 +125,7 @@ def input_flags(leads: pd.DataFrame, accounts: pd.DataFrame, X: pd.DataFrame) ->
         unknown = (features[feature].astype(object).to_numpy() == "other") & ~pd.isna(values)
         for i in np.flatnonzero(unknown):
             flags[i].append(f"unknown {name.split('.')[-1]} {str(values[i])[:60]!r}")
+    _custom_flags(leads, features, flags)
     return pd.Series(flags, index=leads["lead_id"].to_numpy(), dtype=object)
 
 

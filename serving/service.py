@@ -45,7 +45,7 @@ from serving.schemas import (
     check_outcomes,
     leads_to_tables,
 )
-from serving.scoring import answer_records, score_tables
+from serving.scoring import answer_records, expected_custom_fields, score_tables
 
 logger = logging.getLogger("bentoml.leadscore")
 
@@ -218,6 +218,7 @@ class LeadScoringService:
                 k: float(v) for k, v in (meta.get("holdout_metrics") or {}).items()
             },
             "quadrant_thresholds": dict(getattr(self.model, "quadrant_thresholds", {}) or {}),
+            **expected_custom_fields(self.model),
         }
         self.log = PredictionLog()
         now = _now()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
+from features.build import compute_features
 from features.contract import read_tables
 from features.importer import import_export, load_custom_fields
 from training.dataset import build_training_set, time_split
@@ -66,3 +68,35 @@ def test_time_holdout_quality_on_real_exports(tmp_path, mapping, source, min_auc
     p = model.score(ts.X.iloc[hold])["p_convert"].to_numpy()
     metrics = holdout_metrics(ts.y[hold], p)
     assert metrics["roc_auc"] >= min_auc, metrics
+
+
+@needs_data
+def test_score_accepts_the_imports_custom_attributes_and_counters(tmp_path):
+    """A model trained on an import lists its custom fields, and a /score lead carrying
+    them gets the same answer as the batch path over the imported tables."""
+    from serving.schemas import Lead, leads_to_tables, tables_to_requests
+    from serving.scoring import expected_custom_fields, input_flags, score_tables
+
+    ts, split, config, _ = prepared("x-education", XED, tmp_path / "x")
+    model = fit_model(ts, split, {}, 7, config)
+    expected = expected_custom_fields(model)
+    assert expected["attributes"]["lead_origin"] == "categorical"
+    assert "time_on_website" in expected["counters"]
+
+    data = read_tables(tmp_path / "x")
+    one = data.leads.iloc[[-1]]
+    moment = one["created_at"].iloc[0] + pd.Timedelta(hours=1)
+    body = tables_to_requests(one, data.accounts, data.events, moment, data.stage_history)[0]
+    assert body["counters"] and body["attributes"]
+    body["attributes"]["not_a_field"] = "x"
+    lead = Lead.model_validate(body)
+    leads_df, accounts_df, events_df, stages_df = leads_to_tables([lead])
+    http = score_tables(model, leads_df, accounts_df, events_df, moment, stages_df)
+    one = data.leads.iloc[[-1]]
+    batch = score_tables(model, one, data.accounts, data.events, moment, data.stage_history)
+    for col in ("p_convert", "fit_score", "interest_score", "quadrant", "segment"):
+        assert http[col].iloc[0] == batch[col].iloc[0], col
+    assert http["p_convert"].iloc[0] == batch["p_convert"].iloc[0]
+    X = compute_features(leads_df, accounts_df, events_df, moment, model.feature_config)
+    flags = input_flags(leads_df, accounts_df, X).iloc[0]
+    assert any("not_a_field" in f for f in flags)
