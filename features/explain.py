@@ -58,6 +58,8 @@ _CATEGORY_WORDS: dict[str, str] = {
     "source": "lead source",
 }
 
+_DEPARTMENT_WORDS: dict[str, str] = {"it": "IT", "hr": "HR", "executive": "the executive team"}
+
 _COUNT = re.compile(r"^n_(?P<type>[a-z_]+)_(?P<days>\d+)d$")
 
 
@@ -99,7 +101,8 @@ def phrase(feature: str, value: Any) -> str:
     if feature == "department":
         if _missing(value) or value == "unknown":
             return "department unknown from the job title"
-        return f"works in {str(value).replace('_', ' ')}"
+        name = str(value).replace("_", " ")
+        return f"works in {_DEPARTMENT_WORDS.get(name, name)}"
     if feature in _CATEGORY_WORDS:
         word = _CATEGORY_WORDS[feature]
         if _missing(value):
