@@ -136,34 +136,6 @@ def raw_score(cal: CalibratedClassifierCV, X: pd.DataFrame) -> np.ndarray:
     return pipe.named_steps["lgbm"].predict(Xs, raw_score=True)
 
 
-def reasons(contrib: pd.DataFrame, X: pd.DataFrame, n: int = N_REASONS) -> list[list[dict]]:
-    """Per row: the ``n`` features pushing the score up most and the ``n`` pushing it down
-    most, each as {feature, value, contribution, text}, strongest first."""
-    from features.explain import phrase, value_text
-
-    values = contrib.drop(columns="bias")
-    names = values.columns.to_numpy()
-    c = values.to_numpy()
-    order = np.argsort(-c, axis=1, kind="stable")
-    out: list[list[dict]] = []
-    for i in range(len(c)):
-        row = X.iloc[i]
-        picked = [j for j in order[i, :n] if c[i, j] > 0]
-        picked += [j for j in order[i, ::-1][:n] if c[i, j] < 0]
-        out.append(
-            [
-                {
-                    "feature": str(names[j]),
-                    "value": value_text(row[names[j]]),
-                    "contribution": round(float(c[i, j]), 4),
-                    "text": phrase(str(names[j]), row[names[j]]),
-                }
-                for j in picked
-            ]
-        )
-    return out
-
-
 class FastHead:
     """A calibrated head evaluated on a NumPy block: LightGBM's booster on category codes
     and floats, then the head's own calibrators, exactly as ``predict_proba`` computes
