@@ -309,7 +309,8 @@ _GROUP_OF_TYPE = np.array(
 )
 
 
-CUSTOM_KINDS: tuple[str, ...] = ("categorical", "numeric", "boolean")
+# the attribute kinds an import mapping may declare (features/importer.py reads these)
+CUSTOM_KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean")
 MAX_CUSTOM_CATEGORIES = 60
 
 

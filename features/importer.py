@@ -52,6 +52,7 @@ from pydantic import (
     model_validator,
 )
 
+from features.build import CUSTOM_KINDS
 from features.contract import EVENT_TYPES, STAGE_RANK, STAGES, validate, write_tables
 from features.email import email_domain_kind
 
@@ -59,7 +60,7 @@ MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
 CUSTOM_FIELDS_FILE = "custom_fields.json"
 
 Kind = Literal["numeric", "categorical", "boolean"]
-KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean")
+KINDS: tuple[str, ...] = CUSTOM_KINDS
 
 LEAD_FIELDS: tuple[str, ...] = (
     "lead_id",
