@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,10 +198,15 @@ def log_dataset(ts: TrainingSet, data_dir: Path, context: str) -> str:
     for c in frame.columns:
         if isinstance(frame[c].dtype, pd.CategoricalDtype):
             frame[c] = frame[c].astype(object)
-    ds = mlflow.data.from_pandas(
-        frame, source=str(data_dir), name=f"{ts.target}-snapshots", targets="label"
-    )
-    mlflow.log_input(ds, context=context)
+    with warnings.catch_warnings():
+        # MLflow's schema hints for integer count columns and the local-path source kind:
+        # the dataset is logged for lineage only, never enforced; not user news.
+        warnings.filterwarnings("ignore", r"Hint: Inferred schema contains integer", UserWarning)
+        warnings.filterwarnings("ignore", r"The specified dataset source can be", UserWarning)
+        ds = mlflow.data.from_pandas(
+            frame, source=str(data_dir), name=f"{ts.target}-snapshots", targets="label"
+        )
+        mlflow.log_input(ds, context=context)  # the schema is inferred here
     return ds.digest
 
 
