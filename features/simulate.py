@@ -30,6 +30,10 @@ How the world works (all of it vectorised; no Python loop per lead or per event)
   unsubscribe or bounce and for silence before the MQL, plus N(0, 0.3) unobserved noise.
   ``interest`` in the truth is ``sigmoid`` of that interest logit (at the MQL moment, or at
   ``end`` for leads without a recorded MQL).
+  Two sales rules then bend that additive score, as real sales teams do: a demo request in
+  the 14 days up to the MQL from a business address at a company with 50+ employees is
+  fast-tracked (p_sal >= 0.8), and free-mail leads from companies under 20 employees keep
+  only 35 % of theirs. Trees can learn such rules; a logistic regression cannot.
 - SAL -> opportunity -> customer depend on fit; each step has a delay, and anything after
   ``end`` is censored (an MQL after ``end`` is not recorded either: its truth row then has
   ``p_sal`` NaN and ``mql_at`` NaT, while ``p_mql`` stays the lead's true probability).
@@ -124,9 +128,15 @@ INTEREST_OFFSET = -2.2  # centres the interest logit
 UNSUBSCRIBE_PENALTY = -1.5
 BOUNCE_PENALTY = -1.8
 SILENCE_PENALTY = -0.8  # times log1p(days of silence beyond 14 / 14)
-SAL_INTERCEPT = -1.345
+SAL_INTERCEPT = -2.0
 SAL_FIT_WEIGHT = 1.82
 SAL_NOISE_STD = 0.3
+# Sales rules applied to p_sal after the additive logit (see ``simulate``).
+FAST_TRACK_DAYS = 14  # a demo request this recent ...
+FAST_TRACK_MIN_EMPLOYEES = 50  # ... from a business address at a company this large ...
+FAST_TRACK_P = 0.8  # ... is accepted at least with this probability (1-(1-p)(1-0.8))
+SMALL_MAX_EMPLOYEES = 20  # free-mail leads from companies below this size ...
+SMALL_FREE_MAIL_FACTOR = 0.35  # ... keep only this share of their p_sal
 
 # ---------------------------------------------------------------- firmographics
 INDUSTRIES: tuple[str, ...] = (
@@ -607,6 +617,17 @@ def simulate(
     interest_logit = _interest_logit(lead_a[ok], at_a[ok], et_a[ok], ref, created)
     sal_noise = rng.normal(0.0, SAL_NOISE_STD, n)
     p_sal_all = _sigmoid(SAL_INTERCEPT + SAL_FIT_WEIGHT * fit_logit + interest_logit + sal_noise)
+    # Sales rules on top of the additive score (not additive in log-odds, as in real
+    # funnels): a recent demo request from an ideal-profile company is fast-tracked, and
+    # small companies reached through a free-mail address are mostly turned away.
+    demo = ok & (et_a == _ET["demo_request"]) & (at_a <= ref[lead_a])
+    demo &= at_a >= ref[lead_a] - FAST_TRACK_DAYS * DAY
+    recent_demo = np.bincount(lead_a[demo], minlength=n) > 0
+    icp = ~free_mail & (employees[acc] >= FAST_TRACK_MIN_EMPLOYEES)
+    fast = recent_demo & icp
+    p_sal_all = np.where(fast, 1.0 - (1.0 - p_sal_all) * (1.0 - FAST_TRACK_P), p_sal_all)
+    p_sal_all = np.where(free_mail & (employees[acc] < SMALL_MAX_EMPLOYEES),
+                         p_sal_all * SMALL_FREE_MAIL_FACTOR, p_sal_all)
 
     # ---------------------------------------------------------------- MQL -> SAL -> opp -> customer
     sal = mql_rec & (rng.random(n) < p_sal_all)

@@ -176,12 +176,23 @@ def train(
             help="Use the best LightGBM parameters found by a `leadscore tune` run (its id)",
         ),
     ] = None,
+    calibration_prior: Annotated[
+        str,
+        typer.Option(
+            "--calibration-prior",
+            help="long-run: calibrated probabilities average to the conversion rate of the "
+            "whole training window; slice: to the calibration slice's rate "
+            "(see training/calibration.py)",
+        ),
+    ] = "long-run",
 ) -> None:
     """Train on a time split, log to MLflow, register the model and alias it `challenger`.
 
     With --target sal (the default) the one model also answers lead -> MQL (p_mql)."""
     from training.train import train as run_training
 
+    if calibration_prior not in ("long-run", "slice"):
+        raise typer.BadParameter("choose long-run or slice", param_hint="--calibration-prior")
     progress = (lambda m: None) if as_json else (lambda m: err.print(f"[dim]- {m}[/]"))
     params = None
     if params_from_run:
@@ -200,6 +211,7 @@ def train(
         allow_leaky=tuple(allow_leaky or ()),
         learn_decay=learn_decay,
         params=params,
+        calibration_prior=calibration_prior,
     )
     if as_json:
         print(
@@ -235,6 +247,12 @@ def train(
         console.print(
             f"ROC AUC {result.metrics['roc_auc']:.3f} vs the simulator's true probabilities "
             f"{result.metrics['ceiling_roc_auc']:.3f} on the same holdout (the ceiling)"
+        )
+    if "ece_noise_floor" in result.metrics:
+        console.print(
+            f"ECE {result.metrics['ece']:.3f}; a perfectly calibrated model would show "
+            f"{result.metrics['ece_noise_floor']:.3f} on {result.metrics['n_holdout']:.0f} "
+            "holdout rows by chance alone"
         )
     console.print(f"registered {result.model_name} version {result.model_version} as `challenger`")
 

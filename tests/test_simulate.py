@@ -138,7 +138,8 @@ def test_mql_moment_is_a_conversion_event(small: tuple) -> None:
 def test_sal_probability_is_fit_plus_pre_mql_interest_plus_small_noise(big: tuple) -> None:
     """The truth's interest must be recomputable from the exported events at or before
     the MQL moment, and p_sal = sigmoid(intercept + w * fit_logit + interest_logit + noise)
-    with a noise std of about 0.3."""
+    with a noise std of about 0.3, before the two sales rules (fast track, small free-mail
+    leads turned away), which are read off the export and undone here."""
     data, truth = big
     ev = data.events
     lead_index = pd.Index(truth["lead_id"])
@@ -153,11 +154,29 @@ def test_sal_probability_is_fit_plus_pre_mql_interest_plus_small_noise(big: tupl
     logit = sim._interest_logit(lead, sec, etype, ref, created_s)
     np.testing.assert_allclose(sim._sigmoid(logit), truth["interest"], rtol=1e-9, atol=1e-12)
 
-    m = truth["p_sal"].notna().to_numpy()
+    # the sales rules on top, recomputed from the export (leads whose e-mail kind or
+    # company size is missing in the export are left out: the rule cannot be read off)
+    leads = data.leads.set_index("lead_id").loc[lead_index]
+    employees = data.accounts.set_index("account_id")["employees"]
+    size = leads["account_id"].map(employees).to_numpy(dtype=float)
+    kind = leads["email_domain_kind"].to_numpy(dtype=object)
+    demo = (ev["type"] == "demo_request").to_numpy() & (sec <= ref[lead])
+    demo &= sec >= ref[lead] - sim.FAST_TRACK_DAYS * sim.DAY
+    recent_demo = np.bincount(lead[demo], minlength=len(lead_index)) > 0
+    known = ~pd.isna(kind) & ~np.isnan(size)
+    fast = recent_demo & (kind == "business") & (size >= sim.FAST_TRACK_MIN_EMPLOYEES)
+    small = (kind == "free") & (size < sim.SMALL_MAX_EMPLOYEES)
+
+    m = truth["p_sal"].notna().to_numpy() & known
+    p = truth["p_sal"].to_numpy(dtype=float)
+    assert (p[m & fast] >= sim.FAST_TRACK_P).all()
+    base = np.where(fast, 1.0 - (1.0 - p) / (1.0 - sim.FAST_TRACK_P), p)
+    base = np.where(small, base / sim.SMALL_FREE_MAIL_FACTOR, base)
+    assert (m & fast).sum() > 50 and (m & small).sum() > 5
     resid = (
-        _logit(truth["p_sal"][m])
+        _logit(base[m])
         - sim.SAL_INTERCEPT
-        - sim.SAL_FIT_WEIGHT * _logit(truth["fit"][m])
+        - sim.SAL_FIT_WEIGHT * _logit(truth["fit"].to_numpy()[m])
         - logit[m]
     )
     assert abs(resid.mean()) < 0.03

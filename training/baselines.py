@@ -33,6 +33,8 @@ from sklearn.preprocessing import (
     StandardScaler,
 )
 
+from training.calibration import apply_prior
+
 EVENT_POINTS: dict[str, float] = {
     "demo_request": 25,
     "pricing_view": 10,
@@ -180,8 +182,10 @@ def fit_baselines(
     X_cal: pd.DataFrame,
     y_cal: np.ndarray,
     X_hold: pd.DataFrame,
+    calibration_prior: str = "long-run",
 ) -> dict[str, np.ndarray]:
-    """Holdout probabilities of every baseline, each calibrated on the calibration slice."""
+    """Holdout probabilities of every baseline, each calibrated on the calibration slice
+    with the same base-rate prior as the model (``training.calibration``)."""
     out = {}
     for name, make in BASELINES.items():
         with warnings.catch_warnings():
@@ -191,5 +195,6 @@ def fit_baselines(
             warnings.filterwarnings("ignore", r"Bins whose width are too small", UserWarning)
             est = make(X_fit).fit(X_fit, y_fit)
         cal = CalibratedClassifierCV(FrozenEstimator(est), method="sigmoid").fit(X_cal, y_cal)
+        apply_prior(cal, calibration_prior, X_cal, y_fit, y_cal)
         out[name] = cal.predict_proba(X_hold)[:, 1]
     return out

@@ -42,6 +42,17 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
     return float(np.sum(np.abs(hits[ok] - conf[ok])) / len(y))
 
 
+def ece_noise_floor(p: np.ndarray, bins: int = ECE_BINS, draws: int = 200, seed: int = 0) -> float:
+    """The ECE a perfectly calibrated model would show on a holdout of this size: the mean
+    ECE of labels drawn from ``p`` itself. Below it, a measured ECE is sampling noise (on a
+    few hundred rows it is about 0.04, so a small holdout cannot show ECE <= 0.02)."""
+    p = np.asarray(p, dtype=float)
+    rng = np.random.default_rng(seed)
+    return float(
+        np.mean([expected_calibration_error(rng.random(len(p)) < p, p, bins) for _ in range(draws)])
+    )
+
+
 def top_share(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, float]:
     """(lift, recall) when the top ``share`` of rows by probability is worked."""
     y = np.asarray(y, dtype=float)

@@ -59,13 +59,15 @@ class ColumnSelector(TransformerMixin, BaseEstimator):
         return np.asarray(self.columns_, dtype=object)
 
 
-# Boosted stumps (two leaves): an additive model over the features, which is what a few
-# thousand snapshots support; chosen on validation log loss (calibration slice), never on
-# the holdout. Deeper trees (15 leaves) lost ~0.005 ROC AUC to logistic regression here.
+# Small trees (four leaves): mostly additive, plus the two- and three-way interactions
+# that sales rules create (a recent demo request from a company of the right size is
+# fast-tracked). On the simulator they beat logistic regression by ~0.01 ROC AUC, where
+# stumps only tie it; 15 leaves overfit a few thousand snapshots. Chosen on validation log
+# loss (calibration slice), never on the holdout.
 DEFAULT_LGBM_PARAMS: dict[str, Any] = {
-    "n_estimators": 500,
+    "n_estimators": 300,
     "learning_rate": 0.05,
-    "num_leaves": 2,
+    "num_leaves": 4,
     "min_child_samples": 30,
     "subsample": 0.8,
     "subsample_freq": 1,

@@ -32,6 +32,7 @@ from features.personas import load_personas
 from features.quadrant_policy import load_quadrant_policy
 from training import evaluate as ev
 from training.baselines import fit_baselines
+from training.calibration import apply_prior
 from training.dataset import TimeSplit, TrainingSet, build_training_set, time_split
 from training.decay import learn_half_lives
 from training.leakage import LeakageError, LeakageFinding, blocking, check_leakage
@@ -150,8 +151,10 @@ def fit_model(
     params: dict[str, Any],
     seed: int,
     config: FeatureConfig,
+    calibration_prior: str = "long-run",
 ) -> LeadScoringModel:
-    """Fit the conversion, fit and interest heads on the fit slice, calibrate on the next."""
+    """Fit the conversion, fit and interest heads on the fit slice, calibrate on the next
+    (with the base-rate prior of ``training.calibration``)."""
     X, y = ts.X, ts.y
     Xf, yf = X.iloc[split.fit], y[split.fit]
     Xc, yc = X.iloc[split.calibration], y[split.calibration]
@@ -162,6 +165,9 @@ def fit_model(
             ("fit", fit_features(config)),
             ("interest", engagement_features(config)),
         )
+    }
+    calibration = {
+        name: apply_prior(head, calibration_prior, Xc, yf, yc) for name, head in heads.items()
     }
     policy = load_quadrant_policy()
     # Cut-offs from out-of-sample scores (the calibration slice), not the fitted rows.
@@ -184,6 +190,7 @@ def fit_model(
         feature_config=config,
         personas=load_personas(),
         content=load_content(),
+        metadata={"calibration": {"prior": calibration_prior, **calibration["conversion"]}},
     )
 
 
@@ -233,12 +240,14 @@ def train(
     allow_leaky: tuple[str, ...] = (),
     targets: tuple[str, ...] | None = None,
     learn_decay: bool = False,
+    calibration_prior: str = "long-run",
 ) -> TrainResult:
     """The whole training job; returns the holdout metrics and the registered version.
 
     ``targets``: funnel targets the one model answers, primary first (default: ``target``
     plus ``mql`` when ``target`` is ``sal``). ``learn_decay``: choose the half-life per event
-    group on the calibration slice (never the holdout) before the final fit."""
+    group on the calibration slice (never the holdout) before the final fit.
+    ``calibration_prior``: "long-run" (default) or "slice", see ``training.calibration``."""
     data_dir = Path(data_dir)
     params = dict(params or {})
     targets = tuple(dict.fromkeys(targets or default_targets(target)))
@@ -265,13 +274,15 @@ def train(
             data, target=target, horizon_days=horizon_days, config=config, end=end
         )
     leakage_findings = leakage_gate(ts, split, config, custom, allow_leaky, progress)
-    model = fit_model(ts, split, params, seed, config)
+    model = fit_model(ts, split, params, seed, config, calibration_prior)
+    calibration = model.metadata["calibration"]
     hold = split.holdout
     y_hold = ts.y[hold]
     X_hold = ts.X.iloc[hold]
     scored = model.score(X_hold)
     p_hold = scored["p_convert"].to_numpy()
     metrics = ev.binary_metrics(y_hold, p_hold)
+    metrics["ece_noise_floor"] = ev.ece_noise_floor(p_hold)
     ceiling = ceiling_auc(data_dir, ts, hold)
     if ceiling is not None:
         metrics["ceiling_roc_auc"] = ceiling
@@ -293,6 +304,8 @@ def train(
             params,
             seed,
         )
+        apply_prior(head, calibration_prior, ts_t.X.iloc[sp_t.calibration], ts_t.y[sp_t.fit],
+                    ts_t.y[sp_t.calibration])  # fmt: skip
         model.heads[t] = head
         p_t = head.predict_proba(ts_t.X.iloc[sp_t.holdout])[:, 1]
         metrics.update(ev.binary_metrics(ts_t.y[sp_t.holdout], p_t, prefix=f"{t}_"))
@@ -308,6 +321,7 @@ def train(
         ts.X.iloc[split.calibration],
         ts.y[split.calibration],
         X_hold,
+        calibration_prior,
     )
     probs = {"lightgbm": p_hold, **baseline_p}
     comparison = ev.comparison_table(y_hold, probs)
@@ -318,6 +332,7 @@ def train(
         "split": split.describe(ts.as_of),
         "targets": list(targets),
         "feature_config": config.to_dict(),
+        "calibration": calibration,
     }
 
     use_store()
@@ -347,6 +362,10 @@ def train(
                 "n_snapshots": len(ts.y),
                 "n_features": len(feature_columns(config)),
                 "learn_decay": learn_decay,
+                "calibration_prior": calibration_prior,
+                "calibration_slice_rate": round(calibration["slice_rate"], 4),
+                "calibration_target_rate": round(calibration["target_rate"], 4),
+                "calibration_shift": round(calibration["shift"], 4),
                 **{f"half_life_{g}": h for g, h in config.half_lives_days.items()},
                 **{f"lgbm_{k}": v for k, v in params.items()},
             }
