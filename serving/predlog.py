@@ -127,7 +127,17 @@ def lead_key(lead_id: str, secret: bytes) -> str:
         raise ValueError("lead_id must be a non-empty string")
     if not isinstance(secret, bytes) or len(secret) < MIN_SECRET_BYTES:
         raise ValueError(f"the lead-key secret must be at least {MIN_SECRET_BYTES} bytes")
-    return hmac.new(secret, lead_id.encode("utf-8"), hashlib.sha256).hexdigest()
+    keyed = _KEYED.get(secret)
+    if keyed is None:  # the key schedule once per secret; copies are the same HMAC
+        if len(_KEYED) > 16:
+            _KEYED.clear()
+        keyed = _KEYED[secret] = hmac.new(secret, digestmod=hashlib.sha256)
+    mac = keyed.copy()
+    mac.update(lead_id.encode("utf-8"))
+    return mac.hexdigest()
+
+
+_KEYED: dict[bytes, Any] = {}
 
 
 def _check_secret(value: bytes, source: str) -> bytes:
@@ -209,10 +219,14 @@ def _utcnow() -> datetime:
 
 
 def _clean_text(value: str, limit: int) -> str:
+    if "@" not in value:  # nothing the pattern could match
+        return value[:limit]
     return _EMAIL_LIKE.sub("[redacted]", value)[:limit]
 
 
 def _number(value: Any) -> bool | int | float | None:
+    if type(value) is float:
+        return value if math.isfinite(value) else None
     if isinstance(value, bool):
         return value
     if isinstance(value, numbers.Integral):
@@ -221,7 +235,15 @@ def _number(value: Any) -> bool | int | float | None:
     return f if math.isfinite(f) else None
 
 
+_NOT_NUMBERS = (str, list, dict, tuple, type(None))
+
+
 def _is_number(value: Any) -> bool:
+    t = type(value)
+    if t is float or t is int or t is bool:  # the common answers, without the ABC check
+        return True
+    if t in _NOT_NUMBERS:
+        return False
     return isinstance(value, numbers.Real)
 
 
@@ -246,6 +268,8 @@ def _scores(answer: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = _number(value)
         elif isinstance(value, str) and key in LABEL_FIELDS:
             out[key] = _clean_text(value, _MAX_LABEL)
+        elif type(value) in _NOT_MAPPINGS:
+            continue
         elif isinstance(value, Mapping):  # e.g. {"probabilities": {"accept": 0.4}}
             for sub, v in value.items():
                 if _safe_key(sub) and _is_number(v):
@@ -253,15 +277,20 @@ def _scores(answer: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+_NOT_MAPPINGS = (str, list, tuple, type(None))
+
+
 def _reason(item: Any) -> Any:
     if isinstance(item, str):
         return _clean_text(item, _MAX_TEXT)
-    if isinstance(item, Mapping):
+    if type(item) is dict or isinstance(item, Mapping):
         kept: dict[str, Any] = {}
         for key, v in item.items():
             if key not in REASON_FIELDS:
                 continue
-            if _is_number(v):
+            if type(v) is str:  # text first: the cheap check for most values
+                kept[key] = _clean_text(v, _MAX_TEXT)
+            elif _is_number(v):
                 kept[key] = _number(v)
             elif isinstance(v, str):
                 kept[key] = _clean_text(v, _MAX_TEXT)
@@ -280,7 +309,7 @@ def _reasons(value: Any) -> list[Any] | None:
         ]
     if isinstance(value, str) or not isinstance(value, Iterable):
         raise ValueError("reasons must be a list (or a feature -> contribution mapping)")
-    out = [r for r in (_reason(item) for item in value) if r not in (None, {})]
+    out = [r for r in map(_reason, value) if r is not None and r != {}]
     return out[:_MAX_REASONS]
 
 

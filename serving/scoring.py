@@ -273,8 +273,28 @@ class _ChunkPlan:
 
 
 def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dict[str, Any]]:
-    """Answer frame -> JSON-ready dicts, one per lead, each naming the model."""
+    """Answer frame -> JSON-ready dicts, one per lead, each naming the model (the values
+    ``DataFrame.to_dict("records")`` gives, read column by column)."""
+    columns = answers.columns.tolist()
+    values = [_native(answers.iloc[:, j]) for j in range(len(columns))]
+    ids = [str(i) for i in answers.index.tolist()]
+    if not columns:
+        return [{"lead_id": lead_id, "model": model_ref} for lead_id in ids]
     return [
-        {"lead_id": str(lead_id), **row, "model": model_ref}
-        for lead_id, row in zip(answers.index, answers.to_dict("records"), strict=True)
+        {"lead_id": lead_id, **dict(zip(columns, row, strict=True)), "model": model_ref}
+        for lead_id, row in zip(ids, zip(*values, strict=True), strict=True)
     ]
+
+
+def _native(column: pd.Series) -> list[Any]:
+    """A column's values as ``to_dict("records")`` gives them: NumPy numbers as Python
+    numbers, object values through pandas' ``maybe_box_native``, other columns as their
+    iteration yields them."""
+    from pandas.core.dtypes.cast import maybe_box_native
+
+    if isinstance(column.dtype, np.dtype):
+        if column.dtype.kind in "fiub":
+            return column.to_numpy().tolist()
+        if column.dtype == object:
+            return [maybe_box_native(v) for v in column.to_numpy()]
+    return list(column)

@@ -129,3 +129,74 @@ def test_leads_to_tables_equals_the_row_by_row_reference(seed, n):
         assert list(new.dtypes.astype(str)) == list(ref.dtypes.astype(str))
         for c in new.columns:  # None stays None, NaN stays NaN
             assert [type(v) for v in new[c].tolist()] == [type(v) for v in ref[c].tolist()], c
+
+
+def _reference_answer_records(answers: pd.DataFrame, model_ref: dict) -> list[dict]:
+    """answer_records as it was: DataFrame.to_dict("records")."""
+    return [
+        {"lead_id": str(lead_id), **row, "model": model_ref}
+        for lead_id, row in zip(answers.index, answers.to_dict("records"), strict=True)
+    ]
+
+
+def _same_values(a, b) -> bool:
+    """Equal with the same Python types all the way down (NaN equals NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(_same_values(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same_values(x, y) for x, y in zip(a, b, strict=True))
+    if isinstance(a, float) and np.isnan(a):
+        return np.isnan(b)
+    return a == b
+
+
+@pytest.fixture(scope="module")
+def scored(trained):
+    from features.contract import read_tables
+    from serving.schemas import tables_to_requests
+    from serving.scoring import score_tables
+    from training.dataset import data_end
+    from training.registry import load_version
+    from training.tracking import MODEL_NAME
+
+    model = load_version(MODEL_NAME, trained.result.model_version).for_serving()
+    d = read_tables(trained.data_dir)
+    moment = data_end(d) + pd.Timedelta(seconds=1)
+    picks = d.leads.sample(n=60, random_state=5)
+    bodies = tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history)
+    rng = random.Random(1)
+    bodies += [_random_lead(rng, i, custom=False) for i in range(20)]  # unknowns, gaps
+    leads = [Lead.model_validate(b) for b in bodies]
+    tables = leads_to_tables(leads)
+    return score_tables(model, *tables[:3], moment, tables[3])
+
+
+def test_answer_records_equal_to_dict_records(scored):
+    from serving.scoring import answer_records
+
+    ref = {"name": "lead-scorer", "version": "3"}
+    new, old = answer_records(scored, ref), _reference_answer_records(scored, ref)
+    assert _same_values(new, old)
+
+
+def test_score_response_json_equals_pydantic_serialisation(scored):
+    import json
+
+    from serving.schemas import ScoreResponse, score_response_json
+    from serving.scoring import answer_records
+
+    ref = {"name": "lead-scorer", "version": "3"}
+    records = answer_records(scored, ref)
+    # plus answers with what our path could one day produce: NaN, extra and missing fields
+    odd = dict(records[0], lead_id="odd", p_convert=float("nan"), p_customer=0.3)
+    odd.pop("p_mql", None)
+    odd.pop("flags", None)
+    records = [*records, odd, dict(records[1], lead_id="no-reasons", reasons=None)]
+    fast = score_response_json("req-1", ref, records)
+    slow = ScoreResponse.model_validate(
+        {"request_id": "req-1", "model": ref, "scores": records}
+    ).model_dump_json()
+    assert json.loads(fast) == json.loads(slow)
+    assert list(json.loads(fast)["scores"][0]) == list(json.loads(slow)["scores"][0])
