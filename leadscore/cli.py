@@ -451,16 +451,16 @@ def build(
     alias: Annotated[str, typer.Option(help="Registry alias or version to package")] = "champion",
 ) -> None:
     """Import the champion from the MLflow registry into the BentoML model store and build a
-    bento with bentofile.yaml: it serves with no MLflow server reachable."""
+    bento with bentofile.yaml: it serves with no MLflow server reachable, and always the model
+    it was built with (pinned as the bento argument `model`, see serving/bento_entry.py)."""
+    from serving.model_store import BENTO_MODEL_ARGUMENT
+
     model = _import_served(alias)
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "LEADSCORE_BENTO_MODEL": str(model.tag)}
-    proc = subprocess.run(
-        [_bentoml_bin(), "build", "-f", str(root / "bentofile.yaml"), "--output", "tag", str(root)],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
+    cmd = [_bentoml_bin(), "build", "-f", str(root / "bentofile.yaml"), "--output", "tag"]
+    cmd += ["--arg", f"{BENTO_MODEL_ARGUMENT}={model.tag}", str(root)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         err.print(f"[bold red]error:[/] bentoml build failed:\n{proc.stderr[-3000:]}")
         raise typer.Exit(2)

@@ -14,6 +14,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 BENTO_MODEL_NAME = "lead-scorer"
+#: Bento argument holding the model tag a bento was built with (see serving/bento_entry.py).
+BENTO_MODEL_ARGUMENT = "model"
 
 
 class ModelNotFound(RuntimeError):
