@@ -298,7 +298,7 @@ def leads_to_tables(
         }
     )
     events_df["at"] = pd.to_datetime(events_df["at"]).astype("datetime64[ns]")
-    events_df["type"] = pd.Categorical(events_df["type"], categories=_EVENT_TYPE_LIST)
+    events_df["type"] = _categorical(events_df["type"], _EVENT_TYPE_DTYPE, _EVENT_TYPE_CODE)
     stages = [st for lead in leads for st in lead.stages]
     stages_df = pd.DataFrame(
         {
@@ -308,7 +308,7 @@ def leads_to_tables(
         }
     )
     stages_df["entered_at"] = pd.to_datetime(stages_df["entered_at"]).astype("datetime64[ns]")
-    stages_df["stage"] = pd.Categorical(stages_df["stage"], categories=_STAGE_LIST)
+    stages_df["stage"] = _categorical(stages_df["stage"], _STAGE_DTYPE, _STAGE_CODE)
     return leads_df, accounts_df, events_df, stages_df
 
 
@@ -322,8 +322,17 @@ _LEAD_COLUMNS = (
     "do_not_email",
 )
 _NO_COMPANY = Company()
-_EVENT_TYPE_LIST = list(EVENT_TYPES)
-_STAGE_LIST = list(STAGES)
+_EVENT_TYPE_DTYPE = pd.CategoricalDtype(list(EVENT_TYPES))
+_EVENT_TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
+_STAGE_DTYPE = pd.CategoricalDtype(list(STAGES))
+_STAGE_CODE = {t: i for i, t in enumerate(STAGES)}
+
+
+def _categorical(values: pd.Series, dtype: pd.CategoricalDtype, code: dict) -> pd.Categorical:
+    """``pd.Categorical(values, categories=...)`` from a dict look-up per value (values
+    outside the categories, and missing ones, get code -1 as there)."""
+    codes = np.fromiter((code.get(v, -1) for v in values.tolist()), np.int8, len(values))
+    return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
 def tables_to_requests(

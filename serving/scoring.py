@@ -79,13 +79,14 @@ def expected_custom_fields(model: Any) -> dict[str, Any]:
 
 def _custom_flags(leads: pd.DataFrame, X: pd.DataFrame, flags: list[list[str]]) -> None:
     """Custom fields sent that the model does not use, and expected ones that are missing."""
-    expected = {*X.columns}
-    custom = [c for c in leads.columns if c.startswith(("attr_", "counter_"))]
+    x_columns = X.columns.tolist()  # once: iterating an Arrow-backed Index is slow
+    expected = {*x_columns}
+    custom = [c for c in leads.columns.tolist() if c.startswith(("attr_", "counter_"))]
     for c in custom:
         if c not in expected:
             for i in np.flatnonzero(leads[c].notna().to_numpy()):
                 flags[i].append(f"unknown field {c.split('_', 1)[1]!r} (not used by this model)")
-    for c in X.columns:
+    for c in x_columns:
         if c.startswith(("attr_", "counter_")):
             present = leads[c].notna().to_numpy() if c in leads else np.zeros(len(leads), bool)
             for i in np.flatnonzero(~present):
@@ -117,15 +118,17 @@ def input_flags(leads: pd.DataFrame, accounts: pd.DataFrame, X: pd.DataFrame) ->
         values = raw(table, column)
         for i in np.flatnonzero(pd.isna(values)):
             flags[i].append(f"missing {name}")
-    features = X.reindex(leads["lead_id"])
+    # each lead's row in X (the three category columns only, not a reindex of all of X)
+    row = X.index.get_indexer(leads["lead_id"])
     for table, column, feature, name in _FLAGGED_CATEGORIES:
-        if feature not in features:
+        if feature not in X:
             continue
         values = raw(table, column)
-        unknown = (features[feature].astype(object).to_numpy() == "other") & ~pd.isna(values)
+        known = np.append(X[feature].astype(object).to_numpy(), np.nan)[row]  # -1: absent
+        unknown = (known == "other") & ~pd.isna(values)
         for i in np.flatnonzero(unknown):
             flags[i].append(f"unknown {name.split('.')[-1]} {str(values[i])[:60]!r}")
-    _custom_flags(leads, features, flags)
+    _custom_flags(leads, X, flags)  # reads X's column names only
     return pd.Series(flags, index=leads["lead_id"].to_numpy(), dtype=object)
 
 
