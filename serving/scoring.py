@@ -6,6 +6,7 @@ the same answer either way.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing as mp
 import os
 from collections.abc import Callable
@@ -150,6 +151,32 @@ def score_batch(
     tables). ``workers`` > 1 scores chunks in that many forked processes (0 = one per
     core), each with a single-threaded model; ``on_chunk(n_leads)`` reports progress.
     """
+    # the tables, the model and the libraries outlive the scoring: keep them out of the
+    # cyclic garbage collector's scans while it runs (each chunk allocates millions of
+    # objects, which triggers collections that would walk them all again and again)
+    frozen = gc.get_freeze_count() == 0
+    if frozen:
+        gc.freeze()
+    try:
+        return _score_batch(
+            model, leads, accounts, events, as_of, chunk_size, on_chunk, stage_history, workers
+        )
+    finally:
+        if frozen:
+            gc.unfreeze()
+
+
+def _score_batch(
+    model: Any,
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    chunk_size: int,
+    on_chunk: Callable[[int], None],
+    stage_history: pd.DataFrame | None,
+    workers: int,
+) -> pd.DataFrame:
     plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = min(workers, plan.n_chunks)
