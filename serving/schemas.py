@@ -287,10 +287,9 @@ def leads_to_tables(
         }
     )
     events = [e for lead in leads for e in lead.events]
-    event_owner = [lead.lead_id for lead in leads for _ in lead.events]
     events_df = pd.DataFrame(
         {
-            "lead_id": event_owner,
+            "lead_id": _owners(leads, [len(lead.events) for lead in leads]),
             "at": [e.at for e in events],
             "type": [e.type for e in events],
             "topic": [e.topic for e in events],
@@ -326,6 +325,17 @@ _EVENT_TYPE_DTYPE = pd.CategoricalDtype(list(EVENT_TYPES))
 _EVENT_TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
 _STAGE_DTYPE = pd.CategoricalDtype(list(STAGES))
 _STAGE_CODE = {t: i for i, t in enumerate(STAGES)}
+
+
+def _owners(leads: list[Lead], counts: list[int]) -> pd.Categorical | list[str]:
+    """The lead id of each event, as a categorical over the request's lead ids (every
+    consumer maps ids to lead positions; a categorical maps each distinct id once instead
+    of hashing tens of thousands of repeated strings). Plain strings if ids repeat."""
+    ids = [lead.lead_id for lead in leads]
+    if len(set(ids)) != len(ids):
+        return [lead_id for lead_id, k in zip(ids, counts, strict=True) for _ in range(k)]
+    codes = np.repeat(np.arange(len(ids), dtype=np.int32), counts)
+    return pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(ids), validate=False)
 
 
 def _categorical(values: pd.Series, dtype: pd.CategoricalDtype, code: dict) -> pd.Categorical:
