@@ -53,7 +53,7 @@ from pydantic import (
 )
 
 from features.build import CUSTOM_KINDS
-from features.contract import EVENT_TYPES, STAGE_RANK, STAGES, validate, write_tables
+from features.contract import EVENT_TYPES, SCHEMAS, STAGE_RANK, STAGES, validate, write_tables
 from features.email import email_domain_kind
 
 MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
@@ -62,16 +62,8 @@ CUSTOM_FIELDS_FILE = "custom_fields.json"
 Kind = Literal["numeric", "categorical", "boolean"]
 KINDS: tuple[str, ...] = CUSTOM_KINDS
 
-LEAD_FIELDS: tuple[str, ...] = (
-    "lead_id",
-    "account_id",
-    "created_at",
-    "job_title",
-    "source",
-    "email_domain_kind",
-    "do_not_email",
-)
-ACCOUNT_FIELDS: tuple[str, ...] = ("industry", "employees", "annual_revenue", "country")
+LEAD_FIELDS: tuple[str, ...] = tuple(SCHEMAS["leads"])
+ACCOUNT_FIELDS: tuple[str, ...] = tuple(c for c in SCHEMAS["accounts"] if c != "account_id")
 CanonicalField = Literal[
     "lead_id",
     "account_id",

@@ -476,3 +476,14 @@ def test_created_at_from_order(tmp_path):
         "b": pd.Timestamp("2020-01-01 00:00"),
         "c": pd.Timestamp("2020-01-01 01:00"),
     }
+
+
+def test_mapping_field_names_are_the_contract_columns() -> None:
+    """The mapping schema spells the canonical fields out for pydantic; they must stay the
+    contract's lead and account columns."""
+    from typing import get_args
+
+    from features.contract import SCHEMAS
+    from features.importer import CanonicalField
+
+    assert set(get_args(CanonicalField)) == {*SCHEMAS["leads"], *SCHEMAS["accounts"]}
