@@ -290,6 +290,11 @@ def model_card(info: Mapping[str, Any]) -> str:
         "- Reasons are LightGBM contributions to the uncalibrated log-odds; correlated "
         "features share credit.",
         "- Unseen categories are scored as missing.",
+        "- Each lead is snapshotted once, when it enters the stage before the target (for "
+        "p_mql: at lead creation). For a lead scored much later, p_mql extrapolates from "
+        "young leads.",
+        "- Calibrated to the conversion rate of the whole training window (long-run prior): "
+        "when the rate moves, probabilities lag until the next retraining.",
         "",
     ]
     return "\n".join(lines)
