@@ -379,6 +379,8 @@ class TreeEnsemble:
             values = np.where(
                 go_left[self._stump_node], self._stump_left[:, None], self._stump_right[:, None]
             )
+        elif self.shap_native:  # shallow trees: the leaf value by decision pattern
+            values = self._value_by_code[np.arange(self.n_trees)[:, None], self._codes(go_left)]
         else:
             values = self.leaf_value[self.leaves(go_left)]
         return _ordered_sum(values)
@@ -448,6 +450,17 @@ class TreeEnsemble:
         self._table = (np.zeros(0), start)
         if width <= 3:  # stumps and tiny trees: every pattern up front
             self._fill([(t, c) for t in range(self.n_trees) for c in range(1 << sizes[t])])
+        # each tree's leaf value for every pattern: the raw score of shallow trees is then
+        # one look-up per tree instead of a walk down the levels
+        self._value_by_code = np.zeros((self.n_trees, 1 << width))
+        for t, tr in enumerate(self._trees):
+            for code in range(1 << len(tr["nodes"])):
+                node = tr["root"]
+                bit = {g: i for i, g in enumerate(tr["nodes"])}
+                while node >= 0:
+                    go = code >> bit[node] & 1
+                    node = int(self.left[node] if go else self.right[node])
+                self._value_by_code[t, code] = self.leaf_value[~node]
 
     def _codes(self, go_left: np.ndarray) -> np.ndarray:
         """(trees, rows) pattern code: bit i = decision at the tree's i-th internal node."""
@@ -455,8 +468,11 @@ class TreeEnsemble:
             return np.zeros((self.n_trees, go_left.shape[1]), dtype=np.intp)
         if self._code_nodes.shape[1] == 1:
             return go_left[self._code_nodes[:, 0]] & self._code_used[:, :1]
-        bits = go_left[self._code_nodes] & self._code_used[:, :, None]  # (trees, width, rows)
-        return (bits * self._code_bits[:, :, None]).sum(axis=1)
+        code = np.zeros((self.n_trees, go_left.shape[1]), dtype=np.intp)
+        for i in range(self._code_nodes.shape[1]):
+            bit = go_left[self._code_nodes[:, i]] & self._code_used[:, i, None]
+            code |= bit.astype(np.intp) << i
+        return code
 
     def _fill(self, pairs: list[tuple[int, int]]) -> None:
         """Compute and append the SHAP additions of (tree, pattern code) pairs."""
