@@ -148,6 +148,10 @@ _INT_MIN = -(2**31)
 _MAX_PATTERN_NODES = 6
 #: New decision patterns one call may turn into SHAP tables before it asks LightGBM instead.
 _PATTERN_BUDGET = 4096
+#: Rows per block in :meth:`TreeEnsemble.decisions`.
+_DECIDE_BLOCK = 2048
+#: Rows per block in :meth:`TreeEnsemble.contributions` (a block's tables stay in cache).
+_CONTRIB_BLOCK = 512
 #: Deeper trees are walked by LightGBM itself (a NumPy step per level costs more there).
 _MAX_NUMPY_DEPTH = 8
 
@@ -160,11 +164,21 @@ class Prepared:
 
     __slots__ = ("n", "values", "zeroed")
 
-    def __init__(self, M: np.ndarray) -> None:
+    def __init__(self, M: np.ndarray | None) -> None:
+        if M is None:
+            return
         T = np.asarray(M, dtype=np.float64).T
         self.n = T.shape[1]
         self.values = np.where(np.abs(T) <= _K_ZERO, 0.0, T)
         self.zeroed = np.where(np.isnan(self.values), 0.0, self.values)
+
+    def rows(self, a: int, b: int) -> Prepared:
+        """Rows a:b of the block (views)."""
+        part = Prepared(None)
+        part.values = self.values[:, a:b]
+        part.zeroed = self.zeroed[:, a:b]
+        part.n = part.values.shape[1]
+        return part
 
 
 def prepare(M: np.ndarray) -> Prepared:
@@ -326,6 +340,12 @@ class TreeEnsemble:
         ``cols[i]`` of M."""
         P = M if isinstance(M, Prepared) else prepare(M)
         go_left = np.empty((self.n_nodes, P.n), dtype=bool)
+        if P.n > _DECIDE_BLOCK:  # rows are independent: blocks keep the temporaries in cache
+            for a in range(0, P.n, _DECIDE_BLOCK):
+                go_left[:, a : a + _DECIDE_BLOCK] = self.decisions(
+                    P.rows(a, a + _DECIDE_BLOCK), cols
+                )
+            return go_left
         for kind, idx, feat, thr, dleft in self._groups:
             f = feat if cols is None else cols[feat]
             if kind == 0:  # None: NaN is read as 0.0
@@ -505,6 +525,15 @@ class TreeEnsemble:
             return self._lgb_contrib(M, threads)
         if go_left is None:
             go_left = self.decisions(M)
+        if n > _CONTRIB_BLOCK:  # rows are independent: blocks keep the (slots, rows) in cache
+            return np.concatenate(
+                [
+                    self.contributions(
+                        M[a : a + _CONTRIB_BLOCK], go_left[:, a : a + _CONTRIB_BLOCK]
+                    )
+                    for a in range(0, n, _CONTRIB_BLOCK)
+                ]
+            )
         codes = self._codes(go_left).astype(np.intp)
         trees = np.arange(self.n_trees)[:, None]
         flat, start = self._table
