@@ -97,22 +97,43 @@ def _custom_flags(leads: pd.DataFrame, X: pd.DataFrame, flags: list[list[str]]) 
                 )
 
 
+def _account_rows(accounts: pd.DataFrame, leads: pd.DataFrame) -> np.ndarray:
+    """Row in ``accounts`` of each lead's account (its first row, as drop_duplicates keeps
+    it), -1 when there is none."""
+    ids = accounts["account_id"]
+    if len(ids) <= 256 and len(leads) <= 256:  # a request: dicts beat pandas' set-up
+        listed = ids.tolist()
+        if all(type(a) is str for a in listed):
+            first: dict[str, int] = {}
+            for i, a in enumerate(listed):
+                first.setdefault(a, i)
+            wanted = leads["account_id"].tolist()
+            return np.fromiter(
+                (first.get(a, -1) if type(a) is str else -1 for a in wanted), np.intp, len(wanted)
+            )
+    keep = ~ids.duplicated().to_numpy()
+    rows = np.flatnonzero(keep)
+    if len(rows) == 0:
+        return np.full(len(leads), -1, dtype=np.intp)
+    pos = pd.Index(ids[keep]).get_indexer(leads["account_id"])
+    return np.where(pos >= 0, rows[np.maximum(pos, 0)], -1)
+
+
 def input_flags(leads: pd.DataFrame, accounts: pd.DataFrame, X: pd.DataFrame) -> pd.Series:
     """Per lead (index lead_id), what was scored but is worth a look: optional fields that
     are missing and categories the model does not know (scored as "other")."""
     n = len(leads)
-    acc = accounts.drop_duplicates("account_id").set_index("account_id")
-    acc_pos = acc.index.get_indexer(leads["account_id"]) if "account_id" in leads else None
+    acc_row = _account_rows(accounts, leads) if "account_id" in leads else None
 
     def raw(table: str, column: str) -> np.ndarray:
         if table == "leads":
             if column not in leads:
                 return np.full(n, None, dtype=object)
             return leads[column].to_numpy(dtype=object)
-        if acc_pos is None or column not in acc:
+        if acc_row is None or column not in accounts or column == "account_id":
             return np.full(n, None, dtype=object)
-        values = np.append(acc[column].to_numpy(dtype=object), None)
-        return values[acc_pos]
+        values = np.append(accounts[column].to_numpy(dtype=object), None)
+        return values[acc_row]
 
     flags: list[list[str]] = [[] for _ in range(n)]
     for table, column, name in _FLAGGED_MISSING:

@@ -208,3 +208,32 @@ def test_score_response_json_equals_pydantic_serialisation(scored):
     ).model_dump_json()
     assert json.loads(fast) == json.loads(slow)
     assert list(json.loads(fast)["scores"][0]) == list(json.loads(slow)["scores"][0])
+
+
+def _reference_account_values(accounts: pd.DataFrame, leads: pd.DataFrame, column: str):
+    """input_flags' account look-up as it was: drop_duplicates + set_index + get_indexer."""
+    acc = accounts.drop_duplicates("account_id").set_index("account_id")
+    pos = acc.index.get_indexer(leads["account_id"])
+    return np.append(acc[column].to_numpy(dtype=object), None)[pos]
+
+
+@pytest.mark.parametrize("n_leads", [1, 5, 300])
+@pytest.mark.parametrize("n_accounts", [0, 1, 4, 300])
+def test_account_rows_equal_the_drop_duplicates_lookup(n_leads, n_accounts):
+    from serving.scoring import _account_rows
+
+    rng = np.random.default_rng(n_leads * 1000 + n_accounts)
+    pool = [f"A{i}" for i in range(max(n_accounts, 1) + 3)]
+    accounts = pd.DataFrame(
+        {
+            "account_id": pd.array(rng.choice(pool, n_accounts).tolist(), dtype="str"),
+            "industry": rng.choice(["software", "retail", None], n_accounts),
+        }
+    )
+    ids = rng.choice([*pool, None], n_leads).tolist()
+    leads = pd.DataFrame({"account_id": pd.array(ids, dtype="str")})
+    rows = _account_rows(accounts, leads)
+    got = np.append(accounts["industry"].to_numpy(dtype=object), None)[rows]
+    want = _reference_account_values(accounts, leads, "industry")
+    assert [type(v) for v in got] == [type(v) for v in want]
+    assert [None if v is None else v for v in got] == [None if v is None else v for v in want]
