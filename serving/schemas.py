@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from features.contract import EVENT_TYPES, STAGES
+from features.contract import EVENT_TYPES, SCHEMAS, STAGES
 from features.email import email_domain_kind
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
@@ -311,15 +311,7 @@ def leads_to_tables(
     return leads_df, accounts_df, events_df, stages_df
 
 
-_LEAD_COLUMNS = (
-    "lead_id",
-    "account_id",
-    "created_at",
-    "job_title",
-    "source",
-    "email_domain_kind",
-    "do_not_email",
-)
+_LEAD_COLUMNS = tuple(SCHEMAS["leads"])
 _NO_COMPANY = Company()
 _EVENT_TYPE_DTYPE = pd.CategoricalDtype(list(EVENT_TYPES))
 _EVENT_TYPE_CODE = {t: i for i, t in enumerate(EVENT_TYPES)}
