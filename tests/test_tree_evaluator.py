@@ -1,4 +1,4 @@
-"""The NumPy tree evaluator (training.model.TreeEnsemble) gives exactly LightGBM's numbers:
+"""The NumPy tree evaluator (training.trees.TreeEnsemble) gives exactly LightGBM's numbers:
 raw scores and pred_contrib (SHAP) equal bit for bit, on random rows with NaN, zeros, tiny
 values, negative and unseen category codes, for stumps and deeper trees, numerical and
 categorical splits and every missing-value mode."""
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from training.model import TreeEnsemble
+from training.trees import TreeEnsemble
 
 
 def _data(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
