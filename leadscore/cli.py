@@ -650,7 +650,12 @@ def demo_sample(d: Any, n: int, seed: int) -> Any:
 
 
 def show_scores(scores: list[dict], leads: Any) -> None:
-    titles = dict(zip(leads["lead_id"], leads["job_title"], strict=True))
+    import pandas as pd
+
+    titles = {
+        k: ("-" if pd.isna(v) else str(v))
+        for k, v in zip(leads["lead_id"], leads["job_title"], strict=True)
+    }
     table = Table(title="scored over HTTP (POST /score)", show_lines=True)
     columns = (
         "lead",
@@ -671,7 +676,7 @@ def show_scores(scores: list[dict], leads: Any) -> None:
         top = max(reasons, key=lambda r: abs(r["contribution"]), default=None)
         table.add_row(
             s["lead_id"],
-            str(titles.get(s["lead_id"], "")),
+            titles.get(s["lead_id"], "-"),
             f"{s['p_mql']:.2f}" if s.get("p_mql") is not None else "-",
             f"{s['p_sal']:.2f}" if s.get("p_sal") is not None else "-",
             f"{s['fit_score']:.0f}",
