@@ -170,7 +170,9 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
     """Check one table against the contract and return it typed, with all problems found."""
     schema = SCHEMAS[table]
     problems: list[Problem] = []
-    out = df.copy()
+    # a shallow copy: columns are replaced, never written into, so the caller's frame stays
+    # as it was (copy-on-write) without holding a second copy of a big export in memory
+    out = df.copy(deep=False)
     for column, kind in schema.items():
         optional = kind.endswith("?")
         kind = kind.rstrip("?")
@@ -185,7 +187,8 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
         if not optional and kind != "bool":
             problems += _problems_for(out, table, column, missing, "required value is missing")
         if kind in ("id", "str"):
-            out[column] = s.astype("str")
+            if s.dtype != "str":
+                out[column] = s.astype("str")
             if kind == "id":
                 dup = out[column].duplicated(keep=False).to_numpy() & ~missing
                 problems += _problems_for(out, table, column, dup, "duplicate id")
@@ -210,8 +213,16 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
             out[column] = mapped.fillna(False).astype(bool)
         else:
             allowed = _ALLOWED[kind]
-            vals = s.astype("string")
-            bad = (~vals.isin(allowed)).to_numpy(dtype=bool, na_value=False) & ~missing
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                # decide per category, not per row (45M events carry 16 event types)
+                known = s.cat.categories.astype(str).isin(allowed)
+                codes = s.cat.codes.to_numpy()
+                bad = np.zeros(len(s), dtype=bool)
+                bad[codes >= 0] = ~known[codes[codes >= 0]]
+                vals = s.astype("string") if bad.any() else None
+            else:
+                vals = s.astype("string")
+                bad = (~vals.isin(allowed)).to_numpy(dtype=bool, na_value=False) & ~missing
             for i in np.flatnonzero(bad)[:MAX_LISTED]:
                 problems.append(
                     Problem(
@@ -221,7 +232,14 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
                         f"unknown value {vals.iloc[i]!r}; allowed: {', '.join(allowed)}",
                     )
                 )
-            out[column] = pd.Categorical(vals.where(~bad, None), categories=list(allowed))
+            if vals is None:  # categorical with only allowed categories: recode, no strings
+                position = pd.Index(list(allowed)).get_indexer(s.cat.categories.astype(str))
+                recoded = np.where(codes >= 0, position[codes], -1)
+                out[column] = pd.Categorical.from_codes(
+                    recoded, dtype=pd.CategoricalDtype(categories=list(allowed))
+                )
+            else:
+                out[column] = pd.Categorical(vals.where(~bad, None), categories=list(allowed))
     return out, problems
 
 

@@ -116,3 +116,25 @@ def test_missing_folder_and_file_are_clear(tmp_path):
         read_tables(tmp_path / "nope")
     with pytest.raises(DataContractError, match="events.parquet is missing"):
         read_tables(tmp_path)
+
+
+def test_categorical_and_string_inputs_type_the_same_and_inputs_stay_untouched():
+    """Big exports arrive with dictionary-encoded (categorical) event types: they are
+    recoded without turning every row into a string, with the same result, and the
+    caller's frames are not changed (validation works on a shallow copy)."""
+    t = tables()
+    as_str = {k: v.copy() for k, v in t.items()}
+    as_str["events"]["type"] = as_str["events"]["type"].astype(str)
+    as_cat = {k: v.copy() for k, v in t.items()}
+    as_cat["events"]["type"] = as_cat["events"]["type"].astype(str).astype("category")
+    before = {k: v.copy() for k, v in as_cat.items()}
+    a, b = validate(**as_str), validate(**as_cat)
+    pd.testing.assert_frame_equal(a.events, b.events)
+    for k, v in before.items():
+        pd.testing.assert_frame_equal(as_cat[k], v)
+    # an unknown category is still reported by row, with its value
+    bad = {k: v.copy() for k, v in as_cat.items()}
+    bad["events"]["type"] = bad["events"]["type"].cat.add_categories(["fax"])
+    bad["events"].loc[bad["events"].index[0], "type"] = "fax"
+    with pytest.raises(DataContractError, match=r"events\[row 0.*\]\.type: unknown value 'fax'"):
+        validate(**bad)
