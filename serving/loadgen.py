@@ -21,7 +21,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)  # successful answers, seconds
     statuses: Counter = field(default_factory=Counter)  # status code or exception name
     answers: list[Any] = field(default_factory=list)  # kept bodies of 200 answers
-    slowest_rejection: float = 0.0
+    rejections: list[float] = field(default_factory=list)  # non-200 answers, seconds
 
     @property
     def ok(self) -> int:
@@ -35,8 +35,16 @@ class LoadResult:
     def rps(self) -> float:
         return self.ok / self.seconds if self.seconds else 0.0
 
+    @property
+    def slowest_rejection(self) -> float:
+        return max(self.rejections, default=0.0)
+
     def pct(self, q: float) -> float:
         return float(np.percentile(self.latencies, q)) * 1000 if self.latencies else float("nan")
+
+    def rejection_pct(self, q: float) -> float:
+        """Percentile of the non-200 answers' latency, ms (nan without any)."""
+        return float(np.percentile(self.rejections, q)) * 1000 if self.rejections else float("nan")
 
     def summary(self) -> str:
         return (
@@ -75,7 +83,7 @@ async def _run(
                 if keep is not None:
                     res.answers.append(keep(r.json()))
             else:
-                res.slowest_rejection = max(res.slowest_rejection, dt)
+                res.rejections.append(dt)
 
         start = time.perf_counter()
         end = start + seconds
