@@ -391,6 +391,15 @@ class LeadScoringModel:
                     if t != self.target
                 },
             }
+            conv = cached["conversion"].columns
+            position = {c: i for i, c in enumerate(conv)}
+            # where each head's columns sit in the conversion head's block (None: all of it)
+            self.__dict__["_cols"] = {
+                name: None
+                if h.columns == conv
+                else np.array([position[c] for c in h.columns], dtype=np.intp)
+                for name, h in cached.items()
+            }
             self.__dict__["_fast"] = cached
         return cached
 
@@ -406,16 +415,7 @@ class LeadScoringModel:
         conv = heads["conversion"]
         M = conv.matrix(X)
         prepared = prepare(M)  # read once, as LightGBM reads a dense row, for every head
-        cols = self.__dict__.get("_cols")
-        if cols is None:
-            position = {c: i for i, c in enumerate(conv.columns)}
-            cols = {
-                name: None
-                if h.columns == conv.columns
-                else np.array([position[c] for c in h.columns], dtype=np.intp)
-                for name, h in heads.items()
-            }
-            self.__dict__["_cols"] = cols
+        cols = self.__dict__["_cols"]  # set by fast_heads with the heads
         go_left = conv.decisions(M, prepared)
         p = np.round(conv.proba(M, go_left), 6)
         fit_score = np.round(100.0 * heads["fit"].proba(M, None, prepared, cols["fit"]), 1)
