@@ -10,9 +10,11 @@ import signal
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from serving_helpers import AUTH, crm_sample, read_log, request_leads, start_served
 
 from leadscore.cli import stop_server
@@ -63,7 +65,42 @@ def test_steady_load_at_80_percent_of_capacity_has_no_errors(server, one_lead_bo
     assert res.pct(99) < 5000  # latency goals are the benchmark's job; this is about errors
 
 
+@dataclass(frozen=True)
+class Durations:
+    total_s: float
+    count: int
+
+    @property
+    def mean_ms(self) -> float:
+        return 1000.0 * self.total_s / self.count if self.count else float("nan")
+
+
+def server_durations(url: str) -> dict[str, Durations]:
+    """POST /score time as the server measured it, per HTTP status (sum and count of
+    BentoML's request_duration_seconds histogram)."""
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(httpx.get(f"{url}/metrics").text):
+        if not family.name.endswith("request_duration_seconds"):
+            continue
+        for sample in family.samples:
+            if sample.labels.get("endpoint") != "/score":
+                continue
+            code = sample.labels.get("http_response_code", "")
+            if sample.name.endswith("_sum"):
+                sums[code] = sums.get(code, 0.0) + sample.value
+            elif sample.name.endswith("_count"):
+                counts[code] = counts.get(code, 0) + int(sample.value)
+    return {code: Durations(sums.get(code, 0.0), counts.get(code, 0)) for code in counts}
+
+
+def delta(after: dict[str, Durations], before: dict[str, Durations], code: str) -> Durations:
+    a, b = after.get(code, Durations(0.0, 0)), before.get(code, Durations(0.0, 0))
+    return Durations(a.total_s - b.total_s, a.count - b.count)
+
+
 def test_overload_is_refused_fast_and_the_service_recovers(server, one_lead_bodies, capacity):
+    before_flood = server_durations(server.url)
     # 2x capacity offered by far more connections than the service admits at once
     res = run_load(
         f"{server.url}/score",
@@ -83,16 +120,23 @@ def test_overload_is_refused_fast_and_the_service_recovers(server, one_lead_bodi
     assert answered <= {200, 429, 503}, res.statuses
     assert closed <= 0.01 * sum(res.statuses.values()), res.statuses
     assert res.ok > 0
-    # Refused, not queued: a refusal comes back faster than an answer. Latencies are taken
-    # by the client, whose event loop shares the two cores with the server at 2x capacity,
-    # so absolute times include its own lag (seen: a refusal at 8.3 s in a run whose answers
-    # had a p99 of 4.6 s); comparing with the answers' latency cancels that out.
+    # Refused, not queued: the server spends far less time on a refusal than on an answer.
+    # Timed by the server itself (BentoML's request_duration_seconds histogram, whose
+    # middleware wraps the concurrency limit), so neither the load generator's own lag on
+    # the two shared cores nor other load on the machine enters the comparison. Client-side
+    # latencies are printed for the record.
+    after_flood = server_durations(server.url)
+    refused = delta(after_flood, before_flood, "429")
+    answered_d = delta(after_flood, before_flood, "200")
     print(
         f"refusals: p50 {res.rejection_pct(50):.0f} ms, p90 {res.rejection_pct(90):.0f} ms, "
-        f"slowest {res.slowest_rejection * 1000:.0f} ms; answers p50 {res.pct(50):.0f} ms"
+        f"slowest {res.slowest_rejection * 1000:.0f} ms; answers p50 {res.pct(50):.0f} ms "
+        f"(client side); server side: refusal mean {refused.mean_ms:.1f} ms over "
+        f"{refused.count}, answer mean {answered_d.mean_ms:.1f} ms over {answered_d.count}"
     )
     assert res.rejections, "2x capacity over 96 connections drew no refusal"
-    assert res.rejection_pct(50) < res.pct(50), res.summary()
+    assert refused.count == res.statuses.get(429, 0), (refused, res.statuses)
+    assert refused.mean_ms < 0.25 * answered_d.mean_ms, (refused, answered_d)
     assert res.slowest_rejection < 10.0  # the client timeout: nothing hung
     time.sleep(1)
     after = run_load(f"{server.url}/score", one_lead_bodies, 3, connections=4, headers=AUTH)
