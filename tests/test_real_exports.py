@@ -12,7 +12,7 @@ import pytest
 from features.build import compute_features
 from features.contract import read_tables
 from features.importer import import_export, load_custom_fields
-from training.dataset import build_training_set, time_split
+from training.dataset import build_training_set
 from training.leakage import LeakageError
 from training.train import fit_model, holdout_metrics, import_feature_config, leakage_gate
 
@@ -33,7 +33,7 @@ def prepared(mapping: str, source: Path, out: Path, include_leaky: bool = False)
     ts = build_training_set(
         data, target="customer", config=config, end=custom.exported_at if custom else None
     )
-    return ts, time_split(len(ts.y)), config, custom
+    return ts, ts.split(), config, custom
 
 
 @needs_data

@@ -14,12 +14,12 @@ from training.tracking import MODEL_NAME
 @pytest.fixture(scope="module")
 def model_and_holdout(trained):
     from features.contract import read_tables
-    from training.dataset import build_training_set, time_split
+    from training.dataset import build_training_set
 
     model = load_version(MODEL_NAME, trained.result.model_version)
     data = read_tables(trained.data_dir)
     ts = build_training_set(data, model.target, model.horizon_days, model.feature_config)
-    hold = time_split(len(ts.y)).holdout
+    hold = ts.split().holdout
     return model, ts.X.iloc[hold]
 
 

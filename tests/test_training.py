@@ -59,12 +59,12 @@ def test_run_has_evaluation_artifacts_inputs_and_lineage(trained):
 
 def test_same_data_and_config_give_identical_metrics(trained):
     from features.contract import read_tables
-    from training.dataset import build_training_set, time_split
+    from training.dataset import build_training_set
     from training.train import fit_model
 
     data = read_tables(trained.data_dir)
     ts = build_training_set(data, "sal", 90)
-    split = time_split(len(ts.y))
+    split = ts.split()
     runs = []
     for _ in range(2):
         model = fit_model(ts, split, {}, 11, ts_config(ts))
@@ -89,15 +89,50 @@ def test_ece_is_zero_for_perfect_calibration_and_large_when_off():
 def test_learned_decay_picks_from_the_grid_on_a_validation_slice(trained):
     from features.build import FeatureConfig
     from features.contract import read_tables
-    from training.dataset import build_training_set, time_split
+    from training.dataset import build_training_set
     from training.decay import learn_half_lives
 
     data = read_tables(trained.data_dir)
     ts = build_training_set(data, "sal", 90)
-    split = time_split(len(ts.y))
+    split = ts.split()
     config, trace = learn_half_lives(
         data, ts.as_of, ts.y, split.fit, split.calibration, FeatureConfig(), 11,
         grid=(7.0, 30.0), groups=("web",),
     )  # fmt: skip
     assert config.half_lives_days["web"] in (7.0, 30.0)
     assert trace["end"] <= trace["start"] + 1e-12
+
+
+def test_p_mql_stays_calibrated_for_leads_scored_weeks_after_creation(trained):
+    """The CRM asks for p_mql of leads of every age. A head trained on creation snapshots
+    only overestimates a lead that has waited 30 days without becoming MQL (most of the
+    engagement that leads to MQL was already visible at creation for those who convert
+    early); snapshots at later ages (training.dataset.SNAPSHOT_AGES_DAYS) fix that."""
+    from features.build import FeatureConfig, feature_columns
+    from features.contract import read_tables
+    from training.calibration import apply_prior
+    from training.dataset import build_training_set
+    from training.model import fit_calibrated
+
+    data = read_tables(trained.data_dir)
+    ts = build_training_set(data, "mql", 90)
+    assert ts.ages == (0, 7, 30, 90) and len(ts.y) > len(set(ts.X.index))
+    split = ts.split()
+    slices = [set(ts.X.index[i]) for i in (split.fit, split.calibration, split.holdout)]
+    assert not (slices[0] & slices[1] or slices[1] & slices[2] or slices[0] & slices[2])
+    old = split.holdout[ts.age_days[split.holdout] == 30]
+    assert len(old) >= 100
+
+    def gap(ages: tuple[int, ...]) -> float:
+        f = split.fit[np.isin(ts.age_days[split.fit], ages)]
+        c = split.calibration[np.isin(ts.age_days[split.calibration], ages)]
+        cols = feature_columns(FeatureConfig())
+        head = fit_calibrated(cols, ts.X.iloc[f], ts.y[f], ts.X.iloc[c], ts.y[c], {}, 7)
+        apply_prior(head, "long-run", ts.X.iloc[c], ts.y[f], ts.y[c])
+        return float(head.predict_proba(ts.X.iloc[old])[:, 1].mean() - ts.y[old].mean())
+
+    periodic, creation_only = gap(ts.ages), gap((0,))
+    print(f"30-day-old leads: mean p_mql - rate: periodic {periodic:+.3f}, "
+          f"creation only {creation_only:+.3f}")  # fmt: skip
+    assert abs(periodic) < 0.05
+    assert creation_only > periodic + 0.05

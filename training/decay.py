@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import log_loss
 
-from features.build import FeatureConfig, compute_features
+from features.build import FeatureConfig
 from features.contract import CrmData
+from training.dataset import snapshot_features
 
 HALF_LIFE_GRID: tuple[float, ...] = (3.0, 7.0, 14.0, 30.0, 60.0, 120.0)
 # groups with enough events to learn from; the rare ones keep their defaults
@@ -46,17 +47,19 @@ def learn_half_lives(
     grid: tuple[float, ...] = HALF_LIFE_GRID,
     groups: tuple[str, ...] = LEARNED_GROUPS,
     progress: Callable[[str], None] = lambda m: None,
+    age_days: np.ndarray | None = None,
 ) -> tuple[FeatureConfig, dict[str, Any]]:
-    """The config with learned half-lives, and a trace {group: {half_life: log_loss}}."""
-    leads = data.leads.set_index("lead_id").loc[as_of.index].reset_index()
-    events = data.events[data.events["lead_id"].isin(as_of.index)]
+    """The config with learned half-lives, and a trace {group: {half_life: log_loss}}.
+    ``as_of`` per snapshot row, indexed by lead_id; ``age_days`` the rows' snapshot ages
+    when a lead has several (``training.dataset``)."""
+    ages = np.zeros(len(as_of), dtype=np.int32) if age_days is None else age_days
     cache: dict[tuple, float] = {}
 
     def loss(half_lives: dict[str, float]) -> float:
         key = tuple(sorted(half_lives.items()))
         if key not in cache:
             cfg = dataclasses.replace(config, half_lives_days=half_lives)
-            X = compute_features(leads, data.accounts, events, as_of, cfg)
+            X = snapshot_features(data, as_of, ages, cfg)
             m = lgb.LGBMClassifier(**_QUICK, random_state=seed, n_jobs=2)
             m.fit(X.iloc[fit_idx], y[fit_idx])
             p = m.predict_proba(X.iloc[val_idx])[:, 1]

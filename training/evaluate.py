@@ -290,9 +290,10 @@ def model_card(info: Mapping[str, Any]) -> str:
         "- Reasons are LightGBM contributions to the uncalibrated log-odds; correlated "
         "features share credit.",
         "- Unseen categories are scored as missing.",
-        "- Each lead is snapshotted once, when it enters the stage before the target (for "
-        "p_mql: at lead creation). For a lead scored much later, p_mql extrapolates from "
-        "young leads.",
+        "- Snapshots are taken at fixed ages (see Targets); a lead older than the oldest "
+        "snapshot age is scored like one of that age. All snapshots of a lead fall in one "
+        "slice of the time split, by entry time; the labels of the latest fit snapshots "
+        "resolve inside the calibration and holdout periods (no purge gap).",
         "- Calibrated to the conversion rate of the whole training window (long-run prior): "
         "when the rate moves, probabilities lag until the next retraining.",
         "",

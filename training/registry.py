@@ -66,22 +66,19 @@ def holdout_comparison(
 ) -> dict[str, dict[str, float]]:
     """ROC AUC, ECE, log loss and Brier of each model on the latest time holdout of
     ``data_dir`` for ``target``; features computed with each model's own config."""
-    from features.build import compute_features
     from features.contract import read_tables
-    from training.dataset import build_training_set, time_split
+    from training.dataset import build_training_set, snapshot_features
     from training.evaluate import binary_metrics
 
     data = read_tables(Path(data_dir))
     first = next(iter(models.values()))
     ts = build_training_set(data, target, horizon_days, first.feature_config)
-    hold = time_split(len(ts.y)).holdout
+    hold = ts.split().holdout
     as_of = ts.as_of.iloc[hold]
     y = ts.y[hold]
-    leads = data.leads.set_index("lead_id").loc[as_of.index].reset_index()
-    events = data.events[data.events["lead_id"].isin(as_of.index)]
     out = {}
     for name, model in models.items():
-        X = compute_features(leads, data.accounts, events, as_of, model.feature_config)
+        X = snapshot_features(data, as_of, ts.age_days[hold], model.feature_config)
         scored = model.score(X)
         col = f"p_{target}" if f"p_{target}" in scored.columns else None
         if col is None:

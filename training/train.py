@@ -33,7 +33,7 @@ from features.quadrant_policy import load_quadrant_policy
 from training import evaluate as ev
 from training.baselines import fit_baselines
 from training.calibration import apply_prior
-from training.dataset import TimeSplit, TrainingSet, build_training_set, time_split
+from training.dataset import TimeSplit, TrainingSet, build_training_set, snapshot_ages
 from training.decay import learn_half_lives
 from training.leakage import LeakageError, LeakageFinding, blocking, check_leakage
 from training.model import (
@@ -73,7 +73,9 @@ def holdout_metrics(y: np.ndarray, p: np.ndarray, prefix: str = "") -> dict[str,
 
 
 def ceiling_auc(data_dir: Path, ts: TrainingSet, idx: np.ndarray) -> float | None:
-    """AUC of the simulator's true probabilities on the same holdout, when truth is known."""
+    """AUC of the simulator's true probabilities on the same holdout, when truth is known.
+    The truth is each lead's probability from its entry, so only entry snapshots count."""
+    idx = idx[ts.age_days[idx] == 0]
     path = data_dir / "truth.parquet"
     if not path.exists():
         return None
@@ -87,6 +89,22 @@ def ceiling_auc(data_dir: Path, ts: TrainingSet, idx: np.ndarray) -> float | Non
     if ok.sum() < 10 or y.min() == y.max():
         return None
     return float(roc_auc_score(y, p_true[ok]))
+
+
+def ceiling_metrics(
+    data_dir: Path, ts: TrainingSet, idx: np.ndarray, p: np.ndarray, prefix: str = ""
+) -> dict[str, float]:
+    """The simulator's ceiling AUC, and with snapshots at several ages the model's AUC on
+    the entry snapshots alone, the rows the ceiling is measured on."""
+    out: dict[str, float] = {}
+    ceiling = ceiling_auc(data_dir, ts, idx)
+    if ceiling is None:
+        return out
+    out[f"{prefix}ceiling_roc_auc"] = ceiling
+    entry = ts.age_days[idx] == 0
+    if not entry.all():
+        out[f"{prefix}entry_roc_auc"] = float(roc_auc_score(ts.y[idx][entry], p[entry]))
+    return out
 
 
 def import_feature_config(data: CrmData, custom: CustomFields | None) -> FeatureConfig:
@@ -201,7 +219,9 @@ def default_targets(target: str) -> tuple[str, ...]:
 
 def log_dataset(ts: TrainingSet, data_dir: Path, context: str) -> str:
     """Log the snapshot table (features + label + as_of) as an MLflow input; its digest."""
-    frame = ts.X.reset_index().assign(as_of=ts.as_of.to_numpy(), label=ts.y)
+    frame = ts.X.reset_index().assign(
+        as_of=ts.as_of.to_numpy(), snapshot_age_days=ts.age_days, label=ts.y
+    )
     for c in frame.columns:
         if isinstance(frame[c].dtype, pd.CategoricalDtype):
             frame[c] = frame[c].astype(object)
@@ -217,17 +237,36 @@ def log_dataset(ts: TrainingSet, data_dir: Path, context: str) -> str:
     return ds.digest
 
 
+FROM_WORDS = {"mql": "lead", "sal": "MQL"}
+ENTRY_WORDS = {"mql": "lead creation", "sal": "MQL entry"}
+
+
+def snapshot_words(ages: tuple[int, ...], target: str) -> str:
+    """How a target's training snapshots were taken, for the model card."""
+    entry = ENTRY_WORDS.get(target, "entry into the stage before it")
+    later = "/".join(str(a) for a in ages if a)
+    if not later:
+        return f"snapshot at {entry}"
+    return f"snapshots at {entry} and {later} days later while not yet at the target"
+
+
 def segment_labels(data: CrmData, ts: TrainingSet, idx: np.ndarray, model: LeadScoringModel):
-    """Segment (persona/lifecycle stage) of each holdout lead as of its snapshot."""
+    """Segment (persona/lifecycle stage) of each holdout snapshot as of its time (one
+    snapshot age at a time: a lead may have several)."""
     from features.content import funnel_profile
 
-    ids = ts.X.index[idx]
-    as_of = ts.as_of.iloc[idx]
-    leads = data.leads.set_index("lead_id").loc[ids].reset_index()
-    events = data.events[data.events["lead_id"].isin(ids)]
-    history = data.stage_history[data.stage_history["lead_id"].isin(ids)]
-    profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
-    return profile["segment"].reindex(ids).to_numpy()
+    out = np.empty(len(idx), dtype=object)
+    ages = ts.age_days[idx]
+    for age in np.unique(ages):
+        at = np.flatnonzero(ages == age)
+        ids = ts.X.index[idx[at]]
+        leads = data.leads.set_index("lead_id").loc[ids].reset_index()
+        events = data.events[data.events["lead_id"].isin(ids)]
+        history = data.stage_history[data.stage_history["lead_id"].isin(ids)]
+        as_of = ts.as_of.iloc[idx[at]]
+        profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
+        out[at] = profile["segment"].reindex(ids).to_numpy()
+    return out
 
 
 def train(
@@ -259,7 +298,7 @@ def train(
     end = custom.exported_at if custom else None
     progress(f"building point-in-time snapshots for target {target!r}")
     ts = build_training_set(data, target=target, horizon_days=horizon_days, config=config, end=end)
-    split = time_split(len(ts.y))
+    split = ts.split()
     progress(
         f"{len(ts.y)} snapshots ({ts.censored} censored), positives {ts.y.mean():.1%}; "
         f"fit {len(split.fit)} / calibrate {len(split.calibration)} / holdout {len(split.holdout)}"
@@ -268,8 +307,9 @@ def train(
     if learn_decay:
         progress("learning interest half-lives on the calibration slice")
         config, decay_trace = learn_half_lives(
-            data, ts.as_of, ts.y, split.fit, split.calibration, config, seed, progress=progress
-        )
+            data, ts.as_of, ts.y, split.fit, split.calibration, config, seed,
+            progress=progress, age_days=ts.age_days,
+        )  # fmt: skip
         ts = build_training_set(
             data, target=target, horizon_days=horizon_days, config=config, end=end
         )
@@ -283,9 +323,7 @@ def train(
     p_hold = scored["p_convert"].to_numpy()
     metrics = ev.binary_metrics(y_hold, p_hold)
     metrics["ece_noise_floor"] = ev.ece_noise_floor(p_hold)
-    ceiling = ceiling_auc(data_dir, ts, hold)
-    if ceiling is not None:
-        metrics["ceiling_roc_auc"] = ceiling
+    metrics.update(ceiling_metrics(data_dir, ts, hold, p_hold))
     metrics["holdout_positive_rate"] = float(y_hold.mean())
     metrics["n_holdout"] = float(len(hold))
 
@@ -294,7 +332,7 @@ def train(
     for t in targets[1:]:
         progress(f"building point-in-time snapshots for target {t!r}")
         ts_t = build_training_set(data, target=t, horizon_days=horizon_days, config=config, end=end)
-        sp_t = time_split(len(ts_t.y))
+        sp_t = ts_t.split()
         head = fit_calibrated(
             feature_columns(config),
             ts_t.X.iloc[sp_t.fit],
@@ -309,9 +347,7 @@ def train(
         model.heads[t] = head
         p_t = head.predict_proba(ts_t.X.iloc[sp_t.holdout])[:, 1]
         metrics.update(ev.binary_metrics(ts_t.y[sp_t.holdout], p_t, prefix=f"{t}_"))
-        c_t = ceiling_auc(data_dir, ts_t, sp_t.holdout)
-        if c_t is not None:
-            metrics[f"{t}_ceiling_roc_auc"] = c_t
+        metrics.update(ceiling_metrics(data_dir, ts_t, sp_t.holdout, p_t, prefix=f"{t}_"))
         other_sets[t] = ts_t
 
     progress("fitting baselines on the same slices")
@@ -360,6 +396,11 @@ def train(
                 "horizon_days": horizon_days,
                 "seed": seed,
                 "n_snapshots": len(ts.y),
+                "snapshot_ages_days": ",".join(map(str, ts.ages)),
+                **{
+                    f"{t}_snapshot_ages_days": ",".join(map(str, o.ages))
+                    for t, o in other_sets.items()
+                },
                 "n_features": len(feature_columns(config)),
                 "learn_decay": learn_decay,
                 "calibration_prior": calibration_prior,
@@ -474,8 +515,9 @@ def write_evaluation(
     ev.plot_importance(gain, out / "feature_importance.png", "LightGBM gain importance")
     ev.plot_decay_curves(config.half_lives_days, DEFAULT_HALF_LIVES_DAYS, out / "decay_curves.png")
     descriptions = {
-        "sal": f"MQL -> SAL within {ts.horizon_days} days, snapshot at MQL entry",
-        "mql": f"lead -> MQL within {ts.horizon_days} days, snapshot at lead creation",
+        t: f"{FROM_WORDS.get(t, 'previous stage')} -> {t.upper()} within {ts.horizon_days} "
+        f"days, {snapshot_words(snapshot_ages(t), t)}"
+        for t in targets
     }
     card = ev.model_card(
         {

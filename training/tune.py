@@ -20,7 +20,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 
 from features.contract import read_tables
 from features.importer import load_custom_fields
-from training.dataset import build_training_set, time_split
+from training.dataset import build_training_set
 from training.model import make_pipeline
 from training.tracking import git_commit, use_store
 from training.train import import_feature_config
@@ -38,7 +38,8 @@ class TuneResult:
 
 
 def suggest(trial: optuna.Trial) -> dict[str, Any]:
-    """The search space: from stumps to mid-sized trees, with regularisation."""
+    """The search space: from stumps to mid-sized trees, with regularisation, and how
+    categorical fields are split (imports carry many: lead source, specialization ...)."""
     return {
         "num_leaves": trial.suggest_int("num_leaves", 2, 31, log=True),
         "min_child_samples": trial.suggest_int("min_child_samples", 10, 200, log=True),
@@ -47,6 +48,9 @@ def suggest(trial: optuna.Trial) -> dict[str, Any]:
         "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
         "colsample_bytree": trial.suggest_float("colsample_bytree", 0.4, 1.0),
         "subsample": trial.suggest_float("subsample", 0.5, 1.0),
+        "cat_smooth": trial.suggest_float("cat_smooth", 1.0, 50.0, log=True),
+        "min_data_per_group": trial.suggest_int("min_data_per_group", 10, 200, log=True),
+        "max_cat_to_onehot": trial.suggest_int("max_cat_to_onehot", 4, 32, log=True),
     }
 
 
@@ -64,7 +68,7 @@ def tune(
     config = import_feature_config(data, custom)
     end = custom.exported_at if custom else None
     ts = build_training_set(data, target=target, horizon_days=horizon_days, config=config, end=end)
-    split = time_split(len(ts.y))
+    split = ts.split()
     Xf, yf = ts.X.iloc[split.fit], ts.y[split.fit]
     Xc, yc = ts.X.iloc[split.calibration], ts.y[split.calibration]
     columns = list(ts.X.columns)
