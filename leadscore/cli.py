@@ -244,9 +244,12 @@ def train(
             cmp.add_row(str(name), *(f"{v:.4f}" for v in row))
         console.print(cmp)
     if "ceiling_roc_auc" in result.metrics:
+        # the truth is per lead at entry: compare on the entry snapshots when there are more
+        entry = "entry_roc_auc" in result.metrics
         console.print(
-            f"ROC AUC {result.metrics['roc_auc']:.3f} vs the simulator's true probabilities "
-            f"{result.metrics['ceiling_roc_auc']:.3f} on the same holdout (the ceiling)"
+            f"ROC AUC {result.metrics['entry_roc_auc' if entry else 'roc_auc']:.3f} vs the "
+            f"simulator's true probabilities {result.metrics['ceiling_roc_auc']:.3f} on the "
+            f"same {'entry snapshots of the ' if entry else ''}holdout (the ceiling)"
         )
     if "ece_noise_floor" in result.metrics:
         console.print(

@@ -58,6 +58,12 @@ class TrainingSet:
     age_days: np.ndarray  # snapshot age: days after entry into from_stage, per row
     ages: tuple[int, ...] = (0,)
 
+    @property
+    def entry_as_of(self) -> pd.Series:
+        """Each row's snapshot time at entry (its ``as_of`` less its age): the time the
+        split orders by, and what a slice's date range means."""
+        return self.as_of - pd.to_timedelta(self.age_days, unit="D")
+
     def split(self, holdout: float = 0.2, calibration: float = 0.15) -> TimeSplit:
         """The time split, with every snapshot of a lead in the same slice."""
         return time_split(len(self.y), holdout, calibration, groups=self.X.index)

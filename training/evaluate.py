@@ -268,7 +268,9 @@ def model_card(info: Mapping[str, Any]) -> str:
         "",
         "## Data",
         f"- source: `{info['data_dir']}` (digest in the run's dataset inputs)",
-        *(f"- {k}: {v}" for k, v in info["split"].items()),
+        "- time split by entry into the stage before the primary target (a lead's later "
+        "snapshots stay in its slice):",
+        *(f"  - {k}: {v}" for k, v in info["split"].items()),
         "",
         "## Features",
         f"{len(info['features'])} point-in-time features (firmographics, job title, source, "
