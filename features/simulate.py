@@ -626,8 +626,11 @@ def simulate(
     icp = ~free_mail & (employees[acc] >= FAST_TRACK_MIN_EMPLOYEES)
     fast = recent_demo & icp
     p_sal_all = np.where(fast, 1.0 - (1.0 - p_sal_all) * (1.0 - FAST_TRACK_P), p_sal_all)
-    p_sal_all = np.where(free_mail & (employees[acc] < SMALL_MAX_EMPLOYEES),
-                         p_sal_all * SMALL_FREE_MAIL_FACTOR, p_sal_all)
+    p_sal_all = np.where(
+        free_mail & (employees[acc] < SMALL_MAX_EMPLOYEES),
+        p_sal_all * SMALL_FREE_MAIL_FACTOR,
+        p_sal_all,
+    )
 
     # ---------------------------------------------------------------- MQL -> SAL -> opp -> customer
     sal = mql_rec & (rng.random(n) < p_sal_all)
