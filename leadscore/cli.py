@@ -257,6 +257,11 @@ def train(
             f"{result.metrics['ece_noise_floor']:.3f} on {result.metrics['n_holdout']:.0f} "
             "holdout rows by chance alone"
         )
+    if "ece_best_sigmoid" in result.metrics:
+        console.print(
+            f"(diagnostic: the best sigmoid of these scores, fitted on the holdout itself, "
+            f"would show ECE {result.metrics['ece_best_sigmoid']:.3f})"
+        )
     console.print(f"registered {result.model_name} version {result.model_version} as `challenger`")
 
 

@@ -136,3 +136,15 @@ def test_p_mql_stays_calibrated_for_leads_scored_weeks_after_creation(trained):
           f"creation only {creation_only:+.3f}")  # fmt: skip
     assert abs(periodic) < 0.05
     assert creation_only > periodic + 0.05
+
+
+def test_best_sigmoid_diagnostic_separates_calibrator_from_scores():
+    from training.evaluate import ece_best_sigmoid
+
+    rng = np.random.default_rng(3)
+    raw = rng.normal(size=20_000)
+    y = (rng.random(raw.size) < 1 / (1 + np.exp(-(3 * raw + 1)))).astype(int)
+    # the plain sigmoid of the raw score has the wrong slope and base rate ...
+    assert expected_calibration_error(y, 1 / (1 + np.exp(-raw))) > 0.05
+    # ... which the best sigmoid fitted on these rows repairs: the scores are not the problem
+    assert ece_best_sigmoid(y, raw) < 0.02

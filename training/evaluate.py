@@ -53,6 +53,18 @@ def ece_noise_floor(p: np.ndarray, bins: int = ECE_BINS, draws: int = 200, seed:
     )
 
 
+def ece_best_sigmoid(y: np.ndarray, raw: np.ndarray, bins: int = ECE_BINS) -> float:
+    """A diagnostic, never used by the model: the ECE of the best sigmoid of the raw
+    scores fitted on the holdout itself. When the served model's ECE is close to it, no
+    recalibration of these scores (slope or base rate) could have done better on this
+    holdout: what is left comes from the model's scores, not from the calibrator."""
+    from sklearn.linear_model import LogisticRegression
+
+    raw = np.asarray(raw, dtype=float).reshape(-1, 1)
+    p = LogisticRegression(C=1e6).fit(raw, y).predict_proba(raw)[:, 1]
+    return expected_calibration_error(y, p, bins)
+
+
 def top_share(y: np.ndarray, p: np.ndarray, share: float) -> tuple[float, float]:
     """(lift, recall) when the top ``share`` of rows by probability is worked."""
     y = np.asarray(y, dtype=float)

@@ -323,6 +323,7 @@ def train(
     p_hold = scored["p_convert"].to_numpy()
     metrics = ev.binary_metrics(y_hold, p_hold)
     metrics["ece_noise_floor"] = ev.ece_noise_floor(p_hold)
+    metrics["ece_best_sigmoid"] = ev.ece_best_sigmoid(y_hold, model.raw_score(X_hold))
     metrics.update(ceiling_metrics(data_dir, ts, hold, p_hold))
     metrics["holdout_positive_rate"] = float(y_hold.mean())
     metrics["n_holdout"] = float(len(hold))
@@ -531,7 +532,9 @@ def write_evaluation(
             "half_lives": dict(config.half_lives_days),
             "comparison": comparison,
             "extra_metrics": {
-                k: round(v, 4) for k, v in metrics.items() if "ceiling" in k or k.startswith("mql_")
+                k: round(v, 4)
+                for k, v in metrics.items()
+                if "ceiling" in k or k.startswith(("mql_", "ece_"))
             },
         }
     )
