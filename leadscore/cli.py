@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -507,7 +507,7 @@ def score(
     from rich.progress import Progress
 
     from features.contract import read_tables
-    from serving.scoring import score_batch
+    from serving.scoring import iter_score_batch, write_answers
     from training.dataset import data_end
 
     if engine not in ("pandas", "spark"):
@@ -521,28 +521,39 @@ def score(
         return
     d = read_tables(data)
     moment = pd.Timestamp(as_of) if as_of else data_end(d) + pd.Timedelta(seconds=1)
+    labels = bento_model.info.labels
+    quadrants: list[pd.Series] = []
     with Progress(console=err) as bar:
         task = bar.add_task("scoring", total=len(d.leads))
-        answers = score_batch(
-            model,
-            d.leads,
-            d.accounts,
-            d.events,
-            moment,
-            chunk_size,
-            lambda n: bar.advance(task, n),
-            stage_history=d.stage_history,
-            workers=workers,
+
+        def parts() -> Iterator[pd.DataFrame]:  # each chunk written as it comes, then dropped
+            for part in iter_score_batch(
+                model,
+                d.leads,
+                d.accounts,
+                d.events,
+                moment,
+                chunk_size,
+                stage_history=d.stage_history,
+                workers=workers,
+            ):
+                quadrants.append(part["quadrant"].value_counts())
+                bar.advance(task, len(part))
+                yield part
+
+        n = write_answers(
+            out,
+            parts(),
+            {
+                "model_name": labels.get("mlflow_model"),
+                "model_version": labels.get("mlflow_version"),
+                "as_of": moment,
+            },
         )
-    labels = bento_model.info.labels
-    answers = answers.reset_index()
-    answers["model_name"] = labels.get("mlflow_model")
-    answers["model_version"] = labels.get("mlflow_version")
-    answers["as_of"] = moment
-    out.parent.mkdir(parents=True, exist_ok=True)
-    answers.to_parquet(out, index=False)
-    console.print(f"scored {len(answers):,} leads as of {moment} -> {out}")
-    console.print(answers["quadrant"].value_counts().to_string())
+    console.print(f"scored {n:,} leads as of {moment} -> {out}")
+    if quadrants:
+        counts = pd.concat(quadrants).groupby(level=0).sum()
+        console.print(counts.sort_values(ascending=False, kind="stable").to_string())
 
 
 def _score_spark(

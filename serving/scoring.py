@@ -6,10 +6,13 @@ the same answer either way.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import multiprocessing as mp
 import os
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -165,13 +168,36 @@ def score_batch(
     stage_history: pd.DataFrame | None = None,
     workers: int = 1,
 ) -> pd.DataFrame:
-    """``score_tables`` over chunks of leads, so memory stays bounded on big exports.
+    """``score_tables`` over chunks of leads, as one frame (``iter_score_batch``'s chunks
+    joined); ``on_chunk(n_leads)`` reports progress."""
+    parts = []
+    for part in iter_score_batch(
+        model, leads, accounts, events, as_of, chunk_size, stage_history, workers
+    ):
+        parts.append(part)
+        on_chunk(len(part))
+    return pd.concat(parts) if parts else pd.DataFrame()
+
+
+def iter_score_batch(
+    model: Any,
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    chunk_size: int = 50_000,
+    stage_history: pd.DataFrame | None = None,
+    workers: int = 1,
+) -> Iterator[pd.DataFrame]:
+    """``score_tables`` over chunks of leads, so memory stays bounded on big exports: yields
+    each chunk's answer frame in lead order, and holds no answers after handing them out.
 
     Each chunk gets its own leads' events, stage changes and accounts (events keep their
     input order, so every answer equals the one ``score_tables`` gives on the whole
     tables). ``workers`` > 1 scores chunks in that many forked processes (0 = one per
-    core), each with a single-threaded model; ``on_chunk(n_leads)`` reports progress.
+    core), each with a single-threaded model.
     """
+    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
     # the tables, the model and the libraries outlive the scoring: keep them out of the
     # cyclic garbage collector's scans while it runs (each chunk allocates millions of
     # objects, which triggers collections that would walk them all again and again)
@@ -179,47 +205,125 @@ def score_batch(
     if frozen:
         gc.freeze()
     try:
-        return _score_batch(
-            model, leads, accounts, events, as_of, chunk_size, on_chunk, stage_history, workers
-        )
+        yield from _score_chunks(model, plan, workers)
     finally:
         if frozen:
             gc.unfreeze()
 
 
-def _score_batch(
-    model: Any,
-    leads: pd.DataFrame,
-    accounts: pd.DataFrame,
-    events: pd.DataFrame,
-    as_of: pd.Timestamp,
-    chunk_size: int,
-    on_chunk: Callable[[int], None],
-    stage_history: pd.DataFrame | None,
-    workers: int,
-) -> pd.DataFrame:
-    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
+def _score_chunks(model: Any, plan: _ChunkPlan, workers: int) -> Iterator[pd.DataFrame]:
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = min(workers, plan.n_chunks)
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
-        parts = []
         for i in range(plan.n_chunks):
-            parts.append(plan.score(model, i))
-            on_chunk(len(parts[-1]))
-        return pd.concat(parts) if parts else pd.DataFrame()
+            yield plan.score(model, i)
+        return
     global _JOB
     _JOB = (model, plan)
     try:
         # fork: the workers share the tables with this process (copy-on-write), only the
-        # chunk number goes in and the answer rows come back
+        # chunk number goes in and the answer rows come back, one chunk at a time
         with mp.get_context("fork").Pool(workers) as pool:
-            parts = []
-            for part in pool.imap(_score_chunk, range(plan.n_chunks)):
-                parts.append(part)
-                on_chunk(len(part))
+            yield from pool.imap(_score_chunk, range(plan.n_chunks))
     finally:
         _JOB = None
-    return pd.concat(parts) if parts else pd.DataFrame()
+
+
+def write_answers(
+    path: str | os.PathLike[str],
+    parts: Iterable[pd.DataFrame],
+    columns: Mapping[str, Any] | None = None,
+) -> int:
+    """Write answer frames (index lead_id) to one Parquet file as they come, each with
+    ``columns`` (name -> one value for every row) appended: the file
+    ``pd.concat(parts).reset_index()`` with those columns would give with ``to_parquet``,
+    without ever holding all answers. Written to a temporary file beside ``path`` and
+    renamed at the end, so a failure (bad input, a chunk that fails) leaves nothing
+    partial at ``path``. Returns the number of rows written."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # created by the writer (permissions as for any new file), a name no one else uses
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.part")
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    rows = 0
+    try:
+        for part in parts:
+            frame = part.reset_index()
+            for name, value in (columns or {}).items():
+                frame[name] = value
+            if writer is None:
+                schema = _answer_schema(frame)
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(_answer_table(frame, schema, rows))
+            rows += len(frame)
+        if writer is None:  # no leads: what to_parquet writes for no answers
+            frame = pd.DataFrame().reset_index()
+            for name, value in (columns or {}).items():
+                frame[name] = value
+            frame.to_parquet(tmp, index=False)
+        else:
+            writer.close()
+            writer = None
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(OSError, pa.ArrowException):  # report the first error
+                writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rows
+
+
+# answer columns whose Arrow type a chunk may not show (every list empty, every value None)
+_ANSWER_TYPES = {
+    "flags": pa.list_(pa.string()),
+    "next_content": pa.list_(pa.string()),
+    "reasons": pa.list_(
+        pa.struct(
+            [
+                ("feature", pa.string()),
+                ("value", pa.string()),
+                ("contribution", pa.float64()),
+                ("text", pa.string()),
+            ]
+        )
+    ),
+}
+
+
+def _has_null(t: pa.DataType) -> bool:
+    if pa.types.is_null(t):
+        return True
+    return any(_has_null(t.field(i).type) for i in range(t.num_fields))
+
+
+def _answer_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The file's schema from the first chunk, with the known types of columns the chunk
+    leaves undetermined (a list column whose lists are all empty reads as list<null>)."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(schema):
+        if _has_null(field.type) and field.name in _ANSWER_TYPES:
+            schema = schema.set(i, field.with_type(_ANSWER_TYPES[field.name]))
+    return schema
+
+
+def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        got = pa.Schema.from_pandas(frame, preserve_index=False)
+        diff = [
+            f"{f.name}: {got.field(f.name).type} (file: {f.type})"
+            for f in schema
+            if f.name in got.names and got.field(f.name).type != f.type
+        ]
+        raise ValueError(
+            f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
+            f"chunk ({'; '.join(diff) or exc})"
+        ) from exc
 
 
 _JOB: tuple[Any, _ChunkPlan] | None = None  # what forked workers score
