@@ -96,7 +96,7 @@ def test_learned_decay_picks_from_the_grid_on_a_validation_slice(trained):
     ts = build_training_set(data, "sal", 90)
     split = ts.split()
     config, trace = learn_half_lives(
-        data, ts.as_of, ts.y, split.fit, split.calibration, FeatureConfig(), 11,
+        data, ts, split.fit, split.calibration, FeatureConfig(), 11,
         grid=(7.0, 30.0), groups=("web",),
     )  # fmt: skip
     assert config.half_lives_days["web"] in (7.0, 30.0)

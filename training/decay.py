@@ -15,12 +15,11 @@ from typing import Any
 
 import lightgbm as lgb
 import numpy as np
-import pandas as pd
 from sklearn.metrics import log_loss
 
 from features.build import FeatureConfig
 from features.contract import CrmData
-from training.dataset import snapshot_features
+from training.dataset import TrainingSet, snapshot_features
 
 HALF_LIFE_GRID: tuple[float, ...] = (3.0, 7.0, 14.0, 30.0, 60.0, 120.0)
 # groups with enough events to learn from; the rare ones keep their defaults
@@ -38,8 +37,7 @@ _QUICK = {
 
 def learn_half_lives(
     data: CrmData,
-    as_of: pd.Series,
-    y: np.ndarray,
+    ts: TrainingSet,
     fit_idx: np.ndarray,
     val_idx: np.ndarray,
     config: FeatureConfig,
@@ -47,19 +45,17 @@ def learn_half_lives(
     grid: tuple[float, ...] = HALF_LIFE_GRID,
     groups: tuple[str, ...] = LEARNED_GROUPS,
     progress: Callable[[str], None] = lambda m: None,
-    age_days: np.ndarray | None = None,
 ) -> tuple[FeatureConfig, dict[str, Any]]:
     """The config with learned half-lives, and a trace {group: {half_life: log_loss}}.
-    ``as_of`` per snapshot row, indexed by lead_id; ``age_days`` the rows' snapshot ages
-    when a lead has several (``training.dataset``)."""
-    ages = np.zeros(len(as_of), dtype=np.int32) if age_days is None else age_days
+    Features are recomputed for the snapshots of ``ts`` (every snapshot age)."""
+    y = ts.y
     cache: dict[tuple, float] = {}
 
     def loss(half_lives: dict[str, float]) -> float:
         key = tuple(sorted(half_lives.items()))
         if key not in cache:
             cfg = dataclasses.replace(config, half_lives_days=half_lives)
-            X = snapshot_features(data, as_of, ages, cfg)
+            X = snapshot_features(data, ts.as_of, ts.age_days, cfg)
             m = lgb.LGBMClassifier(**_QUICK, random_state=seed, n_jobs=2)
             m.fit(X.iloc[fit_idx], y[fit_idx])
             p = m.predict_proba(X.iloc[val_idx])[:, 1]

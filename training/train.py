@@ -307,9 +307,8 @@ def train(
     if learn_decay:
         progress("learning interest half-lives on the calibration slice")
         config, decay_trace = learn_half_lives(
-            data, ts.as_of, ts.y, split.fit, split.calibration, config, seed,
-            progress=progress, age_days=ts.age_days,
-        )  # fmt: skip
+            data, ts, split.fit, split.calibration, config, seed, progress=progress
+        )
         ts = build_training_set(
             data, target=target, horizon_days=horizon_days, config=config, end=end
         )
