@@ -4,6 +4,7 @@ both funnel targets, lineage, and reproducibility."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from mlflow.tracking import MlflowClient
 
 from training.evaluate import binary_metrics, expected_calibration_error
@@ -103,24 +104,25 @@ def test_learned_decay_picks_from_the_grid_on_a_validation_slice(trained):
     assert trace["end"] <= trace["start"] + 1e-12
 
 
-def test_p_mql_stays_calibrated_for_leads_scored_weeks_after_creation(trained):
-    """The CRM asks for p_mql of leads of every age. A head trained on creation snapshots
-    only overestimates a lead that has waited 30 days without becoming MQL (most of the
-    engagement that leads to MQL was already visible at creation for those who convert
-    early); snapshots at later ages (training.dataset.SNAPSHOT_AGES_DAYS) fix that."""
+@pytest.mark.parametrize("target", ["mql", "sal"])
+def test_heads_stay_calibrated_for_leads_scored_weeks_after_entry(trained, target):
+    """The CRM asks for p_mql and p_sal of leads of every age. A head trained on entry
+    snapshots only overestimates leads that have waited 7-30 days without converting (the
+    early converters' engagement was already visible at entry); snapshots at later ages
+    (training.dataset.SNAPSHOT_AGES_DAYS) fix that."""
     from features.build import FeatureConfig, feature_columns
     from features.contract import read_tables
     from training.calibration import apply_prior
-    from training.dataset import build_training_set
+    from training.dataset import SNAPSHOT_AGES_DAYS, build_training_set
     from training.model import fit_calibrated
 
     data = read_tables(trained.data_dir)
-    ts = build_training_set(data, "mql", 90)
-    assert ts.ages == (0, 7, 30, 90) and len(ts.y) > len(set(ts.X.index))
+    ts = build_training_set(data, target, 90)
+    assert ts.ages == SNAPSHOT_AGES_DAYS[target] and len(ts.y) > len(set(ts.X.index))
     split = ts.split()
     slices = [set(ts.X.index[i]) for i in (split.fit, split.calibration, split.holdout)]
     assert not (slices[0] & slices[1] or slices[1] & slices[2] or slices[0] & slices[2])
-    old = split.holdout[ts.age_days[split.holdout] == 30]
+    old = split.holdout[ts.age_days[split.holdout] > 0]
     assert len(old) >= 100
 
     def gap(ages: tuple[int, ...]) -> float:
@@ -132,10 +134,10 @@ def test_p_mql_stays_calibrated_for_leads_scored_weeks_after_creation(trained):
         return float(head.predict_proba(ts.X.iloc[old])[:, 1].mean() - ts.y[old].mean())
 
     periodic, creation_only = gap(ts.ages), gap((0,))
-    print(f"30-day-old leads: mean p_mql - rate: periodic {periodic:+.3f}, "
+    print(f"{target}, snapshots after entry ({len(old)}): mean p - rate: periodic {periodic:+.3f}, "
           f"creation only {creation_only:+.3f}")  # fmt: skip
     assert abs(periodic) < 0.05
-    assert creation_only > periodic + 0.05
+    assert creation_only > periodic + 0.04
 
 
 def test_best_sigmoid_diagnostic_separates_calibrator_from_scores():
