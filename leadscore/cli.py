@@ -233,7 +233,8 @@ def train(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for k, v in result.metrics.items():
-        table.add_row(k, f"{v:.4f}" if not k.startswith("n_") else f"{v:.0f}")
+        if "_ci_" not in k and "_gain_vs_" not in k:  # printed in words below
+            table.add_row(k, f"{v:.4f}" if not k.startswith("n_") else f"{v:.0f}")
     console.print(table)
     if result.comparison is not None:
         cmp = Table(title="LightGBM vs baselines, same time holdout")
@@ -243,6 +244,18 @@ def train(
         for name, row in result.comparison.iterrows():
             cmp.add_row(str(name), *(f"{v:.4f}" for v in row))
         console.print(cmp)
+    m = result.metrics
+    if "roc_auc_ci_low" in m:
+        gains = [
+            f"{name} by {m['roc_auc'] - result.comparison.loc[name, 'roc_auc']:+.3f} "
+            f"({m[f'roc_auc_gain_vs_{name}_low']:+.3f} to {m[f'roc_auc_gain_vs_{name}_high']:+.3f})"
+            for name in result.comparison.index
+            if f"roc_auc_gain_vs_{name}_low" in m
+        ]
+        console.print(
+            f"ROC AUC {m['roc_auc']:.3f}, 95 % bootstrap interval {m['roc_auc_ci_low']:.3f} to "
+            f"{m['roc_auc_ci_high']:.3f}; ahead of " + ", ".join(gains) + " (paired intervals)"
+        )
     if "ceiling_roc_auc" in result.metrics:
         # the truth is per lead at entry: compare on the entry snapshots when there are more
         entry = "entry_roc_auc" in result.metrics

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
+from sklearn.metrics import roc_auc_score
 
 from training.evaluate import binary_metrics, expected_calibration_error
 
@@ -27,6 +28,9 @@ def test_metrics_cover_both_targets_and_calibration(trained):
     assert m["ece"] < 0.12  # ~200 holdout rows on the 6,000-lead simulation: noisy
     assert 0.6 < m["mql_roc_auc"] <= 1.0
     assert m["lift_top10"] > 1.0
+    assert m["roc_auc_ci_low"] < m["roc_auc"] < m["roc_auc_ci_high"]
+    for name in ("logistic", "naive_bayes", "points_decay"):
+        assert m[f"roc_auc_gain_vs_{name}_low"] < m[f"roc_auc_gain_vs_{name}_high"]
 
 
 def test_run_has_evaluation_artifacts_inputs_and_lineage(trained):
@@ -150,3 +154,19 @@ def test_best_sigmoid_diagnostic_separates_calibrator_from_scores():
     assert expected_calibration_error(y, 1 / (1 + np.exp(-raw))) > 0.05
     # ... which the best sigmoid fitted on these rows repairs: the scores are not the problem
     assert ece_best_sigmoid(y, raw) < 0.02
+
+
+def test_auc_intervals_tell_a_real_gain_from_holdout_luck():
+    from training.evaluate import auc_intervals
+
+    rng = np.random.default_rng(5)
+    signal = rng.normal(size=3_000)
+    y = (rng.random(signal.size) < 1 / (1 + np.exp(-2 * signal))).astype(int)
+    good = signal + rng.normal(scale=0.5, size=signal.size)
+    probs = {"lightgbm": good, "noise": rng.random(signal.size), "same": good.copy()}
+    out = auc_intervals(y, probs)
+    auc = roc_auc_score(y, good)
+    assert out["roc_auc_ci_low"] < auc < out["roc_auc_ci_high"]
+    assert out["roc_auc_ci_high"] - out["roc_auc_ci_low"] < 0.05
+    assert out["roc_auc_gain_vs_noise_low"] > 0.2  # far better than chance, every draw
+    assert out["roc_auc_gain_vs_same_low"] == out["roc_auc_gain_vs_same_high"] == 0.0

@@ -99,6 +99,40 @@ def comparison_table(y: np.ndarray, probs: Mapping[str, np.ndarray]) -> pd.DataF
     return table.sort_values("roc_auc", ascending=False)
 
 
+def auc_intervals(
+    y: np.ndarray,
+    probs: Mapping[str, np.ndarray],
+    reference: str = "lightgbm",
+    draws: int = 200,
+    seed: int = 0,
+) -> dict[str, float]:
+    """95 % bootstrap intervals on the holdout: the reference model's ROC AUC
+    (``roc_auc_ci_low``/``_high``) and, paired (the same resampled rows for both), how far
+    it is ahead of every other model (``roc_auc_gain_vs_<name>_low``/``_high``). A gain
+    whose interval lies above 0 is not the luck of this holdout."""
+    y = np.asarray(y)
+    rng = np.random.default_rng(seed)
+    names = list(probs)
+    aucs = {name: [] for name in names}
+    for _ in range(draws):
+        rows = rng.integers(0, len(y), len(y))
+        if y[rows].min() == y[rows].max():
+            continue
+        for name in names:
+            aucs[name].append(roc_auc_score(y[rows], np.asarray(probs[name])[rows]))
+    ref = np.asarray(aucs[reference])
+    out = {
+        "roc_auc_ci_low": float(np.percentile(ref, 2.5)),
+        "roc_auc_ci_high": float(np.percentile(ref, 97.5)),
+    }
+    for name in names:
+        if name != reference:
+            gain = ref - np.asarray(aucs[name])
+            out[f"roc_auc_gain_vs_{name}_low"] = float(np.percentile(gain, 2.5))
+            out[f"roc_auc_gain_vs_{name}_high"] = float(np.percentile(gain, 97.5))
+    return out
+
+
 def slice_metrics(
     y: np.ndarray, p: np.ndarray, groups: pd.Series, min_rows: int = 30
 ) -> pd.DataFrame:

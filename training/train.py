@@ -361,6 +361,7 @@ def train(
     )
     probs = {"lightgbm": p_hold, **baseline_p}
     comparison = ev.comparison_table(y_hold, probs)
+    metrics.update(ev.auc_intervals(y_hold, probs))
     model.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         "holdout_metrics": metrics,
@@ -533,7 +534,7 @@ def write_evaluation(
             "extra_metrics": {
                 k: round(v, 4)
                 for k, v in metrics.items()
-                if "ceiling" in k or k.startswith(("mql_", "ece_"))
+                if "ceiling" in k or "roc_auc_" in k or k.startswith(("mql_", "ece_"))
             },
         }
     )
