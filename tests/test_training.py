@@ -4,6 +4,7 @@ both funnel targets, lineage, and reproducibility."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 from sklearn.metrics import roc_auc_score
@@ -52,6 +53,11 @@ def test_run_has_evaluation_artifacts_inputs_and_lineage(trained):
         "metrics_by_slice.csv",
     ):
         assert f in names, f
+    local = client.download_artifacts(run.info.run_id, "evaluation/metrics_by_slice.csv")
+    slices = pd.read_csv(local)
+    assert {"quadrant", "segment", "snapshot_age_days"} <= set(slices["by"])
+    ages = slices[slices["by"] == "snapshot_age_days"]
+    assert set(ages["slice"].astype(int)) <= {0, 7, 30} and (ages["n"] > 0).all()
     assert run.data.tags["git_commit"]
     assert run.data.tags["dataset_digest"]
     assert run.inputs.dataset_inputs

@@ -496,6 +496,9 @@ def write_evaluation(
     scored = model.score(X_hold)
     p = scored["p_convert"].to_numpy()
     slices = [ev.slice_metrics(y, p, scored["quadrant"]).assign(by="quadrant")]
+    if len(ts.ages) > 1:  # calibrated at every age the CRM asks about, not only at entry
+        age = pd.Series(ts.age_days[hold], index=scored.index)
+        slices.append(ev.slice_metrics(y, p, age).assign(by="snapshot_age_days"))
     try:
         seg = segment_labels(data, ts, hold, model)
         slices.append(ev.slice_metrics(y, p, pd.Series(seg)).assign(by="segment"))
