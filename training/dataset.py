@@ -20,7 +20,7 @@ slice of the time split (by entry time).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -196,23 +196,32 @@ def build_training_set(
     )
 
 
-def snapshot_features(
-    data: CrmData, as_of: pd.Series, age_days: np.ndarray, config: FeatureConfig
-) -> pd.DataFrame:
-    """Features of snapshots in row order: ``as_of`` is indexed by lead_id, and a lead may
-    repeat (one row per snapshot age, ``age_days``). ``compute_features`` takes each lead
-    once, so each age is computed on its own and the rows are put back in order."""
+def snapshot_groups(
+    data: CrmData, as_of: pd.Series, age_days: np.ndarray
+) -> Iterator[tuple[np.ndarray, pd.Series, pd.DataFrame, pd.DataFrame]]:
+    """Snapshot rows one age at a time, so each lead appears once per group: (the rows'
+    positions, their ``as_of`` indexed by lead_id, those leads, their events)."""
     age_days = np.asarray(age_days)
-    parts, rows = [], []
     for age in np.unique(age_days):
         at = np.flatnonzero(age_days == age)
         snap = as_of.iloc[at]
         leads = data.leads.set_index("lead_id").loc[snap.index].reset_index()
-        events = data.events[data.events["lead_id"].isin(snap.index)]
+        yield at, snap, leads, data.events[data.events["lead_id"].isin(snap.index)]
+
+
+def snapshot_features(
+    data: CrmData, as_of: pd.Series, age_days: np.ndarray, config: FeatureConfig
+) -> pd.DataFrame:
+    """Features of snapshots in row order: ``as_of`` is indexed by lead_id, and a lead may
+    repeat (one row per snapshot age, ``age_days``); ``compute_features`` takes each lead
+    once, so each age is computed on its own and the rows are put back in order."""
+    parts, rows = [], []
+    for at, snap, leads, events in snapshot_groups(data, as_of, age_days):
         parts.append(compute_features(leads, data.accounts, events, snap, config))
         rows.append(at)
-    X = pd.concat(parts) if len(parts) > 1 else parts[0]
-    return X if len(parts) == 1 else X.iloc[np.argsort(np.concatenate(rows), kind="stable")]
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts).iloc[np.argsort(np.concatenate(rows), kind="stable")]
 
 
 def time_split(

@@ -33,7 +33,13 @@ from features.quadrant_policy import load_quadrant_policy
 from training import evaluate as ev
 from training.baselines import fit_baselines
 from training.calibration import apply_prior
-from training.dataset import TimeSplit, TrainingSet, build_training_set, snapshot_ages
+from training.dataset import (
+    TimeSplit,
+    TrainingSet,
+    build_training_set,
+    snapshot_ages,
+    snapshot_groups,
+)
 from training.decay import learn_half_lives
 from training.leakage import LeakageError, LeakageFinding, blocking, check_leakage
 from training.model import (
@@ -256,16 +262,10 @@ def segment_labels(data: CrmData, ts: TrainingSet, idx: np.ndarray, model: LeadS
     from features.content import funnel_profile
 
     out = np.empty(len(idx), dtype=object)
-    ages = ts.age_days[idx]
-    for age in np.unique(ages):
-        at = np.flatnonzero(ages == age)
-        ids = ts.X.index[idx[at]]
-        leads = data.leads.set_index("lead_id").loc[ids].reset_index()
-        events = data.events[data.events["lead_id"].isin(ids)]
-        history = data.stage_history[data.stage_history["lead_id"].isin(ids)]
-        as_of = ts.as_of.iloc[idx[at]]
+    for at, as_of, leads, events in snapshot_groups(data, ts.as_of.iloc[idx], ts.age_days[idx]):
+        history = data.stage_history[data.stage_history["lead_id"].isin(as_of.index)]
         profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
-        out[at] = profile["segment"].reindex(ids).to_numpy()
+        out[at] = profile["segment"].reindex(as_of.index).to_numpy()
     return out
 
 
