@@ -176,3 +176,22 @@ def test_auc_intervals_tell_a_real_gain_from_holdout_luck():
     assert out["roc_auc_ci_high"] - out["roc_auc_ci_low"] < 0.05
     assert out["roc_auc_gain_vs_noise_low"] > 0.2  # far better than chance, every draw
     assert out["roc_auc_gain_vs_same_low"] == out["roc_auc_gain_vs_same_high"] == 0.0
+
+
+def test_auc_intervals_resample_whole_leads_when_rows_repeat_them():
+    from training.evaluate import auc_intervals
+
+    rng = np.random.default_rng(8)
+    leads = 600
+    signal = rng.normal(size=leads)
+    y_lead = (rng.random(leads) < 1 / (1 + np.exp(-2 * signal))).astype(int)
+    score = signal + rng.normal(scale=0.7, size=leads)
+    # five snapshots of every lead, nearly the same row five times
+    rows = np.repeat(np.arange(leads), 5)
+    y, p = y_lead[rows], score[rows] + rng.normal(scale=0.05, size=rows.size)
+    by_row = auc_intervals(y, {"lightgbm": p})
+    by_lead = auc_intervals(y, {"lightgbm": p}, groups=rows)
+    width = {k: v["roc_auc_ci_high"] - v["roc_auc_ci_low"] for k, v in
+             {"row": by_row, "lead": by_lead}.items()}  # fmt: skip
+    # the rows carry the information of 600 leads, not of 3,000 rows
+    assert width["lead"] > 1.8 * width["row"]

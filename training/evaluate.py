@@ -7,7 +7,7 @@ matplotlib's Agg backend (no display needed); the caller logs the folder to MLfl
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +45,9 @@ def expected_calibration_error(y: np.ndarray, p: np.ndarray, bins: int = ECE_BIN
 def ece_noise_floor(p: np.ndarray, bins: int = ECE_BINS, draws: int = 200, seed: int = 0) -> float:
     """The ECE a perfectly calibrated model would show on a holdout of this size: the mean
     ECE of labels drawn from ``p`` itself. Below it, a measured ECE is sampling noise (on a
-    few hundred rows it is about 0.04, so a small holdout cannot show ECE <= 0.02)."""
+    few hundred rows it is about 0.04, so a small holdout cannot show ECE <= 0.02). Labels
+    are drawn independently per row; snapshots of one lead at several ages are not
+    independent, so there it is a lower bound."""
     p = np.asarray(p, dtype=float)
     rng = np.random.default_rng(seed)
     return float(
@@ -105,21 +107,30 @@ def auc_intervals(
     reference: str = "lightgbm",
     draws: int = 200,
     seed: int = 0,
+    groups: Sequence | None = None,
 ) -> dict[str, float]:
     """95 % bootstrap intervals on the holdout: the reference model's ROC AUC
     (``roc_auc_ci_low``/``_high``) and, paired (the same resampled rows for both), how far
     it is ahead of every other model (``roc_auc_gain_vs_<name>_low``/``_high``). A gain
-    whose interval lies above 0 is not the luck of this holdout."""
+    whose interval lies above 0 is not the luck of this holdout.
+
+    ``groups`` (e.g. the lead of each snapshot): rows of one group share their fate (a
+    lead's snapshots at several ages have related labels), so whole groups are resampled,
+    as row weights, not single rows; resampling rows would make the intervals too narrow."""
     y = np.asarray(y)
+    codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
+    n_groups = int(codes.max()) + 1
     rng = np.random.default_rng(seed)
     names = list(probs)
-    aucs = {name: [] for name in names}
+    aucs: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(draws):
-        rows = rng.integers(0, len(y), len(y))
-        if y[rows].min() == y[rows].max():
+        weight = np.bincount(rng.integers(0, n_groups, n_groups), minlength=n_groups)[codes]
+        drawn = weight > 0
+        if y[drawn].min() == y[drawn].max():
             continue
         for name in names:
-            aucs[name].append(roc_auc_score(y[rows], np.asarray(probs[name])[rows]))
+            p = np.asarray(probs[name])
+            aucs[name].append(roc_auc_score(y[drawn], p[drawn], sample_weight=weight[drawn]))
     ref = np.asarray(aucs[reference])
     out = {
         "roc_auc_ci_low": float(np.percentile(ref, 2.5)),

@@ -361,7 +361,7 @@ def train(
     )
     probs = {"lightgbm": p_hold, **baseline_p}
     comparison = ev.comparison_table(y_hold, probs)
-    metrics.update(ev.auc_intervals(y_hold, probs))
+    metrics.update(ev.auc_intervals(y_hold, probs, groups=ts.X.index[hold]))
     model.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         "holdout_metrics": metrics,
