@@ -537,7 +537,7 @@ def write_evaluation(
             "extra_metrics": {
                 k: round(v, 4)
                 for k, v in metrics.items()
-                if "ceiling" in k or "roc_auc_" in k or k.startswith(("mql_", "ece_"))
+                if "ceiling" in k or "roc_auc_" in k or k.startswith(("mql_", "ece_", "entry_"))
             },
         }
     )
