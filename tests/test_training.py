@@ -51,6 +51,7 @@ def test_run_has_evaluation_artifacts_inputs_and_lineage(trained):
         "model_card.md",
         "comparison.csv",
         "metrics_by_slice.csv",
+        "reliability_by_age.png",
     ):
         assert f in names, f
     local = client.download_artifacts(run.info.run_id, "evaluation/metrics_by_slice.csv")

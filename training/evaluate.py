@@ -205,19 +205,33 @@ def reliability_points(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd
 
 
 def plot_reliability(y: np.ndarray, probs: Mapping[str, np.ndarray], path: Path) -> Path:
+    """One reliability curve per model, all on the same holdout rows."""
+    return _plot_reliability({name: (y, p) for name, p in probs.items()}, path)
+
+
+def plot_reliability_by(
+    y: np.ndarray, p: np.ndarray, groups: np.ndarray, label: str, title: str, path: Path
+) -> Path:
+    """One model's reliability curve per group of rows (e.g. per snapshot age); ``label``
+    names a curve from its group value (``"{} days after entry"``)."""
+    groups = np.asarray(groups)
+    curves = {label.format(g): (y[groups == g], p[groups == g]) for g in np.unique(groups)}
+    return _plot_reliability(curves, path, title)
+
+
+def _plot_reliability(
+    curves: Mapping[str, tuple[np.ndarray, np.ndarray]],
+    path: Path,
+    title: str = "Reliability, time holdout",
+) -> Path:
     fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name, p in probs.items():
+    for name, (y, p) in curves.items():
         pts = reliability_points(y, p)
         ece = expected_calibration_error(y, p)
-        ax.plot(pts["mean_p"], pts["rate"], "o-", ms=3, label=f"{name} (ECE {ece:.3f})")
+        ax.plot(pts["mean_p"], pts["rate"], "o-", ms=3, label=f"{name} (ECE {ece:.3f}, n={len(y)})")
     ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(
-        xlabel="predicted probability",
-        ylabel="observed rate",
-        title="Reliability, time holdout",
-        xlim=(0, 1),
-        ylim=(0, 1),
-    )
+    ax.set(xlabel="predicted probability", ylabel="observed rate", title=title, xlim=(0, 1),
+           ylim=(0, 1))  # fmt: skip
     ax.legend(fontsize=8)
     return _save(fig, path)
 

@@ -499,6 +499,9 @@ def write_evaluation(
     if len(ts.ages) > 1:  # calibrated at every age the CRM asks about, not only at entry
         age = pd.Series(ts.age_days[hold], index=scored.index)
         slices.append(ev.slice_metrics(y, p, age).assign(by="snapshot_age_days"))
+        ev.plot_reliability_by(
+            y, p, ts.age_days[hold], "age (days)", out / "reliability_by_age.png"
+        )
     try:
         seg = segment_labels(data, ts, hold, model)
         slices.append(ev.slice_metrics(y, p, pd.Series(seg)).assign(by="segment"))
