@@ -500,8 +500,9 @@ def write_evaluation(
         age = pd.Series(ts.age_days[hold], index=scored.index)
         slices.append(ev.slice_metrics(y, p, age).assign(by="snapshot_age_days"))
         ev.plot_reliability_by(
-            y, p, ts.age_days[hold], "age (days)", out / "reliability_by_age.png"
-        )
+            y, p, ts.age_days[hold], "{} days after entry", "Reliability by snapshot age",
+            out / "reliability_by_age.png",
+        )  # fmt: skip
     try:
         seg = segment_labels(data, ts, hold, model)
         slices.append(ev.slice_metrics(y, p, pd.Series(seg)).assign(by="segment"))
