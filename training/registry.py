@@ -74,12 +74,18 @@ def holdout_comparison(
     first = next(iter(models.values()))
     ts = build_training_set(data, target, horizon_days, first.feature_config)
     hold = ts.split().holdout
-    as_of = ts.as_of.iloc[hold]
     y = ts.y[hold]
+    # the training set's features already are the first model's; others computed once
+    # per distinct feature config
+    features = {first.feature_config: ts.X.iloc[hold]}
     out = {}
     for name, model in models.items():
-        X = snapshot_features(data, as_of, ts.age_days[hold], model.feature_config)
-        scored = model.score(X)
+        config = model.feature_config
+        if config not in features:
+            features[config] = snapshot_features(
+                data, ts.as_of.iloc[hold], ts.age_days[hold], config
+            )
+        scored = model.score(features[config])
         col = f"p_{target}" if f"p_{target}" in scored.columns else None
         if col is None:
             raise RegistryError(f"the {name} model does not predict {target!r}")
