@@ -432,8 +432,8 @@ def train(
         progress("writing evaluation artifacts")
         with tempfile.TemporaryDirectory() as tmp:
             write_evaluation(
-                Path(tmp), data, ts, split, model, probs, comparison, metrics, data_dir,
-                targets, config,
+                Path(tmp), data, ts, split, model, scored, probs, comparison, metrics,
+                data_dir, targets, config,
             )  # fmt: skip
             mlflow.log_artifacts(tmp, "evaluation")
         for name in baseline_p:
@@ -476,6 +476,7 @@ def write_evaluation(
     ts: TrainingSet,
     split: TimeSplit,
     model: LeadScoringModel,
+    scored: pd.DataFrame,
     probs: dict[str, np.ndarray],
     comparison: pd.DataFrame,
     metrics: dict[str, float],
@@ -483,7 +484,8 @@ def write_evaluation(
     targets: tuple[str, ...],
     config: FeatureConfig,
 ) -> None:
-    """Charts, tables, explanations and the model card of one training run, into ``out``."""
+    """Charts, tables, explanations and the model card of one training run, into ``out``;
+    ``scored``: the model's answers on the holdout rows, as ``train`` computed them."""
     hold = split.holdout
     y = ts.y[hold]
     X_hold = ts.X.iloc[hold]
@@ -493,7 +495,6 @@ def write_evaluation(
     ev.plot_reliability(y, probs, out / "reliability.png")
     ev.plot_gains(y, probs, out / "cumulative_gains.png")
     ev.plot_lift(y, probs, out / "lift.png")
-    scored = model.score(X_hold)
     p = scored["p_convert"].to_numpy()
     slices = [ev.slice_metrics(y, p, scored["quadrant"]).assign(by="quadrant")]
     if len(ts.ages) > 1:  # calibrated at every age the CRM asks about, not only at entry
