@@ -127,7 +127,7 @@ def run_pandas(data: Path, tracking_uri: str, workers: int, chunk_size: int) -> 
     from features.build import compute_features
     from features.content import funnel_profile
     from features.contract import read_tables
-    from serving.scoring import input_flags, iter_score_batch, write_answers
+    from serving.scoring import input_flags, score_to_parquet
     from training.dataset import data_end
 
     ph = Phases()
@@ -143,19 +143,8 @@ def run_pandas(data: Path, tracking_uri: str, workers: int, chunk_size: int) -> 
     scored = Path(tempfile.mkdtemp(prefix="leadscore-pandas-scored-")) / "scored.parquet"
     written = ph(
         "score (chunks, process pool) -> Parquet",
-        lambda: write_answers(
-            scored,
-            iter_score_batch(
-                model,
-                d.leads,
-                d.accounts,
-                d.events,
-                moment,
-                chunk_size,
-                stage_history=d.stage_history,
-                workers=workers,
-            ),
-            {"as_of": moment},
+        lambda: score_to_parquet(
+            scored, model, d, moment, chunk_size, workers, columns={"as_of": moment}
         ),
     )
     assert written == len(d.leads), (written, len(d.leads))

@@ -11,7 +11,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -520,7 +520,7 @@ def score(
     from rich.progress import Progress
 
     from features.contract import read_tables
-    from serving.scoring import iter_score_batch, write_answers
+    from serving.scoring import score_to_parquet
     from training.dataset import data_end
 
     if engine not in ("pandas", "spark"):
@@ -539,30 +539,19 @@ def score(
     with Progress(console=err) as bar:
         task = bar.add_task("scoring", total=len(d.leads))
 
-        def parts() -> Iterator[pd.DataFrame]:  # each chunk written as it comes, then dropped
-            for part in iter_score_batch(
-                model,
-                d.leads,
-                d.accounts,
-                d.events,
-                moment,
-                chunk_size,
-                stage_history=d.stage_history,
-                workers=workers,
-            ):
-                quadrants.append(part["quadrant"].value_counts())
-                bar.advance(task, len(part))
-                yield part
+        def tally(part: pd.DataFrame) -> None:  # each chunk is written, then dropped
+            quadrants.append(part["quadrant"].value_counts())
+            bar.advance(task, len(part))
 
-        n = write_answers(
-            out,
-            parts(),
-            {
+        n = score_to_parquet(
+            out, model, d, moment, chunk_size, workers,
+            columns={
                 "model_name": labels.get("mlflow_model"),
                 "model_version": labels.get("mlflow_version"),
                 "as_of": moment,
             },
-        )
+            on_part=tally,
+        )  # fmt: skip
     console.print(f"scored {n:,} leads as of {moment} -> {out}")
     if quadrants:
         counts = pd.concat(quadrants).groupby(level=0).sum()

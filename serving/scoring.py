@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 
 from features.build import compute_features
 from features.content import funnel_profile
+from features.contract import CrmData
 
 EMPTY_STAGES = pd.DataFrame(
     {
@@ -227,6 +228,31 @@ def _score_chunks(model: Any, plan: _ChunkPlan, workers: int) -> Iterator[pd.Dat
             yield from pool.imap(_score_chunk, range(plan.n_chunks))
     finally:
         _JOB = None
+
+
+def score_to_parquet(
+    path: str | os.PathLike[str],
+    model: Any,
+    data: CrmData,
+    as_of: pd.Timestamp,
+    chunk_size: int = 50_000,
+    workers: int = 1,
+    columns: Mapping[str, Any] | None = None,
+    on_part: Callable[[pd.DataFrame], None] = lambda part: None,
+) -> int:
+    """Score every lead of ``data`` in chunks (``iter_score_batch``) straight into one
+    Parquet file (``write_answers``), as `leadscore score` does; ``on_part`` sees each
+    chunk's answers before they are written (progress, tallies). Returns the rows written."""
+
+    def parts() -> Iterator[pd.DataFrame]:
+        for part in iter_score_batch(
+            model, data.leads, data.accounts, data.events, as_of, chunk_size,
+            data.stage_history, workers,
+        ):  # fmt: skip
+            on_part(part)
+            yield part
+
+    return write_answers(path, parts(), columns)
 
 
 def write_answers(
