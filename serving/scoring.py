@@ -275,21 +275,20 @@ def write_answers(
     writer: pq.ParquetWriter | None = None
     schema: pa.Schema | None = None
     rows = 0
+
+    def with_columns(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(**dict(columns or {}))
+
     try:
         for part in parts:
-            frame = part.reset_index()
-            for name, value in (columns or {}).items():
-                frame[name] = value
+            frame = with_columns(part.reset_index())
             if writer is None:
                 schema = _answer_schema(frame)
                 writer = pq.ParquetWriter(tmp, schema)
             writer.write_table(_answer_table(frame, schema, rows))
             rows += len(frame)
         if writer is None:  # no leads: what to_parquet writes for no answers
-            frame = pd.DataFrame().reset_index()
-            for name, value in (columns or {}).items():
-                frame[name] = value
-            frame.to_parquet(tmp, index=False)
+            with_columns(pd.DataFrame().reset_index()).to_parquet(tmp, index=False)
         else:
             writer.close()
             writer = None

@@ -121,6 +121,7 @@ def auc_intervals(
     codes = np.arange(len(y)) if groups is None else pd.factorize(np.asarray(groups))[0]
     n_groups = int(codes.max()) + 1
     rng = np.random.default_rng(seed)
+    probs = {name: np.asarray(p) for name, p in probs.items()}
     names = list(probs)
     aucs: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(draws):
@@ -128,8 +129,7 @@ def auc_intervals(
         drawn = weight > 0
         if y[drawn].min() == y[drawn].max():
             continue
-        for name in names:
-            p = np.asarray(probs[name])
+        for name, p in probs.items():
             aucs[name].append(roc_auc_score(y[drawn], p[drawn], sample_weight=weight[drawn]))
     ref = np.asarray(aucs[reference])
     out = {
