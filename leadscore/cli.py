@@ -189,6 +189,7 @@ def train(
     """Train on a time split, log to MLflow, register the model and alias it `challenger`.
 
     With --target sal (the default) the one model also answers lead -> MQL (p_mql)."""
+    from training import evaluate as ev
     from training.train import train as run_training
 
     if calibration_prior not in ("long-run", "slice"):
@@ -244,18 +245,10 @@ def train(
         for name, row in result.comparison.iterrows():
             cmp.add_row(str(name), *(f"{v:.4f}" for v in row))
         console.print(cmp)
-    m = result.metrics
-    if "roc_auc_ci_low" in m:
-        gains = [
-            f"{name} by {m['roc_auc'] - result.comparison.loc[name, 'roc_auc']:+.3f} "
-            f"({m[f'roc_auc_gain_vs_{name}_low']:+.3f} to {m[f'roc_auc_gain_vs_{name}_high']:+.3f})"
-            for name in result.comparison.index
-            if f"roc_auc_gain_vs_{name}_low" in m
-        ]
-        console.print(
-            f"ROC AUC {m['roc_auc']:.3f}, 95 % bootstrap interval {m['roc_auc_ci_low']:.3f} to "
-            f"{m['roc_auc_ci_high']:.3f}; ahead of " + ", ".join(gains) + " (paired intervals)"
-        )
+    if result.comparison is not None and (
+        words := ev.interval_words(result.metrics, result.comparison)
+    ):
+        console.print(words)
     if "ceiling_roc_auc" in result.metrics:
         # the truth is per lead at entry: compare on the entry snapshots when there are more
         entry = "entry_roc_auc" in result.metrics

@@ -3,6 +3,8 @@ both funnel targets, lineage, and reproducibility."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -59,6 +61,11 @@ def test_run_has_evaluation_artifacts_inputs_and_lineage(trained):
     assert {"quadrant", "segment", "snapshot_age_days"} <= set(slices["by"])
     ages = slices[slices["by"] == "snapshot_age_days"]
     assert set(ages["slice"].astype(int)) <= {0, 7, 30} and (ages["n"] > 0).all()
+    card = Path(client.download_artifacts(run.info.run_id, "evaluation/model_card.md")).read_text()
+    lgbm = next(line for line in card.splitlines() if line.startswith("| lightgbm |"))
+    assert f"{run.data.metrics['holdout_roc_auc']:.4f}".rstrip("0") in lgbm  # a Markdown table
+    assert "95 % bootstrap interval" in card and "ahead of logistic by" in card
+    assert "MQL -> SAL within 90 days" in card and "mean |contribution|" in card
     assert run.data.tags["git_commit"]
     assert run.data.tags["dataset_digest"]
     assert run.inputs.dataset_inputs

@@ -7,7 +7,11 @@ calibration slice (sigmoid, like the LightGBM heads) and scored on the same time
   bounces, plus fit points for seniority, company size and a business e-mail address.
 - ``naive_bayes``: naive Bayes over field-value frequencies, like Odoo's predictive lead
   scoring: categorical fields as they are, numbers cut into quantile bins.
-- ``logistic``: logistic regression on one-hot categoricals and log-scaled numbers.
+- ``logistic``: logistic regression on one-hot categoricals and every number twice, as it
+  is and log-scaled. Either form alone leaves the baseline weaker than it should be on
+  some data (log-scaling alone cost it 0.013 ROC AUC on X Education, where time on the
+  website works linearly; the raw form alone cost 0.004 on heavy-tailed simulated event
+  counts), and a weak baseline flatters the model it is compared with.
 """
 
 from __future__ import annotations
@@ -129,7 +133,7 @@ def naive_bayes(X: pd.DataFrame) -> Pipeline:
             (
                 "num",
                 make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value=-1.0),
+                    SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True),
                     KBinsDiscretizer(
                         n_bins=5,
                         encode="ordinal",
@@ -156,17 +160,29 @@ def logistic(X: pd.DataFrame) -> Pipeline:
                 cats,
             ),
             (
-                "num",
+                "log",
                 make_pipeline(
-                    FunctionTransformer(lambda a: np.sign(a) * np.log1p(np.abs(a))),
-                    SimpleImputer(strategy="median", add_indicator=True),
+                    FunctionTransformer(_signed_log1p),
+                    # an all-missing column (no such field in this CRM) imputes as 0
+                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
                     StandardScaler(),
+                ),
+                nums,
+            ),
+            (
+                "raw",
+                make_pipeline(
+                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
                 ),
                 nums,
             ),
         ]
     )
-    return make_pipeline(pre, LogisticRegression(C=0.1, max_iter=2000))
+    return make_pipeline(pre, LogisticRegression(C=0.1, max_iter=3000))
+
+
+def _signed_log1p(a: np.ndarray) -> np.ndarray:
+    return np.sign(a) * np.log1p(np.abs(a))
 
 
 BASELINES: dict[str, Callable[[pd.DataFrame], BaseEstimator]] = {

@@ -144,6 +144,26 @@ def auc_intervals(
     return out
 
 
+def interval_words(metrics: Mapping[str, float], comparison: pd.DataFrame) -> str | None:
+    """``auc_intervals`` in one sentence, as ``train`` prints it and the model card says it;
+    None when the run has no intervals."""
+    if "roc_auc_ci_low" not in metrics:
+        return None
+    gains = [
+        f"{name} by {metrics['roc_auc'] - comparison.loc[name, 'roc_auc']:+.3f} "
+        f"({metrics[f'roc_auc_gain_vs_{name}_low']:+.3f} to "
+        f"{metrics[f'roc_auc_gain_vs_{name}_high']:+.3f})"
+        for name in comparison.index
+        if f"roc_auc_gain_vs_{name}_low" in metrics
+    ]
+    return (
+        f"ROC AUC {metrics['roc_auc']:.3f}, 95 % bootstrap interval "
+        f"{metrics['roc_auc_ci_low']:.3f} to {metrics['roc_auc_ci_high']:.3f}; ahead of "
+        + ", ".join(gains)
+        + " (paired intervals)"
+    )
+
+
 def slice_metrics(
     y: np.ndarray, p: np.ndarray, groups: pd.Series, min_rows: int = 30
 ) -> pd.DataFrame:
@@ -321,15 +341,16 @@ def plot_decay_curves(
 def model_card(info: Mapping[str, Any]) -> str:
     """The model card in Markdown: data window, features, target, metrics, limits, use."""
     comparison: pd.DataFrame = info["comparison"]
-    metrics_md = (
-        comparison.round(4).to_markdown() if _has_tabulate() else comparison.round(4).to_string()
-    )
+    features: list[str] = info["features"]
+    informative: list[str] = info.get("informative_features", features)
+    top: pd.Series = info.get("top_features", pd.Series(dtype=float))
+    absent = len(features) - len(informative)
     lines = [
         f"# Model card: {info['model_name']} ({info['run_name']})",
         "",
         "## Intended use",
-        "Rank and prioritise B2B leads and give calibrated probabilities of the next funnel "
-        "steps (lead -> MQL, MQL -> SAL) to marketing and sales, with per-lead reasons. "
+        "Rank and prioritise leads and give marketing and sales calibrated probabilities "
+        "of the funnel steps below, with per-lead reasons. "
         "Not for decisions about individuals beyond sales prioritisation; not for other "
         "companies' funnels without retraining.",
         "",
@@ -344,15 +365,35 @@ def model_card(info: Mapping[str, Any]) -> str:
         *(f"  - {k}: {v}" for k, v in info["split"].items()),
         "",
         "## Features",
-        f"{len(info['features'])} point-in-time features (firmographics, job title, source, "
-        "event counts per window, decayed interest per event group, recency): "
-        + ", ".join(f"`{f}`" for f in info["features"][:12])
-        + ", ...",
-        f"- interest half-lives (days): {info['half_lives']}",
+        f"{len(features)} point-in-time features (firmographics, job title, source, "
+        "event counts per window, decayed interest per event group, recency, and the "
+        "export's own attributes and counters)"
+        + (
+            f"; {len(informative)} of them vary in this data, the other {absent} are "
+            "constant or empty here (this export does not record them)"
+            if absent
+            else ""
+        )
+        + ".",
+        "",
+        "Varying features: " + ", ".join(f"`{f}`" for f in informative),
+        "",
+        *(
+            [
+                "Most influential on the holdout (mean |contribution| to the log-odds):",
+                "",
+                _markdown_table(top.round(4).rename("mean_abs_contribution").to_frame()),
+                "",
+            ]
+            if len(top)
+            else []
+        ),
+        f"Interest half-lives (days): {info['half_lives']}",
         "",
         "## Metrics on the time holdout (primary target)",
-        metrics_md,
+        _markdown_table(comparison.round(4)),
         "",
+        *([f"{w}.", ""] if (w := info.get("interval_words")) else []),
         *(f"- {k}: {v}" for k, v in info.get("extra_metrics", {}).items()),
         "",
         "## Known limits",
@@ -374,9 +415,10 @@ def model_card(info: Mapping[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+def _markdown_table(frame: pd.DataFrame) -> str:
+    """A frame as a GitHub Markdown table (index first), without extra dependencies."""
+    head = [str(frame.index.name or ""), *map(str, frame.columns)]
+    rows = [[str(i), *map(str, row)] for i, row in zip(frame.index, frame.to_numpy(), strict=True)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(r) + " |" for r in rows]
+    return "\n".join(lines)

@@ -5,8 +5,11 @@ Nothing happens at import time; callers ask for the store explicitly.
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import mlflow
@@ -63,3 +66,23 @@ def git_commit() -> str:
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "unknown"
+
+
+class _DropPickleNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "serialized using CloudPickle" not in record.getMessage()
+
+
+@contextmanager
+def quiet_pickle_notice() -> Iterator[None]:
+    """Drop MLflow's per-call notice that a Python-object model is cloudpickled. The model
+    is a pickled ``training.model`` object on purpose (one code path for training, batch
+    and serving); load models only from a store you trust, as the README says. Every
+    other MLflow message still shows."""
+    logger = logging.getLogger("mlflow.pyfunc")
+    notice = _DropPickleNotice()
+    logger.addFilter(notice)
+    try:
+        yield
+    finally:
+        logger.removeFilter(notice)

@@ -49,7 +49,7 @@ from training.model import (
     fit_calibrated,
     fitted_pipeline,
 )
-from training.tracking import MODEL_NAME, git_commit, use_store
+from training.tracking import MODEL_NAME, git_commit, quiet_pickle_notice, use_store
 
 Progress = Callable[[str], None]
 
@@ -444,12 +444,13 @@ def train(
                 )
         example = signature_frame(ts.X.iloc[hold[:5]])
         answers = model.score(ts.X.iloc[hold[:5]]).drop(columns="reasons")
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=LeadScoringPyfunc(model),
-            input_example=example,
-            signature=model_signature(example, answers),
-        )
+        with quiet_pickle_notice():
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=LeadScoringPyfunc(model),
+                input_example=example,
+                signature=model_signature(example, answers),
+            )
         version = mlflow.register_model(info.model_uri, MODEL_NAME)
         client = MlflowClient()
         client.set_registered_model_alias(MODEL_NAME, "challenger", version.version)
@@ -524,7 +525,8 @@ def write_evaluation(
     ev.plot_importance(gain, out / "feature_importance.png", "LightGBM gain importance")
     ev.plot_decay_curves(config.half_lives_days, DEFAULT_HALF_LIVES_DAYS, out / "decay_curves.png")
     descriptions = {
-        t: f"{FROM_WORDS.get(t, 'previous stage')} -> {t.upper()} within {ts.horizon_days} "
+        t: f"{FROM_WORDS.get(t, ts.from_stage if t == ts.target else 'previous stage')} -> "
+        f"{t.upper()} within {ts.horizon_days} "
         f"days, {snapshot_words(snapshot_ages(t), t)}"
         for t in targets
     }
@@ -537,6 +539,11 @@ def write_evaluation(
             "data_dir": str(data_dir),
             "split": split.describe(ts.entry_as_of),
             "features": list(model.feature_columns),
+            "informative_features": [
+                c for c in model.feature_columns if ts.X[c].iloc[split.fit].nunique() > 1
+            ],
+            "top_features": shap_mean.head(10),
+            "interval_words": ev.interval_words(metrics, comparison),
             "half_lives": dict(config.half_lives_days),
             "comparison": comparison,
             "extra_metrics": {
