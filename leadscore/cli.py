@@ -309,11 +309,27 @@ def tune(
         result = run_tune(
             data, trials, target, horizon_days, seed, progress=lambda m: status.update(m)
         )
+    flags = non_default_flags(target=target, horizon_days=horizon_days, seed=seed)
     console.print(
         f"best of {result.trials} trials: log loss {result.best_log_loss:.4f}, ROC AUC "
         f"{result.best_roc_auc:.4f} (calibration slice)\nparameters: {result.best_params}\n"
-        f"train with them: leadscore train --data {data} --params-from-run {result.parent_run_id}"
+        "train with them: leadscore train --data "
+        + " ".join([str(data), *flags])
+        + f" --params-from-run {result.parent_run_id}"
     )
+
+
+def non_default_flags(**options: Any) -> list[str]:
+    """The command-line flags of the options that differ from ``train``'s defaults, so a
+    printed follow-up command trains what was tuned (same target and horizon)."""
+    import inspect
+
+    defaults = inspect.signature(train).parameters
+    return [
+        f"--{name.replace('_', '-')} {value}"
+        for name, value in options.items()
+        if value != defaults[name].default
+    ]
 
 
 @app.command()

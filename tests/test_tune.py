@@ -1,25 +1,54 @@
-"""`leadscore tune`: one parent run, a nested run per trial, best parameters train a model."""
+"""`leadscore tune`: one parent run, a nested run per trial, and the command it prints
+trains a model with the best parameters, for the target that was tuned."""
 
 from __future__ import annotations
 
+import shlex
+
 import mlflow
 from mlflow.tracking import MlflowClient
+from typer.testing import CliRunner
 
-from training.tune import params_from_run, tune
+from leadscore.cli import app
+from training.tune import params_from_run
 
 
-def test_tune_logs_nested_trials_and_best_params(sim_dir, tmp_path, monkeypatch):
+def test_tune_logs_nested_trials_and_its_command_trains_with_the_best_params(
+    sim_dir, tmp_path, monkeypatch
+):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'tune.db'}")
-    result = tune(sim_dir, trials=3, seed=3)
+    res = CliRunner().invoke(
+        app, ["tune", "--data", str(sim_dir), "--trials", "3", "--target", "mql", "--seed", "3"]
+    )
+    assert res.exit_code == 0, res.output
+    command = next(
+        line.split("train with them: ", 1)[1]
+        for line in res.output.splitlines()
+        if "train with them: " in line
+    )
+    args = shlex.split(command)
+    assert args[:2] == ["leadscore", "train"]
+    assert "--target mql" in command and "--seed 3" in command  # what was tuned, not defaults
+    parent_id = args[args.index("--params-from-run") + 1]
+
     client = MlflowClient()
-    parent = client.get_run(result.parent_run_id)
+    parent = client.get_run(parent_id)
     children = mlflow.search_runs(
         experiment_ids=[parent.info.experiment_id],
-        filter_string=f"tags.mlflow.parentRunId = '{result.parent_run_id}'",
+        filter_string=f"tags.mlflow.parentRunId = '{parent_id}'",
     )
     assert len(children) == 3
     losses = children["metrics.calibration_log_loss"].tolist()
-    assert min(losses) == result.best_log_loss
-    assert parent.data.params["best_num_leaves"] == str(result.best_params["num_leaves"])
-    assert params_from_run(result.parent_run_id) == result.best_params
-    assert 0.5 < result.best_roc_auc <= 1.0
+    assert float(parent.data.metrics["best_calibration_log_loss"]) == min(losses)
+    best = params_from_run(parent_id)
+    assert parent.data.params["best_num_leaves"] == str(best["num_leaves"])
+
+    res = CliRunner().invoke(app, [*args[1:], "--json"])
+    assert res.exit_code == 0, res.output
+    run = client.search_runs(
+        [parent.info.experiment_id], "tags.model_kind = 'lightgbm'", max_results=1,
+        order_by=["attributes.start_time DESC"],
+    )[0]  # fmt: skip
+    assert run.data.params["target"] == "mql"
+    assert run.data.params["lgbm_num_leaves"] == str(best["num_leaves"])
+    assert run.data.params["lgbm_learning_rate"] == str(best["learning_rate"])
