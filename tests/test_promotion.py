@@ -48,3 +48,26 @@ def test_worse_challenger_is_refused_then_rollback_and_force(trained, crippled):
     back = promote(to_version=champion)
     assert back.kind == "rollback"
     assert version_for("champion") == champion
+
+
+def test_challenger_for_another_target_needs_force(trained):
+    """A champion answering sal/mql and a challenger predicting opportunity share no holdout: the
+    gate says so and names the ways out instead of comparing the wrong probabilities."""
+    from training.registry import RegistryError
+    from training.train import train
+
+    before = {a: version_for(a) for a in ("champion", "challenger")}
+    client = MlflowClient(trained.tracking_uri)
+    try:
+        other = train(trained.data_dir, target="opportunity", seed=11)
+        with pytest.raises(RegistryError, match="cannot be compared.*--force.*--to"):
+            promote()
+        assert version_for("champion") == before["champion"]
+        forced = promote(force=True)
+        assert forced.accepted and forced.kind == "forced" and "predicts 'opportunity'" in forced.reason
+        assert version_for("champion") == other.model_version
+        tags = client.get_model_version(MODEL_NAME, other.model_version).tags
+        assert tags["promotion_forced"] == "true"
+    finally:
+        for alias, v in before.items():
+            client.set_registered_model_alias(MODEL_NAME, alias, v)

@@ -185,6 +185,23 @@ def promote(
             )
         challenger = load_version(model_name, target_version)
         champion = load_version(model_name, current)
+        if challenger.target not in champion.targets:
+            # nothing to compare on one holdout: switching what is predicted is a choice
+            reason = (
+                f"the challenger (version {target_version}) predicts {challenger.target!r}, "
+                f"the champion (version {current}) only {', '.join(map(repr, champion.targets))}"
+                ": they cannot be compared on one holdout"
+            )
+            if not force:
+                raise RegistryError(
+                    f"{reason}. To switch what the service predicts on purpose, pass --force "
+                    f"(logged as forced) or --to {target_version}"
+                )
+            p = Promotion(model_name, current, target_version, force, True,
+                          f"FORCED although: {reason}", kind="forced")  # fmt: skip
+            client.set_registered_model_alias(model_name, "champion", p.to_version)
+            _record(p)
+            return p
         comparison = holdout_comparison(
             {"challenger": challenger, "champion": champion},
             source,
