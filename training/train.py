@@ -542,14 +542,15 @@ def write_evaluation(
             "informative_features": [
                 c for c in model.feature_columns if ts.X[c].iloc[split.fit].nunique() > 1
             ],
-            "top_features": shap_mean.head(10),
+            "top_features": shap_mean.head(10).rename_axis("feature"),
             "interval_words": ev.interval_words(metrics, comparison),
             "half_lives": dict(config.half_lives_days),
             "comparison": comparison,
             "extra_metrics": {
                 k: round(v, 4)
                 for k, v in metrics.items()
-                if "ceiling" in k or "roc_auc_" in k or k.startswith(("mql_", "ece_", "entry_"))
+                # the bootstrap intervals are in the interval sentence
+                if ("ceiling" in k or k.startswith(("mql_", "ece_", "entry_")))
             },
         }
     )
