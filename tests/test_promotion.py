@@ -64,7 +64,8 @@ def test_challenger_for_another_target_needs_force(trained):
             promote()
         assert version_for("champion") == before["champion"]
         forced = promote(force=True)
-        assert forced.accepted and forced.kind == "forced" and "predicts 'opportunity'" in forced.reason
+        assert forced.accepted and forced.kind == "forced"
+        assert "predicts 'opportunity'" in forced.reason
         assert version_for("champion") == other.model_version
         tags = client.get_model_version(MODEL_NAME, other.model_version).tags
         assert tags["promotion_forced"] == "true"
