@@ -348,6 +348,7 @@ def promote(
 ) -> None:
     """Point `champion` at the challenger if it is not worse than the champion on the same
     latest time holdout (ROC AUC drop <= 0.01, ECE rise <= 0.01), or at --to VERSION."""
+    from training.registry import describe_version
     from training.registry import promote as do_promote
 
     p = do_promote(to_version=to, force=force, data_dir=data)
@@ -361,10 +362,18 @@ def promote(
             table.add_row(who, *(f"{row[m]:.4f}" for m in metrics))
         console.print(table)
     console.print(f"{p.kind}: {p.reason}")
+    for role, v in (("from", p.from_version), ("to", p.to_version)):
+        if v and (role == "from" or v != p.from_version):
+            console.print(f"  {role}: {describe_version(v)}")
     if not p.accepted:
         err.print(f"[bold red]refused:[/] champion stays at version {p.from_version}")
         raise typer.Exit(1)
     console.print(f"champion: {p.model_name} version {p.from_version or '-'} -> {p.to_version}")
+    if p.from_version != p.to_version:
+        console.print(
+            "a running `leadscore serve` keeps the version it loaded: restart it, or "
+            "`leadscore build` and deploy the new bento, to serve this one"
+        )
 
 
 def _import_served(alias: str) -> Any:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from mlflow.tracking import MlflowClient
 
-from training.registry import gate, promote, version_for
+from training.registry import describe_version, gate, promote, version_for
 from training.tracking import MODEL_NAME
 
 
@@ -48,6 +48,11 @@ def test_worse_challenger_is_refused_then_rollback_and_force(trained, crippled):
     back = promote(to_version=champion)
     assert back.kind == "rollback"
     assert version_for("champion") == champion
+    # what promote prints about each version, from the tags train set on it
+    said = describe_version(crippled.model_version)
+    auc = crippled.metrics["roc_auc"]
+    assert f"version {crippled.model_version}: target sal, data {trained.data_dir}" in said
+    assert f"ROC AUC {auc:.4f}" in said
 
 
 def test_challenger_for_another_target_needs_force(trained):

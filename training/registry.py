@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import mlflow
+import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
@@ -40,6 +41,27 @@ class Promotion:
     # {"challenger": {"roc_auc": .., "ece": ..}, "champion": {...}} on the same holdout
     comparison: dict[str, dict[str, float]] = field(default_factory=dict)
     kind: str = "promotion"  # promotion | rollback | first | forced | unchanged
+
+
+def describe_version(version: str, model_name: str = MODEL_NAME) -> str:
+    """One line on what a registered version is: target, data, when it was registered and
+    its own holdout figures (from the tags ``train`` sets), for promotion and rollback."""
+    use_store()
+    mv = MlflowClient().get_model_version(model_name, version)
+    tags = mv.tags or {}
+    when = pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
+    figures = ", ".join(
+        f"{label} {tags[f'holdout_{key}']}"
+        for key, label in (("roc_auc", "ROC AUC"), ("ece", "ECE"))
+        if f"holdout_{key}" in tags
+    )
+    parts = [
+        f"target {tags.get('target', '?')}",
+        f"data {tags.get('data_dir', '?')}",
+        f"registered {when} UTC",
+        *([f"own holdout {figures}"] if figures else []),
+    ]
+    return f"version {version}: " + ", ".join(parts)
 
 
 def version_for(alias: str, model_name: str = MODEL_NAME) -> str:
