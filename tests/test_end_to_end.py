@@ -3,6 +3,7 @@ server, and score: the walking skeleton end to end, plus batch/HTTP parity."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import bentoml
@@ -158,3 +159,26 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     assert res.exit_code == 2
     assert "does not exist" in res.output
     assert "Traceback" not in res.output
+
+
+def test_training_mistakes_are_named_not_tracebacks(sim_dir, tmp_path, monkeypatch):
+    """The usual slips when training: a horizon of 0, a run id that holds no tuned
+    parameters, a target stage the CRM never records (an import with no SAL stage)."""
+    from features.contract import write_tables
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
+    data = read_tables(sim_dir)
+    history = data.stage_history
+    no_sal = tmp_path / "no-sal"
+    early = history[history["stage"].isin(["visit", "lead", "mql"])]
+    write_tables(dataclasses.replace(data, stage_history=early), no_sal)
+    cases = [
+        (["--data", str(sim_dir), "--horizon-days", "0"], "horizon must be at least 1 day"),
+        (["--data", str(sim_dir), "--params-from-run", "0" * 32], "has no tuned parameters"),
+        (["--data", str(no_sal)], "no lead in this data ever reached 'sal'"),
+    ]
+    for args, message in cases:
+        res = CliRunner().invoke(app, ["train", *args])
+        assert res.exit_code == 2, res.output
+        assert message in res.output and "Traceback" not in res.output, res.output
+    assert "records are mql" in res.output

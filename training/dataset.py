@@ -138,6 +138,8 @@ def build_training_set(
     later while it has not reached ``target`` (default ``snapshot_ages(target)``); label =
     target reached within ``horizon_days`` after the snapshot. Snapshots whose horizon runs
     past the end of the data are censored (left out), so no label is guessed."""
+    if horizon_days < 1:
+        raise TrainingDataError(f"the horizon must be at least 1 day, got {horizon_days}")
     wanted = snapshot_ages(target) if ages_days is None else ages_days
     ages = tuple(sorted({int(a) for a in wanted}))
     if not ages or ages[0] < 0:
@@ -174,7 +176,17 @@ def build_training_set(
         )
     y_all = np.concatenate([w[3] for w in waves])
     if y_all.sum() == 0 or y_all.sum() == len(y_all):
-        raise TrainingDataError(f"label {target!r} has only one class in {len(y_all)} snapshots")
+        recorded = set(data.stage_history["stage"].dropna().astype(str))
+        if y_all.sum() == 0 and target not in recorded:
+            known = ", ".join(s for s in STAGES[2:] if s in recorded)  # targets it could take
+            raise TrainingDataError(
+                f"no lead in this data ever reached {target!r}: the stages it records are "
+                f"{known or 'none beyond lead'}; pass one of them as --target"
+            )
+        raise TrainingDataError(
+            f"label {target!r} has only one class in {len(y_all)} snapshots "
+            f"({'all' if y_all.sum() else 'none'} reached it within {horizon_days} days)"
+        )
     as_of = pd.concat([w[1] for w in waves])
     age_days = np.concatenate([np.full(len(w[1]), w[0], dtype=np.int32) for w in waves])
     # entry order, then lead, then age: a lead's snapshots are adjacent

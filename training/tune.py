@@ -22,7 +22,7 @@ from features.contract import read_tables
 from features.importer import load_custom_fields
 from training.dataset import build_training_set
 from training.model import make_pipeline
-from training.tracking import git_commit, use_store
+from training.tracking import git_commit, tracking_uri, use_store
 from training.train import import_feature_config
 
 BEST_PARAMS_ARTIFACT = "best_params.json"
@@ -120,5 +120,15 @@ def tune(
 
 def params_from_run(run_id: str) -> dict[str, Any]:
     """The best parameters a `leadscore tune` run found."""
+    from mlflow.exceptions import MlflowException
+
+    from training.registry import RegistryError
+
     use_store()
-    return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{BEST_PARAMS_ARTIFACT}"))
+    try:
+        return dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{BEST_PARAMS_ARTIFACT}"))
+    except (MlflowException, OSError) as exc:
+        raise RegistryError(
+            f"run {run_id!r} has no tuned parameters in this store ({tracking_uri()}): pass "
+            "the parent run id `leadscore tune` printed"
+        ) from exc
