@@ -366,8 +366,12 @@ def model_card(info: Mapping[str, Any]) -> str:
         "",
         "## Features",
         f"{len(features)} point-in-time features (firmographics, job title, source, "
-        "event counts per window, decayed interest per event group, recency, and the "
-        "export's own attributes and counters)"
+        "event counts per window, decayed interest per event group, recency"
+        + (
+            ", and the export's own attributes and counters)"
+            if any(f.startswith(("attr_", "counter_")) for f in features)
+            else ")"
+        )
         + (
             f"; {len(informative)} of them vary in this data, the other {absent} are "
             "constant or empty here (this export does not record them)"
