@@ -42,6 +42,21 @@ def isolated_stores(workdir: Path) -> Iterator[str]:
             os.environ[k] = v
 
 
+@pytest.fixture
+def own_mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A test's own MLflow store. ``use_store`` also points MLflow's process-wide tracking
+    and registry URIs at it, which the environment's restore does not undo: put them back,
+    or the tests after this one look for the session's model in this store."""
+    import mlflow
+
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    uri = f"sqlite:///{tmp_path / 'own-mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    yield uri
+    mlflow.set_tracking_uri(before[0])
+    mlflow.set_registry_uri(before[1])
+
+
 @pytest.fixture(scope="session")
 def sim_dir(workdir: Path) -> Path:
     from features.simulate import write_simulation

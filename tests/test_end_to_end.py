@@ -161,12 +161,11 @@ def test_cli_errors_are_messages_not_tracebacks(tmp_path):
     assert "Traceback" not in res.output
 
 
-def test_training_mistakes_are_named_not_tracebacks(sim_dir, tmp_path, monkeypatch):
+def test_training_mistakes_are_named_not_tracebacks(sim_dir, tmp_path, own_mlflow_store):
     """The usual slips when training: a horizon of 0, a run id that holds no tuned
     parameters, a target stage the CRM never records (an import with no SAL stage)."""
     from features.contract import write_tables
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'm.db'}")
     data = read_tables(sim_dir)
     history = data.stage_history
     no_sal = tmp_path / "no-sal"

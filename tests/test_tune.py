@@ -14,9 +14,8 @@ from training.tune import params_from_run
 
 
 def test_tune_logs_nested_trials_and_its_command_trains_with_the_best_params(
-    sim_dir, tmp_path, monkeypatch
+    sim_dir, own_mlflow_store
 ):
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'tune.db'}")
     res = CliRunner().invoke(
         app, ["tune", "--data", str(sim_dir), "--trials", "3", "--target", "mql", "--seed", "3"]
     )
