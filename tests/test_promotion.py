@@ -15,6 +15,8 @@ def test_gate_tolerances():
     assert gate({"challenger": {"roc_auc": 0.845, "ece": 0.025}, "champion": champ})[0]
     assert not gate({"challenger": {"roc_auc": 0.83, "ece": 0.02}, "champion": champ})[0]
     assert not gate({"challenger": {"roc_auc": 0.85, "ece": 0.05}, "champion": champ})[0]
+    ok, reason = gate({"challenger": dict(champ), "champion": champ})  # retrained, same
+    assert ok and reason.startswith("ROC AUC change +0.0000, ECE change +0.0000")
 
 
 @pytest.fixture

@@ -130,7 +130,7 @@ def gate(comparison: dict[str, dict[str, float]]) -> tuple[bool, str]:
     if problems:
         return False, "; ".join(problems)
     return True, (
-        f"ROC AUC change {-auc_drop:+.4f}, ECE change {ece_rise:+.4f} within tolerance "
+        f"ROC AUC change {0.0 - auc_drop:+.4f}, ECE change {ece_rise:+.4f} within tolerance "
         f"(AUC drop <= {AUC_TOLERANCE}, ECE rise <= {ECE_TOLERANCE})"
     )
 
