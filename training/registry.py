@@ -205,45 +205,50 @@ def promote(
             raise RegistryError(
                 f"version {target_version} does not record its data; pass --data DIR"
             )
-        challenger = load_version(model_name, target_version)
-        champion = load_version(model_name, current)
-        if challenger.target not in champion.targets:
-            # nothing to compare on one holdout: switching what is predicted is a choice
-            reason = (
-                f"the challenger (version {target_version}) predicts {challenger.target!r}, "
-                f"the champion (version {current}) only {', '.join(map(repr, champion.targets))}"
-                ": they cannot be compared on one holdout"
-            )
-            if not force:
-                raise RegistryError(
-                    f"{reason}. To switch what the service predicts on purpose, pass --force "
-                    f"(logged as forced) or --to {target_version}"
-                )
-            p = Promotion(model_name, current, target_version, force, True,
-                          f"FORCED although: {reason}", kind="forced")  # fmt: skip
-            client.set_registered_model_alias(model_name, "champion", p.to_version)
-            _record(p)
-            return p
-        comparison = holdout_comparison(
-            {"challenger": challenger, "champion": champion},
-            source,
-            challenger.target,
-            int(challenger.horizon_days),
-        )
-        ok, reason = gate(comparison)
-        if force and not ok:
-            reason = f"FORCED although: {reason}"
-        p = Promotion(
-            model_name,
-            current,
-            target_version,
-            force,
-            ok or force,
-            reason,
-            comparison,
-            kind="forced" if force and not ok else "promotion",
-        )
+        p = _challenge(model_name, current, target_version, source, force)
     if p.accepted:
         client.set_registered_model_alias(model_name, "champion", p.to_version)
     _record(p)
     return p
+
+
+def _challenge(
+    model_name: str, current: str, target_version: str, source: str | Path, force: bool
+) -> Promotion:
+    """The gate's decision on the challenger against the champion, on the latest time
+    holdout of ``source`` (``--force`` turns a refusal into a logged forced promotion)."""
+    challenger = load_version(model_name, target_version)
+    champion = load_version(model_name, current)
+    if challenger.target not in champion.targets:
+        # nothing to compare on one holdout: switching what is predicted is a choice
+        reason = (
+            f"the challenger (version {target_version}) predicts {challenger.target!r}, "
+            f"the champion (version {current}) only {', '.join(map(repr, champion.targets))}"
+            ": they cannot be compared on one holdout"
+        )
+        if not force:
+            raise RegistryError(
+                f"{reason}. To switch what the service predicts on purpose, pass --force "
+                f"(logged as forced) or --to {target_version}"
+            )
+        return Promotion(model_name, current, target_version, force, True,
+                         f"FORCED although: {reason}", kind="forced")  # fmt: skip
+    comparison = holdout_comparison(
+        {"challenger": challenger, "champion": champion},
+        source,
+        challenger.target,
+        int(challenger.horizon_days),
+    )
+    ok, reason = gate(comparison)
+    if force and not ok:
+        reason = f"FORCED although: {reason}"
+    return Promotion(
+        model_name,
+        current,
+        target_version,
+        force,
+        ok or force,
+        reason,
+        comparison,
+        kind="forced" if force and not ok else "promotion",
+    )
