@@ -465,7 +465,7 @@ def train(
         model_version=str(version.version),
         target=target,
         metrics=metrics,
-        split=split.describe(ts.entry_as_of),
+        split=model.metadata["split"],
         comparison=comparison,
         half_lives_days=dict(config.half_lives_days),
     )
@@ -537,7 +537,7 @@ def write_evaluation(
             "targets": {t: descriptions.get(t, f"reach {t} within the horizon") for t in targets},
             "primary": targets[0],
             "data_dir": str(data_dir),
-            "split": split.describe(ts.entry_as_of),
+            "split": model.metadata["split"],  # as train described it
             "features": list(model.feature_columns),
             "informative_features": [
                 c for c in model.feature_columns if ts.X[c].iloc[split.fit].nunique() > 1
