@@ -346,8 +346,9 @@ def promote(
         typer.Option("--data", help="Data for the holdout (default: the challenger's data)"),
     ] = None,
 ) -> None:
-    """Point `champion` at the challenger if it is not worse than the champion on the same
-    latest time holdout (ROC AUC drop <= 0.01, ECE rise <= 0.01), or at --to VERSION."""
+    """Point `champion` at the challenger if it shows skill on its own time holdout and is
+    not worse than the champion there (ROC AUC drop <= 0.01, ECE rise <= 0.01), or at
+    --to VERSION (a rollback, ungated)."""
     from training.registry import describe_version
     from training.registry import promote as do_promote
 
@@ -362,11 +363,16 @@ def promote(
             table.add_row(who, *(f"{row[m]:.4f}" for m in metrics))
         console.print(table)
     console.print(f"{p.kind}: {p.reason}")
+    if p.skill is not None and p.skill.has_skill:  # a missing skill is in the reason
+        console.print(p.skill.sentence())
     for role, v in (("from", p.from_version), ("to", p.to_version)):
         if v and (role == "from" or v != p.from_version):
             console.print(f"  {role}: {describe_version(v)}")
     if not p.accepted:
-        err.print(f"[bold red]refused:[/] champion stays at version {p.from_version}")
+        err.print(
+            f"[bold red]refused:[/] champion stays at version {p.from_version or '- (none)'}; "
+            "`leadscore promote --force` promotes it anyway (recorded as forced)"
+        )
         raise typer.Exit(1)
     console.print(f"champion: {p.model_name} version {p.from_version or '-'} -> {p.to_version}")
     if p.from_version != p.to_version:

@@ -1,10 +1,17 @@
 """Registry aliases: ``challenger`` is what training registered last, ``champion`` is served.
 
-Promotion is gated: challenger and champion are scored on the same latest time holdout
-(snapshots rebuilt from the challenger's data, features computed with each model's own
-feature config), and ``champion`` moves only if the challenger is not worse beyond the
-tolerances below. ``--to VERSION`` rolls back without a gate; ``force`` skips the gate and
-is recorded as forced. Every decision is an MLflow run (tagged ``model_kind=promotion``)
+Promotion is gated, the first promotion too. The challenger's own time holdout is rebuilt
+from its export exactly as ``train`` built it (``training.holdout``: same export end, same
+snapshots, same split; checked against the ``holdout_from`` it recorded), and on it
+
+- the challenger must show skill (``training.skill``: ROC AUC interval above 0.5 and log
+  loss better than the pre-holdout base rate), and
+- when there is a champion, both are scored (features computed with each model's own
+  feature config) and ``champion`` moves only if the challenger is not worse beyond the
+  tolerances below.
+
+``--to VERSION`` rolls back without a gate; ``force`` overrides a refusal and is recorded
+as forced. Every decision is an MLflow run (tagged ``model_kind=promotion``)
 and tags on the challenger's model version.
 """
 
@@ -12,14 +19,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from training.tracking import MODEL_NAME, use_store
+
+if TYPE_CHECKING:  # imported where used: the CLI imports this module for every command
+    from training.holdout import HoldoutSet
+    from training.skill import SkillVerdict
 
 # The challenger may lose at most this much ROC AUC and gain at most this much ECE.
 AUC_TOLERANCE = 0.01
@@ -41,6 +53,9 @@ class Promotion:
     # {"challenger": {"roc_auc": .., "ece": ..}, "champion": {...}} on the same holdout
     comparison: dict[str, dict[str, float]] = field(default_factory=dict)
     kind: str = "promotion"  # promotion | rollback | first | forced | unchanged
+    # the challenger's minimum-skill verdict on its own holdout (None: not measured)
+    skill: SkillVerdict | None = None
+    data_dir: Path | None = None  # the export the holdout was rebuilt from
 
 
 def describe_version(version: str, model_name: str = MODEL_NAME) -> str:
@@ -83,35 +98,113 @@ def load_version(model_name: str, version: str) -> Any:
     return pyfunc.unwrap_python_model().model
 
 
-def holdout_comparison(
-    models: dict[str, Any], data_dir: str | Path, target: str, horizon_days: int
-) -> dict[str, dict[str, float]]:
-    """ROC AUC, ECE, log loss and Brier of each model on the latest time holdout of
-    ``data_dir`` for ``target``; features computed with each model's own config."""
-    from features.contract import read_tables
-    from training.dataset import build_training_set, snapshot_features
-    from training.evaluate import binary_metrics
+def data_source(
+    version: str, tags: dict[str, str], data_dir: str | Path | None = None
+) -> tuple[Path, bool]:
+    """The export folder the gate rebuilds the challenger's holdout from, as an absolute
+    path, and whether it is the one the challenger was trained on (``--data`` may name a
+    later export of the same CRM)."""
+    recorded = tags.get("data_dir")
+    if data_dir is not None:
+        path = Path(data_dir).expanduser().resolve()
+        if not path.is_dir():
+            raise RegistryError(f"--data {path}: no such folder")
+        return path, recorded is not None and path == Path(recorded).expanduser().resolve()
+    if not recorded:
+        raise RegistryError(f"version {version} does not record its data; pass --data DIR")
+    path = Path(recorded).expanduser()
+    if not path.is_dir():
+        raise RegistryError(
+            f"version {version} was trained on {path}, which is not there (moved, deleted or "
+            "another machine); pass --data DIR with that export to rebuild its holdout"
+        )
+    return path.resolve(), True
 
-    data = read_tables(Path(data_dir))
-    first = next(iter(models.values()))
-    ts = build_training_set(data, target, horizon_days, first.feature_config)
-    hold = ts.split().holdout
-    y = ts.y[hold]
-    # the training set's features already are the first model's; others computed once
-    # per distinct feature config
-    features = {first.feature_config: ts.X.iloc[hold]}
+
+def _utc(t: Any) -> pd.Timestamp:
+    t = pd.Timestamp(t)
+    return t.tz_localize("UTC") if t.tzinfo is None else t.tz_convert("UTC")
+
+
+def gate_holdout(
+    challenger: Any,
+    data_dir: str | Path,
+    tags: dict[str, str] | None = None,
+    same_data: bool = True,
+    version: str = "?",
+) -> HoldoutSet:
+    """The challenger's own holdout, rebuilt from ``data_dir`` exactly as ``train`` built
+    it (``training.holdout.holdout_set``: same export end, same snapshots, same split),
+    with the challenger's feature config.
+
+    Checked against what training recorded (version tags ``holdout_from`` and
+    ``holdout_n_holdout``, else the model's metadata): no gate row may come before the
+    challenger's holdout (it would be a row the challenger was fitted or calibrated on),
+    and on the data it was trained on the rebuilt holdout must be the same rows."""
+    from training.holdout import holdout_set
+
+    tags = tags or {}
+    hs = holdout_set(
+        data_dir, challenger.target, int(challenger.horizon_days), challenger.feature_config
+    )
+    metadata = getattr(challenger, "metadata", None) or {}
+    recorded_from = tags.get("holdout_from") or metadata.get("split", {}).get("holdout_from")
+    recorded_n = tags.get("holdout_n_holdout") or metadata.get("holdout_metrics", {}).get(
+        "n_holdout"
+    )
+    if recorded_from is None:
+        return hs  # trained before holdouts were recorded: nothing to check against
+    start, own = _utc(hs.holdout_from), _utc(recorded_from)
+    n = len(hs.holdout)
+    if start < own:
+        raise RegistryError(
+            f"the data changed since version {version} was trained: the holdout rebuilt "
+            f"from {data_dir} starts at {start}, before the challenger's own holdout "
+            f"({own}), so the gate would score it on rows it was trained on. Retrain on this "
+            "data, or pass --data with the export it was trained on"
+        )
+    if same_data and (start != own or (recorded_n is not None and n != int(float(recorded_n)))):
+        was = f"{int(float(recorded_n))} rows from {own}" if recorded_n is not None else f"{own}"
+        raise RegistryError(
+            f"the data changed since version {version} was trained: its holdout in "
+            f"{data_dir} was {was}, rebuilt it is {n} rows from {start}. Retrain on this "
+            "data, or pass --data with the export it was trained on"
+        )
+    return hs
+
+
+def holdout_probabilities(
+    models: dict[str, Any], hs: HoldoutSet, target: str
+) -> dict[str, np.ndarray]:
+    """Each model's probability of ``target`` on the holdout rows of ``hs``, features
+    computed with each model's own config (the set's own features serve the models that
+    share its config)."""
+    from training.dataset import snapshot_features
+
+    hold = hs.holdout
+    features = {hs.config: hs.ts.X.iloc[hold]}
     out = {}
     for name, model in models.items():
         config = model.feature_config
         if config not in features:
             features[config] = snapshot_features(
-                data, ts.as_of.iloc[hold], ts.age_days[hold], config
+                hs.data, hs.ts.as_of.iloc[hold], hs.ts.age_days[hold], config
             )
         scored = model.score(features[config])
-        col = f"p_{target}" if f"p_{target}" in scored.columns else None
-        if col is None:
+        col = f"p_{target}"
+        if col not in scored.columns:
             raise RegistryError(f"the {name} model does not predict {target!r}")
-        m = binary_metrics(y, scored[col].to_numpy())
+        out[name] = scored[col].to_numpy(dtype=float)
+    return out
+
+
+def holdout_comparison(probs: dict[str, np.ndarray], y: np.ndarray) -> dict[str, dict[str, float]]:
+    """ROC AUC, ECE, log loss and Brier of each model's probabilities on the same rows."""
+    from training.evaluate import binary_metrics
+
+    out = {}
+    for name, p in probs.items():
+        m = binary_metrics(y, p)
         out[name] = {k: m[k] for k in ("roc_auc", "ece", "log_loss", "brier")}
         out[name]["n_holdout"] = float(len(y))
     return out
@@ -138,6 +231,7 @@ def gate(comparison: dict[str, dict[str, float]]) -> tuple[bool, str]:
 def _record(p: Promotion) -> None:
     """The decision as an MLflow run and as tags on the challenger's version."""
     client = MlflowClient()
+    skill = p.skill.to_dict() if p.skill else None
     with mlflow.start_run(run_name=f"promotion-v{p.to_version}"):
         mlflow.set_tags(
             {
@@ -146,6 +240,9 @@ def _record(p: Promotion) -> None:
                 "promotion_kind": p.kind,
                 "forced": str(p.forced).lower(),
                 "reason": p.reason[:5000],
+                "skill": skill["skill"] if skill else "not measured",
+                "skill_sentence": skill["sentence"] if skill else "",
+                **({"data_dir": str(p.data_dir)} if p.data_dir else {}),
             }
         )
         mlflow.log_params(
@@ -159,11 +256,23 @@ def _record(p: Promotion) -> None:
         )
         for who, m in p.comparison.items():
             mlflow.log_metrics({f"{who}_{k}": v for k, v in m.items()})
+        if skill:
+            mlflow.log_dict(skill, "skill.json")
+            mlflow.log_metrics(
+                {
+                    f"skill_{k}": v
+                    for k, v in skill.items()
+                    if k in ("roc_auc_ci_low", "roc_auc_ci_high", "constant_log_loss", "base_rate")
+                    and v is not None
+                }  # fmt: skip
+            )
     tags = {
         "promotion_decision": "accepted" if p.accepted else "refused",
         "promotion_kind": p.kind,
         "promotion_forced": str(p.forced).lower(),
         "promotion_reason": p.reason[:5000],
+        "promotion_skill": skill["skill"] if skill else "not measured",
+        "promotion_skill_sentence": skill["sentence"] if skill else "",
     }
     for k, v in tags.items():
         client.set_model_version_tag(p.model_name, p.to_version, k, v)
@@ -192,20 +301,11 @@ def promote(
     if to_version is not None:
         p = Promotion(model_name, current, target_version, force, True, "rollback (--to)",
                       kind="rollback")  # fmt: skip
-    elif current is None:
-        p = Promotion(model_name, None, target_version, force, True,
-                      "first promotion: no champion yet", kind="first")  # fmt: skip
     elif current == target_version:
         p = Promotion(model_name, current, target_version, force, True,
                       "challenger is already the champion", kind="unchanged")  # fmt: skip
     else:
-        tags = mv.tags or {}
-        source = data_dir or tags.get("data_dir")
-        if source is None:
-            raise RegistryError(
-                f"version {target_version} does not record its data; pass --data DIR"
-            )
-        p = _challenge(model_name, current, target_version, source, force)
+        p = _challenge(model_name, current, target_version, dict(mv.tags or {}), force, data_dir)
     if p.accepted:
         client.set_registered_model_alias(model_name, "champion", p.to_version)
     _record(p)
@@ -213,13 +313,21 @@ def promote(
 
 
 def _challenge(
-    model_name: str, current: str, target_version: str, source: str | Path, force: bool
+    model_name: str,
+    current: str | None,
+    target_version: str,
+    tags: dict[str, str],
+    force: bool,
+    data_dir: str | Path | None,
 ) -> Promotion:
-    """The gate's decision on the challenger against the champion, on the latest time
-    holdout of ``source`` (``--force`` turns a refusal into a logged forced promotion)."""
+    """The gate's decision on the challenger, on its own time holdout: it must show skill
+    (``training.skill``) and, when there is a champion, not be worse than it beyond the
+    tolerances. ``--force`` turns a refusal into a logged forced promotion."""
+    from training.skill import skill_verdict
+
     challenger = load_version(model_name, target_version)
-    champion = load_version(model_name, current)
-    if challenger.target not in champion.targets:
+    champion = load_version(model_name, current) if current is not None else None
+    if champion is not None and challenger.target not in champion.targets:
         # nothing to compare on one holdout: switching what is predicted is a choice
         reason = (
             f"the challenger (version {target_version}) predicts {challenger.target!r}, "
@@ -233,22 +341,36 @@ def _challenge(
             )
         return Promotion(model_name, current, target_version, force, True,
                          f"FORCED although: {reason}", kind="forced")  # fmt: skip
-    comparison = holdout_comparison(
-        {"challenger": challenger, "champion": champion},
-        source,
-        challenger.target,
-        int(challenger.horizon_days),
-    )
-    ok, reason = gate(comparison)
-    if force and not ok:
-        reason = f"FORCED although: {reason}"
+    source, same_data = data_source(target_version, tags, data_dir)
+    hs = gate_holdout(challenger, source, tags, same_data, target_version)
+    models = {"challenger": challenger, **({"champion": champion} if champion else {})}
+    probs = holdout_probabilities(models, hs, challenger.target)
+    y = hs.ts.y[hs.holdout]
+    comparison = holdout_comparison(probs, y)
+    verdict = skill_verdict(y, probs["challenger"], hs.base_rate, groups=hs.ts.X.index[hs.holdout])
+    problems = []
+    if champion is None:
+        ok, reason = True, "first promotion: no champion yet"
+    else:
+        ok, reason = gate(comparison)
+        if not ok:
+            problems.append(reason)
+    if not verdict.has_skill:
+        problems.append(f"the challenger shows no skill on its own holdout. {verdict.sentence()}")
+    if problems:
+        reason = "; ".join(problems)
+        if force:
+            reason = f"FORCED although: {reason}"
+    kind = "first" if champion is None else "promotion"
     return Promotion(
         model_name,
         current,
         target_version,
         force,
-        ok or force,
+        not problems or force,
         reason,
         comparison,
-        kind="forced" if force and not ok else "promotion",
+        kind="forced" if problems and force else kind,
+        skill=verdict,
+        data_dir=source,
     )
