@@ -118,8 +118,10 @@ def _relabel_without_signal(src: Path, out: Path, share: float = 0.5, seed: int 
 def test_no_signal_export_is_refused_on_first_promotion_unless_forced(
     sim_dir, tmp_path, own_mlflow_store
 ):
-    """Issue 13: labels without signal trained, registered and promoted to champion. The
-    first promotion (no champion to compare with) now needs skill too; --force overrides."""
+    """Issue 13: labels without signal trained, registered and promoted to champion, and a
+    second no-skill model passed the gate. The first promotion (no champion to compare
+    with) needs skill too, --force overrides, and a challenger without skill is refused
+    even when the champion is no better."""
     from typer.testing import CliRunner
 
     from leadscore.cli import app
@@ -147,9 +149,25 @@ def test_no_signal_export_is_refused_on_first_promotion_unless_forced(
     assert version_for("champion") == result.model_version
     tags = client.get_model_version(MODEL_NAME, result.model_version).tags
     assert tags["promotion_forced"] == "true" and tags["promotion_skill"] == "none"
+
+    # a second no-skill model against the no-skill champion: within the tolerances of
+    # the comparison, perhaps, but refused for want of skill
+    second = train(data_dir, target="sal", seed=12)
+    p = promote()
+    assert (
+        not p.accepted
+        and p.kind == "promotion"
+        and set(p.comparison)
+        == {
+            "challenger",
+            "champion",
+        }
+    )
+    assert "the challenger shows no skill on its own holdout. No skill: " in p.reason
+    assert version_for("champion") == result.model_version != second.model_version
     runs = mlflow.search_runs(filter_string="tags.model_kind = 'promotion'")
     assert set(runs["tags.skill"]) == {"none"}
-    assert set(runs["tags.decision"]) == {"refused", "accepted"}
+    assert sorted(runs["tags.decision"]) == ["accepted", "refused", "refused"]
 
 
 IMPORT_MAPPING = """
