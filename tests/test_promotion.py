@@ -154,15 +154,8 @@ def test_no_signal_export_is_refused_on_first_promotion_unless_forced(
     # the comparison, perhaps, but refused for want of skill
     second = train(data_dir, target="sal", seed=12)
     p = promote()
-    assert (
-        not p.accepted
-        and p.kind == "promotion"
-        and set(p.comparison)
-        == {
-            "challenger",
-            "champion",
-        }
-    )
+    assert not p.accepted and p.kind == "promotion"
+    assert set(p.comparison) == {"challenger", "champion"}
     assert "the challenger shows no skill on its own holdout. No skill: " in p.reason
     assert version_for("champion") == result.model_version != second.model_version
     runs = mlflow.search_runs(filter_string="tags.model_kind = 'promotion'")
