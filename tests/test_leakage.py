@@ -156,3 +156,15 @@ def test_the_simulators_features_pass(simulated, target):
         ts.y[split.calibration], record_columns=[*fit_features(config), *config.counters],
     )  # fmt: skip
     assert findings == []
+
+
+def test_the_model_comparison_takes_any_column_type():
+    """Text, nullable numbers and booleans reach LightGBM as categoricals and floats."""
+    X_fit, y_fit, X_later, y_later = slices()
+    for X in (X_fit, X_later):
+        X["attr_city"] = np.where(np.arange(len(X)) % 3 == 0, "Mumbai", None)
+        X["counter_visits"] = pd.array(np.arange(len(X)) % 5, dtype="Int64")
+        X["attr_newsletter"] = pd.array(np.arange(len(X)) % 2 == 0, dtype="boolean")
+    X_later.loc[X_later.index[:5], "attr_city"] = "Pune"  # a city the fit slice never saw
+    findings = check_leakage(X_fit, y_fit, X_later, y_later, record_columns=["source"])
+    assert [(f.feature, f.rules) for f in findings] == [("call_minutes", ("beats_model",))]

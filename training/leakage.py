@@ -24,7 +24,8 @@ ones that converted, yet noisy):
   A real signal rarely outranks everything else a CRM knows by that much; a record of
   the outcome does. Only the ``max_candidates`` (3) features with the highest
   single-feature AUC of at least ``beats_floor`` (0.70) are tried, so the cost stays at
-  three small fits (measured: +0.12 s on X Education's 6,000 fit rows, 97 features).
+  three small fits (measured: +0.1 to +0.8 s on X Education's 6,000 fit rows and 97
+  features, on a busy 2-core machine).
   Off with ``beats_model=False``;
 - it is empty for nearly all of one class but not the other: missing, zero, false or
   blank for at least ``empty_most`` (90 %) of one class on the fit slice and for at most
@@ -51,6 +52,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 N_BINS = 20
+#: threads for the quick comparison model: one. These fits take 0.1-0.2 s on 6,000 rows;
+#: with two OpenMP threads on a busy 2-core machine one fit measured up to 10 s (threads
+#: spin-waiting for a core), with one it stayed at 0.2 s.
+N_JOBS = 1
 #: rows of each class the "empty for one class" rule needs before it speaks
 MIN_CLASS_ROWS = 30
 
@@ -157,6 +162,25 @@ def empty_for_one_class(
     return None
 
 
+def _model_frames(X_fit: pd.DataFrame, X_later: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Both slices as LightGBM takes them: numbers (nullable ones and booleans too) as
+    floats with NaN, everything else as categoricals over the categories of both slices."""
+    fit, later = {}, {}
+    for col in X_fit.columns:
+        a, b = X_fit[col], X_later[col]
+        numeric = pd.api.types.is_numeric_dtype(a.dtype) or pd.api.types.is_bool_dtype(a.dtype)
+        if numeric and not isinstance(a.dtype, pd.CategoricalDtype):
+            fit[col] = a.to_numpy(dtype=float, na_value=np.nan)
+            later[col] = b.to_numpy(dtype=float, na_value=np.nan)
+            continue
+        text_a = a.astype("str").where(a.notna(), None)
+        text_b = b.astype("str").where(b.notna(), None)
+        cats = pd.unique(pd.concat([text_a, text_b]).dropna())
+        fit[col] = pd.Categorical(text_a, categories=cats)
+        later[col] = pd.Categorical(text_b, categories=cats)
+    return pd.DataFrame(fit, index=X_fit.index), pd.DataFrame(later, index=X_later.index)
+
+
 def model_auc(
     X_fit: pd.DataFrame,
     y_fit: np.ndarray,
@@ -165,16 +189,12 @@ def model_auc(
     seed: int = 0,
 ) -> float:
     """ROC AUC on the later slice of a quick, deterministic LightGBM fitted on the fit
-    slice (100 trees of 7 leaves, 2 threads): what the features together know."""
+    slice (100 trees of 7 leaves, one thread: ``N_JOBS``): what the features together know."""
     import lightgbm as lgb
 
     if y_later.min() == y_later.max() or y_fit.min() == y_fit.max() or X_fit.shape[1] == 0:
         return 0.5
-    text = [c for c in X_fit.columns if X_fit[c].dtype == object]
-    if text:  # LightGBM takes numbers and categoricals only
-        both = pd.concat([X_fit[text], X_later[text]]).astype("category")
-        X_fit = X_fit.assign(**{c: both[c].iloc[: len(X_fit)].to_numpy() for c in text})
-        X_later = X_later.assign(**{c: both[c].iloc[len(X_fit) :].to_numpy() for c in text})
+    fit, later = _model_frames(X_fit, X_later)
     model = lgb.LGBMClassifier(
         n_estimators=100,
         num_leaves=7,
@@ -183,11 +203,11 @@ def model_auc(
         deterministic=True,
         force_row_wise=True,
         random_state=seed,
-        n_jobs=2,
+        n_jobs=N_JOBS,
         verbose=-1,
     )
-    model.fit(X_fit, y_fit)
-    return float(roc_auc_score(y_later, model.predict_proba(X_later)[:, 1]))
+    model.fit(fit, y_fit)
+    return float(roc_auc_score(y_later, model.predict_proba(later)[:, 1]))
 
 
 def beats_the_rest(
