@@ -169,7 +169,7 @@ IMPORT_MAPPING = """
     sources: [{name: leads, file: "leads.csv"}]
     fields:
       lead_id: Id
-      created_at: {column: Created, format: "%Y-%m-%d"}
+      created_at: {column: Created, format: "%Y-%m-%d %H:%M"}
       source: Source
     label: {column: Won, positive: ["1"], negative: ["0"], stage: customer, at: {offset: 1d}}
     attributes:
@@ -180,7 +180,7 @@ IMPORT_MAPPING = """
 
 
 def _imported_export(tmp_path: Path, n: int = 1500, seed: int = 3) -> Path:
-    """A generated CSV export (one row per lead, a won flag informed by ``Fit``), imported
+    """A generated CSV export (one row per lead, a won flag informed by its columns), imported
     with a mapping whose ``exported_at`` lies half a year after the last lead."""
     import textwrap
 
@@ -189,13 +189,17 @@ def _imported_export(tmp_path: Path, n: int = 1500, seed: int = 3) -> Path:
     rng = np.random.default_rng(seed)
     fit = rng.normal(size=n)
     segment = rng.choice(["SMB", "Mid", "Enterprise"], n)
-    won = rng.random(n) < 1 / (1 + np.exp(-(-1.6 + 1.4 * fit + 0.5 * (segment == "Mid"))))
-    created = pd.Timestamp("2023-01-01") + pd.to_timedelta(np.sort(rng.integers(0, 546, n)), "D")
+    source = rng.choice(["web", "fair", "referral"], n)
+    # signal spread over three columns, so none of them looks like a leak on its own
+    logit = -1.8 + 0.8 * fit + 1.0 * (segment == "Enterprise") + 1.0 * (source == "referral")
+    won = rng.random(n) < 1 / (1 + np.exp(-logit))
+    hours = np.sort(rng.choice(546 * 24, n, replace=False))  # distinct: no ties at a cut
+    created = pd.Timestamp("2023-01-01") + pd.to_timedelta(hours, "h")
     pd.DataFrame(
         {
             "Id": [f"C{i:05d}" for i in range(n)],
-            "Created": created.strftime("%Y-%m-%d"),
-            "Source": rng.choice(["web", "fair", "referral"], n),
+            "Created": created.strftime("%Y-%m-%d %H:%M"),
+            "Source": source,
             "Segment": segment,
             "Fit": fit.round(3),
             "Won": won.astype(int),
