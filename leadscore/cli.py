@@ -354,13 +354,19 @@ def promote(
 
     p = do_promote(to_version=to, force=force, data_dir=data)
     if p.comparison:
-        table = Table(title="challenger vs champion, same time holdout")
+        title = (
+            "challenger vs champion, same time holdout"
+            if "champion" in p.comparison
+            else "challenger on its own time holdout (no champion yet)"
+        )
+        table = Table(title=title)
         table.add_column("model")
         metrics = list(next(iter(p.comparison.values())))
         for m in metrics:
             table.add_column(m, justify="right")
         for who, row in p.comparison.items():
-            table.add_row(who, *(f"{row[m]:.4f}" for m in metrics))
+            cells = [f"{row[m]:.0f}" if m.startswith("n_") else f"{row[m]:.4f}" for m in metrics]
+            table.add_row(who, *cells)
         console.print(table)
     console.print(f"{p.kind}: {p.reason}")
     if p.skill is not None and p.skill.has_skill:  # a missing skill is in the reason

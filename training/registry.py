@@ -94,7 +94,10 @@ def version_for(alias: str, model_name: str = MODEL_NAME) -> str:
 
 def load_version(model_name: str, version: str) -> Any:
     """The LeadScoringModel inside a registered version (our own registry only)."""
-    pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    try:
+        pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+    except TypeError as exc:  # LeadScoringModel refuses a pickle of an older layout
+        raise RegistryError(f"version {version} of {model_name!r} cannot be loaded: {exc}") from exc
     return pyfunc.unwrap_python_model().model
 
 
