@@ -180,21 +180,30 @@ def train(
         str,
         typer.Option(
             "--calibration-prior",
-            help="long-run: calibrated probabilities average to the conversion rate of the "
-            "whole training window; slice: to the calibration slice's rate "
-            "(see training/calibration.py)",
+            help="auto: chosen on the validation folds. long-run: probabilities average to "
+            "the rate of everything before the holdout. recent: to the latest fold's rate. "
+            "none: the plain sigmoid. See training/selection.py.",
         ),
-    ] = "long-run",
+    ] = "auto",
 ) -> None:
     """Train on a time split, log to MLflow, register the model and alias it `challenger`.
 
+    The model family (LightGBM, logistic regression, naive Bayes), weighting and
+    calibration are chosen on forward-chaining validation folds before the holdout.
     With --target sal (the default) the one model also answers lead -> MQL (p_mql)."""
     from training import evaluate as ev
+    from training.selection import PRIORS
     from training.train import train as run_training
 
-    if calibration_prior not in ("long-run", "slice"):
-        raise typer.BadParameter("choose long-run or slice", param_hint="--calibration-prior")
-    progress = (lambda m: None) if as_json else (lambda m: err.print(f"[dim]- {m}[/]"))
+    if calibration_prior == "slice":  # the name before the validation folds chose it
+        calibration_prior = "recent"
+    if calibration_prior not in ("auto", *PRIORS):
+        raise typer.BadParameter(
+            f"choose one of auto, {', '.join(PRIORS)}", param_hint="--calibration-prior"
+        )
+    # progress and warnings go to stderr, with --json too (a script can log them)
+    progress = lambda m: err.print(f"[dim]- {m}[/]")  # noqa: E731
+    warn = lambda m: err.print(f"[bold yellow]{m}[/]")  # noqa: E731
     params = None
     if params_from_run:
         from training.tune import params_from_run as load_params
@@ -213,19 +222,10 @@ def train(
         learn_decay=learn_decay,
         params=params,
         calibration_prior=calibration_prior,
+        warn=warn,
     )
     if as_json:
-        print(
-            json.dumps(
-                {
-                    "model": result.model_name,
-                    "version": result.model_version,
-                    "run_id": result.run_id,
-                    "target": result.target,
-                    **result.metrics,
-                }
-            )
-        )
+        print(json.dumps(result.to_json()))
         return
     table = Table(
         title=f"holdout metrics, target {target} "
@@ -238,7 +238,7 @@ def train(
             table.add_row(k, f"{v:.4f}" if not k.startswith("n_") else f"{v:.0f}")
     console.print(table)
     if result.comparison is not None:
-        cmp = Table(title="LightGBM vs baselines, same time holdout")
+        cmp = Table(title=f"chosen model ({result.family}) vs baselines, same time holdout")
         cmp.add_column("model")
         for c in result.comparison.columns:
             cmp.add_column(c, justify="right")
@@ -268,6 +268,17 @@ def train(
             f"(diagnostic: the best sigmoid of these scores, fitted on the holdout itself, "
             f"would show ECE {result.metrics['ece_best_sigmoid']:.3f})"
         )
+    if result.choice:
+        console.print(f"model choice: {result.choice['reason']}")
+    for line in result.drift_lines:
+        console.print(line)
+    if result.late_wins_sentence:
+        console.print(result.late_wins_sentence)
+    if result.skill_sentence:
+        style = "bold red" if result.skill.get("skill") == "none" else "green"
+        console.print(f"[{style}]{result.skill_sentence}[/]")
+    if result.warnings:
+        console.print(f"[bold yellow]{len(result.warnings)} warning(s)[/], see above")
     console.print(f"registered {result.model_name} version {result.model_version} as `challenger`")
 
 

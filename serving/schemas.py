@@ -231,6 +231,13 @@ class ModelInfo(BaseModel):
     trained_at: str | None = None
     holdout_metrics: dict[str, float] = Field(default_factory=dict)
     quadrant_thresholds: dict[str, float | str | int | None] = Field(default_factory=dict)
+    family: str = Field(
+        "lightgbm", description="Model family chosen on the validation folds before the holdout"
+    )
+    choice: str | None = Field(None, description="Why this family won, with the figures")
+    calibration_prior: str | None = Field(None, description="Calibration prior chosen")
+    skill: str | None = Field(None, description="Skill verdict on the holdout: ok or none")
+    skill_sentence: str | None = Field(None, description="The skill verdict in one sentence")
     attributes: dict[str, str] = Field(
         default_factory=dict, description="Custom attributes the model expects, with their kind"
     )

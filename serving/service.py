@@ -108,6 +108,20 @@ def _refuse_without_tokens(in_worker: bool = False) -> None:
     raise SystemExit(message)
 
 
+def model_choice(meta: dict[str, Any]) -> dict[str, Any]:
+    """Which model family won on the validation folds, by how much, and the skill verdict
+    on the holdout (from the model's metadata), for ``GET /model``."""
+    choice = meta.get("choice") or {}
+    skill = meta.get("skill") or {}
+    return {
+        "family": choice.get("family", "lightgbm"),
+        "choice": choice.get("reason"),
+        "calibration_prior": choice.get("calibration_prior"),
+        "skill": skill.get("skill"),
+        "skill_sentence": skill.get("sentence"),
+    }
+
+
 def _model_info() -> dict[str, Any] | None:
     return None if _current is None else _current.model_info
 
@@ -221,6 +235,7 @@ class LeadScoringService:
                 k: float(v) for k, v in (meta.get("holdout_metrics") or {}).items()
             },
             "quadrant_thresholds": dict(getattr(self.model, "quadrant_thresholds", {}) or {}),
+            **model_choice(meta),
             **expected_custom_fields(self.model),
         }
         self.log = PredictionLog()

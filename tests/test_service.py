@@ -93,6 +93,10 @@ def test_model_card(api_server):
     assert pd.Timestamp(m["trained_at"]) < pd.Timestamp.now(tz="UTC")
     assert 0.5 < m["holdout_metrics"]["roc_auc"] <= 1.0
     assert {"fit_threshold", "interest_threshold"} <= set(m["quadrant_thresholds"])
+    # which family won on the validation folds, by how much, and the skill verdict
+    assert m["family"] in ("lightgbm", "logistic", "naive_bayes")
+    assert m["family"] in m["choice"] and "mean ROC AUC" in m["choice"]
+    assert m["skill"] == "ok" and m["skill_sentence"].startswith("Skill")
 
 
 def test_unknown_categories_and_missing_fields_are_scored_and_flagged(api_server, sample):

@@ -45,7 +45,7 @@ def test_tune_logs_nested_trials_and_its_command_trains_with_the_best_params(
     res = CliRunner().invoke(app, [*args[1:], "--json"])
     assert res.exit_code == 0, res.output
     run = client.search_runs(
-        [parent.info.experiment_id], "tags.model_kind = 'lightgbm'", max_results=1,
+        [parent.info.experiment_id], "params.target = 'mql'", max_results=1,
         order_by=["attributes.start_time DESC"],
     )[0]  # fmt: skip
     assert run.data.params["target"] == "mql"

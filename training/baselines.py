@@ -1,5 +1,6 @@
-"""Baselines LightGBM must beat, fitted on the same fit slice, calibrated on the same
-calibration slice (sigmoid, like the LightGBM heads) and scored on the same time holdout.
+"""Baselines the chosen model must beat, fitted on the same rows (everything before the
+holdout), calibrated the same way (a sigmoid on forward-chaining out-of-fold scores, with
+the calibration prior the validation folds chose) and scored on the same time holdout.
 
 - ``points``: hand-set points with decay, like HubSpot's and Mautic's defaults: points per
   event type (a demo request is worth more than a page view), full points for the last
@@ -8,36 +9,21 @@ calibration slice (sigmoid, like the LightGBM heads) and scored on the same time
 - ``naive_bayes``: naive Bayes over field-value frequencies, like Odoo's predictive lead
   scoring: categorical fields as they are, numbers cut into quantile bins.
 - ``logistic``: logistic regression on one-hot categoricals and every number twice, as it
-  is and log-scaled. Either form alone leaves the baseline weaker than it should be on
-  some data (log-scaling alone cost it 0.012 ROC AUC on X Education, where time on the
-  website works linearly; the raw form alone cost 0.004 on heavy-tailed simulated event
-  counts), and a weak baseline flatters the model it is compared with.
+  is and log-scaled (``training.heads.logistic_pipeline``; a weak baseline flatters the
+  model it is compared with).
+
+Naive Bayes and logistic regression are also model families the trainer may choose
+(``training.selection``): when one of them wins on validation, it is the served model.
 """
 
 from __future__ import annotations
 
-import warnings
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.compose import ColumnTransformer
-from sklearn.frozen import FrozenEstimator
-from sklearn.impute import SimpleImputer
-from sklearn.linear_model import LogisticRegression
-from sklearn.naive_bayes import CategoricalNB
-from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import (
-    FunctionTransformer,
-    KBinsDiscretizer,
-    OneHotEncoder,
-    OrdinalEncoder,
-    StandardScaler,
-)
 
-from training.calibration import apply_prior
+from training.selection import Choice, calibrate, fit_calibrated_head
 
 EVENT_POINTS: dict[str, float] = {
     "demo_request": 25,
@@ -80,137 +66,51 @@ def points_score(X: pd.DataFrame) -> np.ndarray:
     return score
 
 
-class PointsModel(ClassifierMixin, BaseEstimator):
-    """Points as the single input of a logistic curve (what a calibrated rule score is)."""
-
-    def fit(self, X: pd.DataFrame, y: np.ndarray) -> PointsModel:
-        s = np.log1p(np.maximum(points_score(X), 0))[:, None]
-        self.lr_ = LogisticRegression().fit(s, y)
-        self.classes_ = self.lr_.classes_
-        return self
-
-    def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
-        s = np.log1p(np.maximum(points_score(X), 0))[:, None]
-        return self.lr_.predict_proba(s)
-
-    def predict(self, X: pd.DataFrame) -> np.ndarray:
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+def points_raw(X: pd.DataFrame) -> np.ndarray:
+    """The rule score as the raw input of a sigmoid (what a calibrated rule score is)."""
+    return np.log1p(np.maximum(points_score(X), 0))
 
 
-class _ToObject(TransformerMixin, BaseEstimator):
-    """Categoricals as plain objects with an explicit 'missing' level."""
-
-    def fit(self, X: pd.DataFrame, y: object = None) -> _ToObject:
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        return X.astype(object).where(X.notna(), "missing")
-
-
-def _split_columns(X: pd.DataFrame) -> tuple[list[str], list[str]]:
-    cats = [c for c in X.columns if isinstance(X[c].dtype, pd.CategoricalDtype)]
-    nums = [c for c in X.columns if c not in cats]
-    return cats, nums
-
-
-def naive_bayes(X: pd.DataFrame) -> Pipeline:
-    cats, nums = _split_columns(X)
-    pre = ColumnTransformer(
-        [
-            (
-                "cat",
-                make_pipeline(
-                    _ToObject(),
-                    OrdinalEncoder(
-                        handle_unknown="use_encoded_value",
-                        unknown_value=-1,
-                        encoded_missing_value=-1,
-                    ),  # fmt: skip
-                    FunctionTransformer(lambda a: a + 1),
-                ),
-                cats,
-            ),
-            (
-                "num",
-                make_pipeline(
-                    SimpleImputer(strategy="constant", fill_value=-1.0, keep_empty_features=True),
-                    KBinsDiscretizer(
-                        n_bins=5,
-                        encode="ordinal",
-                        strategy="quantile",
-                        quantile_method="averaged_inverted_cdf",
-                    ),  # fmt: skip
-                ),
-                nums,
-            ),
-        ]
-    )
-    return make_pipeline(pre, CategoricalNB(alpha=1.0, min_categories=64))
-
-
-def logistic(X: pd.DataFrame) -> Pipeline:
-    cats, nums = _split_columns(X)
-    pre = ColumnTransformer(
-        [
-            (
-                "cat",
-                make_pipeline(
-                    _ToObject(), OneHotEncoder(handle_unknown="ignore", min_frequency=20)
-                ),
-                cats,
-            ),
-            (
-                "log",
-                make_pipeline(
-                    FunctionTransformer(_signed_log1p),
-                    # an all-missing column (no such field in this CRM) imputes as 0
-                    SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True),
-                    StandardScaler(),
-                ),
-                nums,
-            ),
-            (
-                "raw",
-                make_pipeline(
-                    SimpleImputer(strategy="median", keep_empty_features=True), StandardScaler()
-                ),
-                nums,
-            ),
-        ]
-    )
-    return make_pipeline(pre, LogisticRegression(C=0.1, max_iter=3000))
-
-
-def _signed_log1p(a: np.ndarray) -> np.ndarray:
-    return np.sign(a) * np.log1p(np.abs(a))
-
-
-BASELINES: dict[str, Callable[[pd.DataFrame], BaseEstimator]] = {
-    "points_decay": lambda X: PointsModel(),
-    "naive_bayes": naive_bayes,
-    "logistic": logistic,
-}
+#: the learned baselines are model families; points_decay is a fixed rule
+LEARNED_BASELINES: tuple[str, ...] = ("naive_bayes", "logistic")
 
 
 def fit_baselines(
-    X_fit: pd.DataFrame,
-    y_fit: np.ndarray,
-    X_cal: pd.DataFrame,
-    y_cal: np.ndarray,
+    columns: list[str],
+    X_pre: pd.DataFrame,
+    y_pre: np.ndarray,
+    times: pd.Series,
+    blocks: list[np.ndarray],
+    choice: Choice,
     X_hold: pd.DataFrame,
-    calibration_prior: str = "long-run",
+    params: dict[str, Any],
+    seed: int,
 ) -> dict[str, np.ndarray]:
-    """Holdout probabilities of every baseline, each calibrated on the calibration slice
-    with the same base-rate prior as the model (``training.calibration``)."""
-    out = {}
-    for name, make in BASELINES.items():
-        with warnings.catch_warnings():
-            # KBinsDiscretizer (naive Bayes) on sparse event counts: constant columns and
-            # duplicate quantile edges are expected and handled by sklearn; not user news.
-            warnings.filterwarnings("ignore", r"Feature \d+ is constant", UserWarning)
-            warnings.filterwarnings("ignore", r"Bins whose width are too small", UserWarning)
-            est = make(X_fit).fit(X_fit, y_fit)
-        cal = CalibratedClassifierCV(FrozenEstimator(est), method="sigmoid").fit(X_cal, y_cal)
-        apply_prior(cal, calibration_prior, X_cal, y_fit, y_cal)
-        out[name] = cal.predict_proba(X_hold)[:, 1]
+    """Holdout probabilities of every baseline (and of LightGBM when a simpler family was
+    chosen), each fitted on every row before the holdout with uniform weights (LightGBM
+    with its best weighting and tree count) and calibrated like the chosen model."""
+    out: dict[str, np.ndarray] = {}
+    if choice.family != "lightgbm":
+        lgbm = max(
+            (choice.scores[f"lightgbm/{w}"] for w in ("uniform", "recent")
+             if f"lightgbm/{w}" in choice.scores),
+            key=lambda s: np.nan_to_num(s.mean_auc, nan=-1),
+        )  # fmt: skip
+        head = fit_calibrated_head(
+            "lightgbm", lgbm.weighting, lgbm.n_trees, choice.prior, columns, X_pre, y_pre,
+            times, blocks, params, seed, oof=lgbm.oof,
+        )  # fmt: skip
+        out["lightgbm"] = head.predict_proba(X_hold)[:, 1]
+    raw = points_raw(X_pre)
+    oof = raw.copy()
+    oof[blocks[0]] = np.nan
+    slope, intercept = calibrate(oof, y_pre, blocks, choice.prior)
+    out["points_decay"] = 1.0 / (1.0 + np.exp(-(slope * points_raw(X_hold) + intercept)))
+    for family in LEARNED_BASELINES:
+        scores = choice.scores.get(f"{family}/uniform")
+        head = fit_calibrated_head(
+            family, "uniform", None, choice.prior, columns, X_pre, y_pre, times, blocks,
+            params, seed, oof=None if scores is None else scores.oof,
+        )  # fmt: skip
+        out[family] = head.predict_proba(X_hold)[:, 1]
     return out

@@ -138,7 +138,10 @@ def auc_intervals(
     }
     for name in names:
         if name != reference:
-            gain = ref - np.asarray(aucs[name])
+            own = np.asarray(aucs[name])
+            out[f"{name}_roc_auc_ci_low"] = float(np.percentile(own, 2.5))
+            out[f"{name}_roc_auc_ci_high"] = float(np.percentile(own, 97.5))
+            gain = ref - own
             out[f"roc_auc_gain_vs_{name}_low"] = float(np.percentile(gain, 2.5))
             out[f"roc_auc_gain_vs_{name}_high"] = float(np.percentile(gain, 97.5))
     return out
@@ -394,29 +397,61 @@ def model_card(info: Mapping[str, Any]) -> str:
         ),
         f"Interest half-lives (days): {info['half_lives']}",
         "",
+        *_choice_lines(info.get("choice") or {}),
         "## Metrics on the time holdout (primary target)",
         _markdown_table(comparison.round(4)),
         "",
+        *([f"**Skill verdict.** {s}", ""] if (s := info.get("skill_sentence")) else []),
         *([f"{w}.", ""] if (w := info.get("interval_words")) else []),
         *(f"- {k}: {v}" for k, v in info.get("extra_metrics", {}).items()),
         "",
+        *_trust_lines(info),
         "## Known limits",
         "- Trained on one CRM's history; the funnel definition (what counts as MQL/SAL) is "
         "that CRM's.",
         "- Snapshots whose label window runs past the end of the data are censored, so the "
         "most recent leads are not in training.",
-        "- Reasons are LightGBM contributions to the uncalibrated log-odds; correlated "
-        "features share credit.",
+        "- Reasons are the model's per-feature contributions to the uncalibrated log-odds "
+        "(TreeSHAP for LightGBM, linear terms for logistic regression and naive Bayes); "
+        "correlated features share credit.",
         "- Unseen categories are scored as missing.",
         "- Snapshots are taken at fixed ages (see Targets); a lead older than the oldest "
         "snapshot age is scored like one of that age. All snapshots of a lead fall in one "
         "slice of the time split, by entry time; the labels of the latest fit snapshots "
         "resolve inside the calibration and holdout periods (no purge gap).",
-        "- Calibrated to the conversion rate of the whole training window (long-run prior): "
-        "when the rate moves, probabilities lag until the next retraining.",
+        "- Calibrated on out-of-fold scores of the validation folds with the prior they "
+        "chose; when the conversion rate moves after training, probabilities lag until the "
+        "next retraining.",
         "",
     ]
     return "\n".join(lines)
+
+
+def _choice_lines(choice: Mapping[str, Any]) -> list[str]:
+    """The model-choice section: which family won on the validation folds and by how much."""
+    if not choice:
+        return []
+    table = pd.DataFrame(choice.get("validation", {})).T
+    return [
+        "## Model choice (validation folds before the holdout)",
+        f"Served family: **{choice['family']}** ({choice['weighting']} weights"
+        + (f", {choice['n_trees']} trees" if choice.get("n_trees") else "")
+        + f", calibration prior {choice['calibration_prior']}). {choice['reason']}.",
+        "",
+        *([_markdown_table(table.round(4)), ""] if len(table) else []),
+    ]
+
+
+def _trust_lines(info: Mapping[str, Any]) -> list[str]:
+    """Drift, late wins and the run's warnings, for the model card."""
+    lines: list[str] = []
+    if info.get("drift_lines"):
+        lines += ["## Drift between the slices", "", *info["drift_lines"], ""]
+    if info.get("late_wins"):
+        lines += ["## Conversions after the horizon", "", info["late_wins"], ""]
+    if info.get("warnings"):
+        lines += ["## Warnings", "", *(f"- {w}" for w in info["warnings"]), ""]
+    return lines
 
 
 def _markdown_table(frame: pd.DataFrame) -> str:

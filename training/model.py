@@ -15,149 +15,70 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import lightgbm as lgb
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
 from scipy.special import expit
-from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.calibration import CalibratedClassifierCV, _SigmoidCalibration
-from sklearn.frozen import FrozenEstimator
 from sklearn.pipeline import Pipeline
 
 from features.build import FeatureConfig
 from features.content import ContentLibrary
 from features.personas import PersonaConfig
 from features.quadrant_policy import QuadrantPolicy, assign_quadrants
+from training.heads import (  # noqa: F401 (ColumnSelector: where pickles look for it)
+    DEFAULT_LGBM_PARAMS,
+    CalibratedHead,
+    ColumnSelector,
+    lightgbm_pipeline,
+)
 from training.trees import MAX_NUMPY_DEPTH, Prepared, TreeEnsemble, prepare
-
-
-class ColumnSelector(TransformerMixin, BaseEstimator):
-    """Keeps the named columns in a fixed order, so the model never depends on input order."""
-
-    def __init__(self, columns: list[str] | None = None) -> None:
-        self.columns = columns
-
-    def fit(self, X: pd.DataFrame, y: Any = None) -> ColumnSelector:
-        self.columns_ = list(self.columns if self.columns is not None else X.columns)
-        self.categories_ = {
-            c: X[c].dtype for c in self.columns_ if isinstance(X[c].dtype, pd.CategoricalDtype)
-        }
-        return self
-
-    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
-        missing = [c for c in self.columns_ if c not in X.columns]
-        if missing:
-            raise KeyError(f"feature columns missing from input: {missing}")
-        out = X[self.columns_]
-        # Inputs that arrive as strings (MLflow schema enforcement, JSON) get the exact
-        # categories seen in training; unseen values become missing, as LightGBM would.
-        recast = {c: d for c, d in self.categories_.items() if out[c].dtype != d}
-        if recast:
-            out = out.astype(recast)
-        return out
-
-    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
-        return np.asarray(self.columns_, dtype=object)
-
-
-# Small trees (four leaves): mostly additive, plus the two- and three-way interactions
-# that sales rules create (a recent demo request from a company of the right size is
-# fast-tracked). On the simulator they beat logistic regression by ~0.01 ROC AUC, where
-# stumps only tie it; 15 leaves overfit a few thousand snapshots. Chosen on validation log
-# loss (calibration slice), never on the holdout.
-DEFAULT_LGBM_PARAMS: dict[str, Any] = {
-    "n_estimators": 300,
-    "learning_rate": 0.05,
-    "num_leaves": 4,
-    "min_child_samples": 30,
-    "subsample": 0.8,
-    "subsample_freq": 1,
-    "colsample_bytree": 0.7,
-    "reg_lambda": 1.0,
-    "cat_smooth": 20,
-    "verbose": -1,
-    # the same data and seed give the same trees (and so identical metrics) on any run
-    "deterministic": True,
-    "force_row_wise": True,
-}
 
 N_REASONS = 3  # reasons per direction: the top 3 pushing the score up and the top 3 down
 
 
 def make_pipeline(columns: list[str], params: dict[str, Any], seed: int) -> Pipeline:
-    """Column selection + LightGBM: the estimator behind every calibrated head."""
-    clf = lgb.LGBMClassifier(**{**DEFAULT_LGBM_PARAMS, **params}, random_state=seed, n_jobs=2)
-    return Pipeline([("select", ColumnSelector(columns)), ("lgbm", clf)])
+    """Column selection + LightGBM (tuning and half-life search fit these directly)."""
+    return lightgbm_pipeline(columns, params, seed)
 
 
-def fit_calibrated(
-    columns: list[str],
-    X_fit: pd.DataFrame,
-    y_fit: np.ndarray,
-    X_cal: pd.DataFrame,
-    y_cal: np.ndarray,
-    params: dict[str, Any],
-    seed: int,
-    method: str = "sigmoid",
-) -> CalibratedClassifierCV:
-    """Fit LightGBM on the earlier slice and calibrate it, frozen, on the later slice."""
-    pipe = make_pipeline(columns, params, seed)
-    pipe.fit(X_fit, y_fit)
-    cal = CalibratedClassifierCV(FrozenEstimator(pipe), method=method)
-    cal.fit(X_cal, y_cal)
-    return cal
+def fitted_pipeline(head: CalibratedHead) -> Pipeline:
+    """The fitted estimator pipeline inside a head."""
+    return head.estimator
 
 
-def fitted_pipeline(cal: CalibratedClassifierCV) -> Pipeline:
-    """The (frozen) LightGBM pipeline inside a calibrated head."""
-    est = cal.calibrated_classifiers_[0].estimator
-    return est.estimator if isinstance(est, FrozenEstimator) else est
-
-
-def single_thread(cal: CalibratedClassifierCV) -> None:
+def single_thread(head: CalibratedHead) -> None:
     """Online scoring answers few rows: OpenMP start-up costs more than the trees."""
-    for c in cal.calibrated_classifiers_:
-        est = c.estimator
-        pipe = est.estimator if isinstance(est, FrozenEstimator) else est
-        pipe.named_steps["lgbm"].set_params(n_jobs=1)
+    head.single_thread()
 
 
-def contributions(cal: CalibratedClassifierCV, X: pd.DataFrame) -> pd.DataFrame:
-    """Per-feature contributions to the head's raw LightGBM score (log-odds, before
-    calibration) plus a ``bias`` column; each row sums to the raw score."""
-    pipe = fitted_pipeline(cal)
-    Xs = pipe.named_steps["select"].transform(X)
-    lgbm = pipe.named_steps["lgbm"]
-    contrib = lgbm.predict(Xs, pred_contrib=True, num_threads=lgbm.get_params()["n_jobs"])
-    return pd.DataFrame(contrib, index=X.index, columns=[*Xs.columns, "bias"])
+def contributions(head: CalibratedHead, X: pd.DataFrame) -> pd.DataFrame:
+    """Per-feature contributions to the head's raw score (log-odds, before calibration)
+    plus a ``bias`` column; each row sums to the raw score."""
+    return head.contributions(X)
 
 
-def raw_score(cal: CalibratedClassifierCV, X: pd.DataFrame) -> np.ndarray:
-    """The head's raw LightGBM score (log-odds before calibration)."""
-    pipe = fitted_pipeline(cal)
-    Xs = pipe.named_steps["select"].transform(X)
-    return pipe.named_steps["lgbm"].predict(Xs, raw_score=True)
+def raw_score(head: CalibratedHead, X: pd.DataFrame) -> np.ndarray:
+    """The head's raw score (log-odds before calibration)."""
+    return head.raw(X)
 
 
 class FastHead:
-    """A calibrated head evaluated on a NumPy block: LightGBM's booster on category codes
-    and floats, then the head's own calibrators, exactly as ``predict_proba`` computes
-    them, without the per-call pandas conversions of the Pipeline (the online path answers
+    """A LightGBM head evaluated on a NumPy block: the booster on category codes and
+    floats, then the head's sigmoid, exactly as ``predict_proba`` computes them, without
+    the per-call pandas conversions of the Pipeline (the online path answers
     one lead at a time, where those conversions cost more than the trees)."""
 
-    def __init__(self, cal: CalibratedClassifierCV) -> None:
-        pipe = fitted_pipeline(cal)
+    def __init__(self, head: CalibratedHead) -> None:
+        pipe = head.estimator
         self.columns: list[str] = list(pipe.named_steps["select"].columns_)
         self.categories: dict[str, pd.CategoricalDtype] = dict(
             pipe.named_steps["select"].categories_
         )
         self.booster = pipe.named_steps["lgbm"].booster_
         self.lgbm = pipe.named_steps["lgbm"]
-        self.calibrators = [c.calibrators[0] for c in cal.calibrated_classifiers_]
-        # the response the calibrators were fitted on, as sklearn picks it:
-        # decision_function (raw log-odds) when the estimator has one, else predict_proba
-        self.raw = hasattr(cal.calibrated_classifiers_[0].estimator, "decision_function")
+        self.slope = head.slope
+        self.intercept = head.intercept
+        self.raw = True  # the sigmoid reads the raw score (log-odds)
 
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
         """The head's columns as one float64 block; categories as their training codes."""
@@ -215,10 +136,7 @@ class FastHead:
         else:
             block = M if cols is None else M[:, cols]
             response = self.booster.predict(block, raw_score=self.raw, num_threads=self.threads())
-        out = np.zeros(len(response))
-        for calibrator in self.calibrators:
-            out += _calibrate(calibrator, response)
-        return out / len(self.calibrators)
+        return expit(self.slope * response + self.intercept)
 
     def contributions(self, M: np.ndarray, go_left: np.ndarray | None = None) -> np.ndarray:
         trees = self.trees
@@ -229,14 +147,6 @@ class FastHead:
     def threads(self) -> int:
         """Read at every call: ``for_serving`` (or a forked batch worker) sets 1."""
         return int(getattr(self.lgbm, "n_jobs", None) or 1)
-
-
-def _calibrate(calibrator: Any, response: np.ndarray) -> np.ndarray:
-    """``calibrator.predict(response)``; sklearn's sigmoid calibrator inlined (the same
-    expression on the same 1-D float64 array, without its input checks)."""
-    if type(calibrator) is _SigmoidCalibration and response.ndim == 1:
-        return expit(-(calibrator.a_ * response + calibrator.b_))
-    return calibrator.predict(response)
 
 
 #: feature -> {value key: (value text, phrase)}: the words depend only on the pair, and
@@ -333,9 +243,9 @@ class LeadScoringModel:
     from_stage: str
     horizon_days: int
     feature_columns: list[str]
-    conversion: CalibratedClassifierCV
-    fit: CalibratedClassifierCV
-    interest: CalibratedClassifierCV
+    conversion: CalibratedHead
+    fit: CalibratedHead
+    interest: CalibratedHead
     policy: QuadrantPolicy
     fit_threshold: float
     interest_threshold: float
@@ -345,7 +255,7 @@ class LeadScoringModel:
     metadata: dict[str, Any] = field(default_factory=dict)
     # calibrated conversion heads for the other funnel steps (e.g. {"mql": ...}): one
     # served model answers p_mql and p_sal; ``target`` is the primary one (p_convert)
-    heads: dict[str, CalibratedClassifierCV] = field(default_factory=dict)
+    heads: dict[str, CalibratedHead] = field(default_factory=dict)
 
     @property
     def quadrant_thresholds(self) -> dict[str, Any]:
@@ -361,9 +271,17 @@ class LeadScoringModel:
         return f"p_{self.target}"
 
     def for_serving(self) -> LeadScoringModel:
-        for cal in (self.conversion, self.fit, self.interest, *self.heads.values()):
-            single_thread(cal)
+        for head in self.all_heads():
+            single_thread(head)
         return self
+
+    def all_heads(self) -> list[CalibratedHead]:
+        return [self.conversion, self.fit, self.interest, *self.heads.values()]
+
+    @property
+    def family(self) -> str:
+        """The model family of the conversion head (lightgbm, logistic, naive_bayes)."""
+        return self.conversion.family
 
     @property
     def targets(self) -> list[str]:
@@ -409,8 +327,18 @@ class LeadScoringModel:
         state.pop("_cols", None)
         return state
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if not isinstance(state.get("conversion"), CalibratedHead):
+            raise TypeError(
+                "this model was trained by an older leadscore (heads without a model "
+                "family); retrain it with `leadscore train`"
+            )
+        self.__dict__.update(state)
+
     def score(self, X: pd.DataFrame) -> pd.DataFrame:
         """Feature frame -> answer frame (index = lead_id), the one scoring path."""
+        if any(h.family != "lightgbm" for h in self.all_heads()):
+            return self._score_frames(X)
         heads = self.fast_heads()
         conv = heads["conversion"]
         M = conv.matrix(X)
@@ -443,6 +371,37 @@ class LeadScoringModel:
         if len(X):
             contrib = conv.contributions(M, go_left)
             out["reasons"] = reasons_from_array(contrib, conv.columns, X)
+        else:
+            out["reasons"] = []
+        return out
+
+    def _score_frames(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``score`` for heads of any family, through the heads' own frame methods (the
+        NumPy fast path above is LightGBM's); same answer fields, same reasons."""
+        p = np.round(self.conversion.predict_proba(X)[:, 1], 6)
+        fit_score = np.round(100.0 * self.fit.predict_proba(X)[:, 1], 1)
+        interest_score = np.round(100.0 * self.interest.predict_proba(X)[:, 1], 1)
+        extra = {
+            f"p_{t}": np.round(h.predict_proba(X)[:, 1], 6)
+            for t, h in self.heads.items()
+            if t != self.target
+        }
+        out = pd.DataFrame(
+            {
+                "p_convert": p,
+                self.probability_field: p,
+                **extra,
+                "fit_score": fit_score,
+                "interest_score": interest_score,
+                "quadrant": assign_quadrants(
+                    fit_score, interest_score, self.fit_threshold, self.interest_threshold
+                ),
+            },
+            index=X.index,
+        )
+        if len(X):
+            contrib = self.conversion.contributions(X)
+            out["reasons"] = reasons_from_array(contrib.to_numpy(), self.conversion.columns, X)
         else:
             out["reasons"] = []
         return out

@@ -32,7 +32,6 @@ from features.personas import load_personas
 from features.quadrant_policy import load_quadrant_policy
 from training import evaluate as ev
 from training.baselines import fit_baselines
-from training.calibration import apply_prior
 from training.dataset import (
     TimeSplit,
     TrainingSet,
@@ -41,17 +40,45 @@ from training.dataset import (
     snapshot_groups,
 )
 from training.decay import learn_half_lives
+from training.drift import drift_report, plot_drift
+from training.example import safe_input_example
+from training.heads import FAMILIES, CalibratedHead
+from training.holdout import export_end, holdout_set
+from training.latewins import late_wins
 from training.leakage import LeakageError, LeakageFinding, blocking, check_leakage
 from training.model import (
     DEFAULT_LGBM_PARAMS,
     LeadScoringModel,
     LeadScoringPyfunc,
-    fit_calibrated,
-    fitted_pipeline,
 )
-from training.tracking import MODEL_NAME, git_commit, quiet_pickle_notice, use_store
+from training.selection import (
+    Choice,
+    choose,
+    cross_fit,
+    fit_calibrated_head,
+    forward_blocks,
+)
+from training.skill import skill_verdict
+from training.tracking import (
+    EXPERIMENT,
+    MODEL_NAME,
+    git_commit,
+    quiet_pickle_notice,
+    use_store,
+)
 
 Progress = Callable[[str], None]
+
+#: the comparison row of the predictor that says the pre-holdout base rate for everyone
+CONSTANT = "constant_base_rate"
+#: late wins above this share of all conversions are a warning, below it a note
+LATE_WARN_SHARE = 0.05
+
+
+def model_label(family: str) -> str:
+    """The chosen model's row in the comparison (a baseline of the same family may sit
+    beside it)."""
+    return f"chosen_{family}"
 
 
 @dataclass(frozen=True)
@@ -65,6 +92,47 @@ class TrainResult:
     # holdout metrics of LightGBM and every baseline on the same rows (primary target)
     comparison: pd.DataFrame | None = None
     half_lives_days: dict[str, float] = field(default_factory=dict)
+    family: str = "lightgbm"  # the model family chosen on the validation folds
+    choice: dict[str, Any] = field(default_factory=dict)
+    skill: dict[str, Any] = field(default_factory=dict)
+    skill_sentence: str = ""
+    drift: dict[str, Any] = field(default_factory=dict)
+    drift_lines: list[str] = field(default_factory=list)
+    late_wins: dict[str, Any] = field(default_factory=dict)
+    late_wins_sentence: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """What a script needs (``train --json``): every model's ROC AUC with interval,
+        log loss and ECE, the constant predictor, the choice, the skill verdict, the
+        drift table, late wins and every warning."""
+        models = {}
+        if self.comparison is not None:
+            for name, row in self.comparison.iterrows():
+                entry = {k: float(v) for k, v in row.items()}
+                for end in ("low", "high"):
+                    key = (
+                        f"roc_auc_ci_{end}"
+                        if name == model_label(self.family)
+                        else f"{name}_roc_auc_ci_{end}"
+                    )
+                    if key in self.metrics:
+                        entry[f"roc_auc_ci_{end}"] = self.metrics[key]
+                models[str(name)] = entry
+        return {
+            "model": self.model_name,
+            "version": self.model_version,
+            "run_id": self.run_id,
+            "target": self.target,
+            "family": self.family,
+            "choice": self.choice,
+            "skill": self.skill,
+            "models": models,
+            "drift": self.drift,
+            "late_wins": self.late_wins,
+            "warnings": self.warnings,
+            **self.metrics,
+        }
 
 
 def holdout_metrics(y: np.ndarray, p: np.ndarray, prefix: str = "") -> dict[str, float]:
@@ -169,42 +237,85 @@ def model_signature(example: pd.DataFrame, answers: pd.DataFrame) -> ModelSignat
     return ModelSignature(inputs=inputs, outputs=infer_signature(example, answers).outputs)
 
 
+@dataclass
+class FittedModel:
+    """The chosen, fitted model and what chose it: the validation folds' figures, the
+    rows before the holdout they were cut from, and the out-of-fold quadrant scores."""
+
+    model: LeadScoringModel
+    choice: Choice
+    pre: np.ndarray  # positions of every row before the holdout (time order)
+    blocks: list[np.ndarray]  # forward-chaining blocks of ``pre`` (positions into it)
+
+
 def fit_model(
     ts: TrainingSet,
     split: TimeSplit,
     params: dict[str, Any],
     seed: int,
     config: FeatureConfig,
-    calibration_prior: str = "long-run",
+    calibration_prior: str = "auto",
+    progress: Progress = lambda msg: None,
+    families: tuple[str, ...] = FAMILIES,
 ) -> LeadScoringModel:
-    """Fit the conversion, fit and interest heads on the fit slice, calibrate on the next
-    (with the base-rate prior of ``training.calibration``)."""
-    X, y = ts.X, ts.y
-    Xf, yf = X.iloc[split.fit], y[split.fit]
-    Xc, yc = X.iloc[split.calibration], y[split.calibration]
-    heads = {
-        name: fit_calibrated(cols, Xf, yf, Xc, yc, params, seed)
-        for name, cols in (
-            ("conversion", feature_columns(config)),
-            ("fit", fit_features(config)),
-            ("interest", engagement_features(config)),
-        )
-    }
-    calibration = {
-        name: apply_prior(head, calibration_prior, Xc, yf, yc) for name, head in heads.items()
-    }
-    policy = load_quadrant_policy()
-    # Cut-offs from out-of-sample scores (the calibration slice), not the fitted rows.
-    fit_scores = 100.0 * heads["fit"].predict_proba(Xc)[:, 1]
-    interest_scores = 100.0 * heads["interest"].predict_proba(Xc)[:, 1]
-    t_fit, t_int = policy.fit_thresholds(
-        fit_scores, interest_scores, ts.as_of.iloc[split.calibration], base_rate=float(yc.mean())
+    """The registered model: chosen and calibrated on forward-chaining validation folds,
+    fitted on every row before the holdout (``choose_and_fit``)."""
+    return choose_and_fit(
+        ts, split, params, seed, config, calibration_prior, progress, families
+    ).model
+
+
+def choose_and_fit(
+    ts: TrainingSet,
+    split: TimeSplit,
+    params: dict[str, Any],
+    seed: int,
+    config: FeatureConfig,
+    calibration_prior: str = "auto",
+    progress: Progress = lambda msg: None,
+    families: tuple[str, ...] = FAMILIES,
+) -> FittedModel:
+    """Choose family, weighting, tree count and calibration prior on the validation folds
+    (``training.selection``), then fit the conversion, fit and interest heads of that
+    kind on every row before the holdout; the holdout is not looked at."""
+    pre = np.concatenate([split.fit, split.calibration])
+    X, y = ts.X.iloc[pre], ts.y[pre]
+    times = ts.entry_as_of.iloc[pre]
+    blocks = forward_blocks(ts.X.index[pre])
+    columns = feature_columns(config)
+    choice = choose(
+        columns, X, y, times, blocks, params, seed, families, calibration_prior, progress
     )
-    return LeadScoringModel(
+    progress(f"chosen: {choice.reason}; calibration prior {choice.prior}")
+    kind = (choice.family, choice.weighting, choice.n_trees, choice.prior)
+    oof_scores: dict[str, np.ndarray] = {}
+    heads = {}
+    for name, cols in (
+        ("conversion", columns),
+        ("fit", fit_features(config)),
+        ("interest", engagement_features(config)),
+    ):
+        oof = choice.scores[choice.name].oof if name == "conversion" else None
+        if oof is None:
+            oof = cross_fit(
+                choice.family, choice.weighting, cols, X, y, times, blocks, params, seed,
+                n_trees=choice.n_trees,
+            ).oof  # fmt: skip
+        oof_scores[name] = oof
+        heads[name] = fit_calibrated_head(*kind, cols, X, y, times, blocks, params, seed, oof=oof)
+    policy = load_quadrant_policy()
+    # Cut-offs from out-of-fold scores (the validation blocks), not the fitted rows.
+    valid = np.concatenate(blocks[1:])
+    fit_scores = 100.0 * heads["fit"].calibrate(oof_scores["fit"][valid])
+    interest_scores = 100.0 * heads["interest"].calibrate(oof_scores["interest"][valid])
+    t_fit, t_int = policy.fit_thresholds(
+        fit_scores, interest_scores, times.iloc[valid], base_rate=float(y[valid].mean())
+    )
+    model = LeadScoringModel(
         target=ts.target,
         from_stage=ts.from_stage,
         horizon_days=ts.horizon_days,
-        feature_columns=feature_columns(config),
+        feature_columns=columns,
         conversion=heads["conversion"],
         fit=heads["fit"],
         interest=heads["interest"],
@@ -214,8 +325,23 @@ def fit_model(
         feature_config=config,
         personas=load_personas(),
         content=load_content(),
-        metadata={"calibration": {"prior": calibration_prior, **calibration["conversion"]}},
+        metadata={"choice": choice.to_dict()},
     )
+    return FittedModel(model, choice, pre, blocks)
+
+
+def fit_other_head(
+    ts_t: TrainingSet, choice: Choice, config: FeatureConfig, params: dict[str, Any], seed: int
+) -> CalibratedHead:
+    """The conversion head of another funnel step, of the kind chosen for the primary one,
+    on that step's own snapshots and rows before its holdout."""
+    sp = ts_t.split()
+    pre = np.concatenate([sp.fit, sp.calibration])
+    blocks = forward_blocks(ts_t.X.index[pre])
+    return fit_calibrated_head(
+        choice.family, choice.weighting, choice.n_trees, choice.prior, feature_columns(config),
+        ts_t.X.iloc[pre], ts_t.y[pre], ts_t.entry_as_of.iloc[pre], blocks, params, seed,
+    )  # fmt: skip
 
 
 def default_targets(target: str) -> tuple[str, ...]:
@@ -279,29 +405,40 @@ def train(
     allow_leaky: tuple[str, ...] = (),
     targets: tuple[str, ...] | None = None,
     learn_decay: bool = False,
-    calibration_prior: str = "long-run",
+    calibration_prior: str = "auto",
+    warn: Progress | None = None,
+    model_name: str = MODEL_NAME,
 ) -> TrainResult:
     """The whole training job; returns the holdout metrics and the registered version.
 
     ``targets``: funnel targets the one model answers, primary first (default: ``target``
     plus ``mql`` when ``target`` is ``sal``). ``learn_decay``: choose the half-life per event
     group on the calibration slice (never the holdout) before the final fit.
-    ``calibration_prior``: "long-run" (default) or "slice", see ``training.calibration``."""
-    data_dir = Path(data_dir)
+    ``calibration_prior``: "auto" (chosen on the validation folds), "long-run", "recent"
+    or "none", see ``training.selection``. ``warn``: where warnings go as they arise
+    (default: ``progress``); they are also in the result."""
+    data_dir = Path(data_dir).resolve()
     params = dict(params or {})
     targets = tuple(dict.fromkeys(targets or default_targets(target)))
     target = targets[0]
+    warnings_: list[str] = []
+
+    def warning(msg: str) -> None:
+        warnings_.append(msg)
+        (warn or progress)(f"WARNING: {msg}")
+
     progress(f"reading {data_dir}")
     data = read_tables(data_dir)
     custom = load_custom_fields(data_dir)
     config = import_feature_config(data, custom)
-    end = custom.exported_at if custom else None
+    end = export_end(data_dir)
     progress(f"building point-in-time snapshots for target {target!r}")
-    ts = build_training_set(data, target=target, horizon_days=horizon_days, config=config, end=end)
-    split = ts.split()
+    hs = holdout_set(data_dir, target, horizon_days, config, data=data)
+    ts, split = hs.ts, hs.split
     progress(
         f"{len(ts.y)} snapshots ({ts.censored} censored), positives {ts.y.mean():.1%}; "
-        f"fit {len(split.fit)} / calibrate {len(split.calibration)} / holdout {len(split.holdout)}"
+        f"{len(split.fit) + len(split.calibration)} before the holdout (fitted and validated "
+        f"on forward-chaining time folds) / holdout {len(split.holdout)}"
     )
     decay_trace: dict[str, Any] = {}
     if learn_decay:
@@ -313,8 +450,8 @@ def train(
             data, target=target, horizon_days=horizon_days, config=config, end=end
         )
     leakage_findings = leakage_gate(ts, split, config, custom, allow_leaky, progress)
-    model = fit_model(ts, split, params, seed, config, calibration_prior)
-    calibration = model.metadata["calibration"]
+    fitted = choose_and_fit(ts, split, params, seed, config, calibration_prior, progress)
+    model, choice = fitted.model, fitted.choice
     hold = split.holdout
     y_hold = ts.y[hold]
     X_hold = ts.X.iloc[hold]
@@ -332,36 +469,49 @@ def train(
     for t in targets[1:]:
         progress(f"building point-in-time snapshots for target {t!r}")
         ts_t = build_training_set(data, target=t, horizon_days=horizon_days, config=config, end=end)
-        sp_t = ts_t.split()
-        head = fit_calibrated(
-            feature_columns(config),
-            ts_t.X.iloc[sp_t.fit],
-            ts_t.y[sp_t.fit],
-            ts_t.X.iloc[sp_t.calibration],
-            ts_t.y[sp_t.calibration],
-            params,
-            seed,
-        )
-        apply_prior(head, calibration_prior, ts_t.X.iloc[sp_t.calibration], ts_t.y[sp_t.fit],
-                    ts_t.y[sp_t.calibration])  # fmt: skip
+        head = fit_other_head(ts_t, choice, config, params, seed)
         model.heads[t] = head
+        sp_t = ts_t.split()
         p_t = head.predict_proba(ts_t.X.iloc[sp_t.holdout])[:, 1]
         metrics.update(ev.binary_metrics(ts_t.y[sp_t.holdout], p_t, prefix=f"{t}_"))
         metrics.update(ceiling_metrics(data_dir, ts_t, sp_t.holdout, p_t, prefix=f"{t}_"))
         other_sets[t] = ts_t
 
-    progress("fitting baselines on the same slices")
+    progress("fitting baselines on the same rows")
+    pre = fitted.pre
     baseline_p = fit_baselines(
-        ts.X.iloc[split.fit],
-        ts.y[split.fit],
-        ts.X.iloc[split.calibration],
-        ts.y[split.calibration],
-        X_hold,
-        calibration_prior,
-    )
-    probs = {"lightgbm": p_hold, **baseline_p}
-    comparison = ev.comparison_table(y_hold, probs)
-    metrics.update(ev.auc_intervals(y_hold, probs, groups=ts.X.index[hold]))
+        feature_columns(config), ts.X.iloc[pre], ts.y[pre], ts.entry_as_of.iloc[pre],
+        fitted.blocks, choice, X_hold, params, seed,
+    )  # fmt: skip
+    reference = model_label(choice.family)
+    probs = {reference: p_hold, **baseline_p}
+    base_rate = hs.base_rate
+    comparison = ev.comparison_table(y_hold, {**probs, CONSTANT: np.full(len(hold), base_rate)})
+    metrics.update(ev.auc_intervals(y_hold, probs, reference=reference, groups=ts.X.index[hold]))
+    verdict = skill_verdict(y_hold, p_hold, base_rate, groups=ts.X.index[hold])
+    if not verdict.has_skill:
+        warning(verdict.sentence())
+    for name in baseline_p:
+        high = metrics.get(f"roc_auc_gain_vs_{name}_high")
+        if high is not None and high < 0:
+            warning(
+                f"the {name} model beats the chosen {choice.family} model on the holdout "
+                f"beyond the paired interval (ROC AUC {comparison.loc[name, 'roc_auc']:.3f} "
+                f"against {metrics['roc_auc']:.3f}; gain interval "
+                f"{metrics[f'roc_auc_gain_vs_{name}_low']:+.3f} to {high:+.3f}): the data "
+                "may have changed between the validation folds and the holdout"
+            )
+    slices = {
+        "fit": pre[fitted.blocks[0]],
+        "validation": pre[np.concatenate(fitted.blocks[1:])],
+        "holdout": hold,
+    }
+    drift = drift_report(ts.X, ts.y, slices, as_of=ts.entry_as_of)
+    for msg in drift.warnings:
+        warning(msg)
+    late = late_wins(data, target, horizon_days)
+    if late.n_late:
+        (warning if late.share_late > LATE_WARN_SHARE else progress)(late.sentence())
     model.metadata = {
         "trained_at": pd.Timestamp.now(tz="UTC").isoformat(),
         "holdout_metrics": metrics,
@@ -369,12 +519,19 @@ def train(
         "split": split.describe(ts.entry_as_of),
         "targets": list(targets),
         "feature_config": config.to_dict(),
-        "calibration": calibration,
+        "choice": choice.to_dict(),
+        "calibration": {
+            "prior": choice.prior,
+            "slope": model.conversion.slope,
+            "intercept": model.conversion.intercept,
+        },  # fmt: skip
+        "skill": {**verdict.to_dict(), "sentence": verdict.sentence()},
+        "data_end": None if end is None else str(end),
     }
 
-    use_store()
+    use_store(EXPERIMENT if model_name == MODEL_NAME else model_name)
     progress("logging to MLflow")
-    run_name = f"lightgbm-{'+'.join(targets)}"
+    run_name = f"{choice.family}-{'+'.join(targets)}"
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.set_tags(
             {
@@ -382,7 +539,9 @@ def train(
                 "target": target,
                 "targets": ",".join(targets),
                 "data_dir": str(data_dir),
-                "model_kind": "lightgbm",
+                "model_kind": choice.family,
+                "model_family": choice.family,
+                "skill": verdict.to_dict()["skill"],
             }
         )
         digests = {"dataset_digest": log_dataset(ts, data_dir, "training")}
@@ -404,18 +563,25 @@ def train(
                 },
                 "n_features": len(feature_columns(config)),
                 "learn_decay": learn_decay,
-                "calibration_prior": calibration_prior,
-                "calibration_slice_rate": round(calibration["slice_rate"], 4),
-                "calibration_target_rate": round(calibration["target_rate"], 4),
-                "calibration_shift": round(calibration["shift"], 4),
+                "model_family": choice.family,
+                "weighting": choice.weighting,
+                "n_trees": choice.n_trees or "-",
+                "calibration_prior": choice.prior,
+                "calibration_prior_asked": calibration_prior,
                 **{f"half_life_{g}": h for g, h in config.half_lives_days.items()},
                 **{f"lgbm_{k}": v for k, v in params.items()},
             }
         )
         mlflow.log_metrics({f"holdout_{k}": v for k, v in metrics.items()})
+        mlflow.log_metrics({"holdout_constant_log_loss": verdict.constant_log_loss})
         for name, row in comparison.iterrows():
             mlflow.log_metrics({f"holdout_{name}_{k}": float(v) for k, v in row.items()})
         mlflow.log_dict(model.metadata, "model_metadata.json")
+        mlflow.log_dict(choice.to_dict(), "selection.json")
+        mlflow.log_dict(drift.to_dict(), "drift.json")
+        mlflow.log_dict(late.to_dict(), "late_wins.json")
+        if warnings_:
+            mlflow.log_dict({"warnings": warnings_}, "warnings.json")
         mlflow.log_dict(
             {
                 "feature_config": config.to_dict(),
@@ -434,7 +600,10 @@ def train(
             write_evaluation(
                 Path(tmp), data, ts, split, model, scored, probs, comparison, metrics,
                 data_dir, targets, config,
+                {"verdict": verdict, "drift": drift, "late": late, "warnings": warnings_,
+                 "model_name": model_name},
             )  # fmt: skip
+            plot_drift(drift, Path(tmp) / "drift.png")
             mlflow.log_artifacts(tmp, "evaluation")
         for name in baseline_p:
             with mlflow.start_run(run_name=f"baseline-{name}", nested=True):
@@ -442,32 +611,50 @@ def train(
                 mlflow.log_metrics(
                     {f"holdout_{k}": float(v) for k, v in comparison.loc[name].items()}
                 )
-        example = signature_frame(ts.X.iloc[hold[:5]])
-        answers = model.score(ts.X.iloc[hold[:5]]).drop(columns="reasons")
+        example = safe_input_example(ts.X.iloc[pre])
+        answers = model.score(example).drop(columns="reasons")
         with quiet_pickle_notice():
             info = mlflow.pyfunc.log_model(
                 name="model",
                 python_model=LeadScoringPyfunc(model),
-                input_example=example,
-                signature=model_signature(example, answers),
+                input_example=signature_frame(example),
+                signature=model_signature(signature_frame(example), answers),
             )
-        version = mlflow.register_model(info.model_uri, MODEL_NAME)
+        version = mlflow.register_model(info.model_uri, model_name)
         client = MlflowClient()
-        client.set_registered_model_alias(MODEL_NAME, "challenger", version.version)
-        for k, v in metrics.items():
-            client.set_model_version_tag(MODEL_NAME, version.version, f"holdout_{k}", f"{v:.4f}")
-        client.set_model_version_tag(MODEL_NAME, version.version, "target", target)
-        client.set_model_version_tag(MODEL_NAME, version.version, "data_dir", str(data_dir))
-        client.set_model_version_tag(MODEL_NAME, version.version, "horizon_days", horizon_days)
+        client.set_registered_model_alias(model_name, "challenger", version.version)
+        tags: dict[str, Any] = {f"holdout_{k}": f"{v:.4f}" for k, v in metrics.items()}
+        tags.update(
+            {
+                "target": target,
+                "data_dir": str(data_dir),
+                "horizon_days": horizon_days,
+                "model_family": choice.family,
+                "skill": verdict.to_dict()["skill"],
+                "holdout_from": str(hs.holdout_from),
+                "data_end": "" if end is None else str(end),
+            }
+        )
+        for k, v in tags.items():
+            client.set_model_version_tag(model_name, version.version, k, v)
     return TrainResult(
         run_id=run.info.run_id,
-        model_name=MODEL_NAME,
+        model_name=model_name,
         model_version=str(version.version),
         target=target,
         metrics=metrics,
         split=model.metadata["split"],
         comparison=comparison,
         half_lives_days=dict(config.half_lives_days),
+        family=choice.family,
+        choice=choice.to_dict(),
+        skill=verdict.to_dict(),
+        skill_sentence=verdict.sentence(),
+        drift=drift.to_dict(),
+        drift_lines=drift.lines(),
+        late_wins=late.to_dict(),
+        late_wins_sentence=late.sentence(),
+        warnings=list(warnings_),
     )
 
 
@@ -484,9 +671,12 @@ def write_evaluation(
     data_dir: Path,
     targets: tuple[str, ...],
     config: FeatureConfig,
+    trust: dict[str, Any] | None = None,
 ) -> None:
     """Charts, tables, explanations and the model card of one training run, into ``out``;
-    ``scored``: the model's answers on the holdout rows, as ``train`` computed them."""
+    ``scored``: the model's answers on the holdout rows, as ``train`` computed them;
+    ``trust``: the skill verdict, drift report, late wins and warnings, for the card."""
+    trust = trust or {}
     hold = split.holdout
     y = ts.y[hold]
     X_hold = ts.X.iloc[hold]
@@ -516,13 +706,14 @@ def write_evaluation(
     shap_mean.rename("mean_abs_contribution").to_csv(out / "shap_importance.csv")
     ev.plot_importance(shap_mean, out / "shap_bar.png", "mean |contribution| (log-odds)")
     ev.plot_shap_beeswarm(contrib, X_hold, out / "shap_beeswarm.png")
-    pipe = fitted_pipeline(model.conversion)
-    gain = pd.Series(
-        pipe.named_steps["lgbm"].booster_.feature_importance(importance_type="gain"),
-        index=pipe.named_steps["select"].columns_,
-    ).sort_values(ascending=False)
-    gain.rename("gain").to_csv(out / "feature_importance.csv")
-    ev.plot_importance(gain, out / "feature_importance.png", "LightGBM gain importance")
+    lgbm = model.conversion.lgbm
+    if lgbm is not None:
+        gain = pd.Series(
+            lgbm.booster_.feature_importance(importance_type="gain"),
+            index=model.conversion.columns,
+        ).sort_values(ascending=False)
+        gain.rename("gain").to_csv(out / "feature_importance.csv")
+        ev.plot_importance(gain, out / "feature_importance.png", "LightGBM gain importance")
     ev.plot_decay_curves(config.half_lives_days, DEFAULT_HALF_LIVES_DAYS, out / "decay_curves.png")
     descriptions = {
         t: f"{FROM_WORDS.get(t, ts.from_stage if t == ts.target else 'previous stage')} -> "
@@ -532,8 +723,13 @@ def write_evaluation(
     }
     card = ev.model_card(
         {
-            "model_name": MODEL_NAME,
+            "model_name": trust.get("model_name", MODEL_NAME),
             "run_name": "+".join(targets),
+            "choice": model.metadata.get("choice", {}),
+            "skill_sentence": trust["verdict"].sentence() if "verdict" in trust else None,
+            "drift_lines": trust["drift"].lines() if "drift" in trust else [],
+            "late_wins": trust["late"].sentence() if "late" in trust else None,
+            "warnings": trust.get("warnings", []),
             "targets": {t: descriptions.get(t, f"reach {t} within the horizon") for t in targets},
             "primary": targets[0],
             "data_dir": str(data_dir),
