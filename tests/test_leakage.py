@@ -5,6 +5,8 @@ even a strong one and a sparse one, are not. The real exports: tests/test_real_e
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -14,6 +16,7 @@ from training.leakage import (
     LeakageError,
     check_leakage,
     empty_for_one_class,
+    model_auc,
     single_feature_auc,
 )
 
@@ -81,11 +84,13 @@ def test_the_model_comparison_catches_it_where_the_emptiness_rule_does_not_apply
         leak = findings[0]
         assert leak.auc_without is not None
         assert leak.single_feature_auc >= leak.auc_without + 0.1
-        assert (
-            f"alone it reaches ROC AUC {leak.single_feature_auc:.2f} on a later time slice, "
-            f"more than a model of all other features ({leak.auc_without:.2f}; rule: alone at "
-            "least 0.10 above the rest)"
-        ) in leak.reason
+        assert re.search(
+            rf"alone it reaches ROC AUC {leak.single_feature_auc:.2f} on a later time slice, "
+            rf"more than a model of all other features \({leak.auc_without:.2f}\), and backward "
+            r"in time within the fit period too \(0\.\d\d against 0\.\d\d; rule: alone at "
+            r"least 0\.10 above the rest in both\)",
+            leak.reason,
+        ), leak.reason
     # switched off, only the cheap rules run
     cheap = check_leakage(
         X_fit, y_fit, X_later, y_later, record_columns=["source"], beats_model=False
@@ -109,6 +114,29 @@ def test_a_strong_honest_feature_among_informative_ones_is_not_flagged():
     alone = single_feature_auc(X_fit["decay_web"], y_fit, X_later["decay_web"], y_later)
     assert alone > 0.75
     assert check_leakage(X_fit, y_fit, X_later, y_later, record_columns=RECORD) == []
+
+
+def test_a_signal_that_grows_while_the_others_fade_is_not_flagged():
+    """Campaigns change: the field that predicts the outcome moves from ``a`` to ``b``
+    over time. On the later slice ``b`` alone beats a model of the others (learned when
+    ``a`` mattered), but not backward in time within the fit period (learned on its
+    latest rows, scored on its earliest): drift, not leakage."""
+    rng = np.random.default_rng(3)
+    n = 6000
+    t = np.linspace(0.0, 1.0, n)
+    a, b, c = rng.normal(size=n), rng.normal(size=n), rng.normal(size=n)
+    rate = 0.02 + 0.2 * t
+    logit = np.log(rate / (1 - rate)) + 1.4 * (1 - t) * a + 1.8 * t * b + 0.4 * c
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    X = pd.DataFrame({"attr_a": a, "attr_b": b, "attr_c": c})
+    fit, later = slice(0, 4080), slice(4080, 4980)
+    X_fit, X_later = X.iloc[fit], X.iloc[later]
+    alone = single_feature_auc(X_fit["attr_b"], y[fit], X_later["attr_b"], y[later])
+    without = model_auc(
+        X_fit[["attr_a", "attr_c"]], y[fit], X_later[["attr_a", "attr_c"]], y[later]
+    )
+    assert alone >= without + 0.1  # across time it outranks the rest...
+    assert check_leakage(X_fit, y[fit], X_later, y[later], record_columns=list(X)) == []
 
 
 def test_empty_for_one_class_thresholds():
