@@ -15,15 +15,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+
+class _Commands(TyperGroup):
+    """Lists each sub-command with the whole first sentence of its help, wrapped, where
+    click would cut it with '...' to fit one line."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="leadscore: open, explainable, calibrated lead scoring (simulate, train, serve).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: it wraps long option names, paths and URLs onto the next line;
+    # rich's help panels cut them with an ellipsis in an 80-column terminal.
+    rich_markup_mode=None,
 )
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
@@ -793,7 +815,10 @@ def _parse_moment(as_of: str | None) -> Any:
 
 
 personas_app = typer.Typer(
-    help="Buyer personas: propose definitions from data.", no_args_is_help=True
+    cls=_Commands,
+    help="Buyer personas: propose definitions from data.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(personas_app, name="personas")
 
