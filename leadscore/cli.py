@@ -58,7 +58,7 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from features.contract import DataContractError
-        from features.importer import ImportDataError, MappingError
+        from features.importer import ImportDataError, ImportOutputError, MappingError
         from features.personas import ConfigError
         from serving.model_store import ModelNotFound
         from training.dataset import TrainingDataError
@@ -73,6 +73,7 @@ def user_errors(fn: F) -> F:
             LeakageError,
             MappingError,
             ImportDataError,
+            ImportOutputError,
             ConfigError,
         )
         try:
