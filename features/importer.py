@@ -110,7 +110,7 @@ class ImportProblem:
     more: int = 0
 
     def __str__(self) -> str:
-        where = f"{self.file}, column {self.column!r}"
+        where = self.file if self.column == "-" else f"{self.file}, column {self.column!r}"
         if self.rows:
             values = self.values or ("",) * len(self.rows)
             shown = ", ".join(
