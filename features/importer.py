@@ -1045,7 +1045,7 @@ def _report_unmatched(frame: _Frame, spec: SourceSpec, right_keys: pd.Series, fn
     on = f"{key}" if key == right_key else f"{key} = {fname}'s {right_key}"
     counts = left[missing].value_counts(dropna=False)
     examples = ", ".join(
-        f"{'(empty)' if pd.isna(v) else repr(_short(str(v), 30))} ({c:,})"
+        f"{'(empty)' if pd.isna(v) else repr(_short(str(v), 40))} ({c:,})"
         for v, c in counts.head(3).items()
     )
     if len(counts) > 3:

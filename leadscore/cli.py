@@ -146,6 +146,61 @@ def import_export(
     )
 
 
+mapping_app = typer.Typer(
+    cls=_Commands,
+    help="Mappings of CRM exports: draft one from an export, print the format's schema.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("init")
+@user_errors
+def mapping_init(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Export CSV file(s); the first holds one row per lead"),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the draft to this file (default: print it)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Mapping name (default: from the file)")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file")] = False,
+) -> None:
+    """Draft a mapping YAML from the export's columns, every choice explained in a comment.
+
+    Edit the draft (the lines marked EDIT above all), then run `leadscore import`."""
+    from features.importer import ImportOutputError
+    from features.mapping_draft import DraftError, draft_mapping
+
+    if out is not None and out.exists() and not force:
+        raise ImportOutputError(f"--out {out}: exists; pass --force to replace it")
+    try:
+        text = draft_mapping(files, name=name)
+    except DraftError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if out is None:
+        print(text, end="")
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ImportOutputError(f"--out {out}: cannot write there: {exc}") from None
+    err.print(f"wrote {out}; edit it, then: leadscore import --mapping {out} --out DIR FILE...")
+
+
+@mapping_app.command("schema")
+@user_errors
+def mapping_schema() -> None:
+    """Print the JSON Schema of the mapping format (for editors; see docs/MAPPING.md)."""
+    from features.mapping_schema import mapping_json_schema
+
+    print(json.dumps(mapping_json_schema(), indent=2))
+
+
 @app.command()
 @user_errors
 def validate(data: DataDir) -> None:
