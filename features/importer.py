@@ -3,20 +3,27 @@
 A mapping (see ``features/mappings/*.yaml`` for two complete, commented examples) says:
 
 - ``sources``: the input file(s) and how to read them (CSV separator, encoding, a trailing
-  empty column, number format); a second source is joined onto the first (left join);
+  empty column, number format) and value maps applied as a file is read; a further source
+  is joined onto the first (``on``, or ``left_on``/``right_on``; main-table rows without a
+  match are counted in a warning);
 - ``missing_values``: placeholders meaning "not answered" (X Education's ``Select``),
   globally and per column;
 - ``fields``: canonical fields (``lead_id``, ``created_at``, ``source``, ``country`` ...)
   from source columns, with value maps and date formats; ``created_at`` can be synthesized
-  from an ordering column when the export has no date (``from_order``);
-- ``label``: which column/condition marks a positive lead, which funnel stage that means
-  and when the lead entered it; ``stages``: further stage entries every lead has;
+  when the export has no date, from an ordering column (``from_order``) or from the rows'
+  order in the file (``row_order``: between two dates, or within the month a column names);
+- ``label``: which column/values mark a positive lead (``positive``/``negative``; rows
+  under ``drop`` or of any other value are left out), which funnel stage that means and
+  when the lead entered it; ``stages``: further stage entries every lead has;
 - ``leaky``: columns filled in by sales during or after the outcome, excluded from the
   output unless ``include_leaky`` maps them on purpose (for the leakage check);
+  ``known_after_outcome``: columns known only after the outcome, left out quietly;
 - ``attributes``: custom lead/account attributes (numeric, categorical, boolean), written
   as ``attr_<snake_name>`` columns of the leads table;
 - ``counters``: pre-aggregated engagement counts for exports without an event log, written
   as ``counter_<snake_name>`` columns (numeric, never negative).
+
+docs/MAPPING.md documents every key; ``features.mapping_schema`` gives the JSON Schema.
 
 ``import_export`` writes the four canonical Parquet tables plus ``custom_fields.json`` into
 ``out_dir``, all or nothing: everything is checked in memory first, written into a temporary
