@@ -266,6 +266,16 @@ def _timedelta(value: str) -> pd.Timedelta:
     return td
 
 
+def _check_format(value: str | None) -> str | None:
+    """A strftime date format pandas can parse with (``%Q`` is refused here, not mid-import)."""
+    if value is not None:
+        try:
+            pd.to_datetime(pd.Series(["2020-01-01"]), format=value, errors="coerce")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a date format: {exc}") from None
+    return value
+
+
 def _check_timezone(value: str | None) -> str | None:
     if value is not None:
         try:
@@ -438,6 +448,7 @@ class FieldSpec(_ValueRules):
     row_order: RowOrder | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
+    _fmt = field_validator("format")(_check_format)
 
     @model_validator(mode="before")
     @classmethod
@@ -455,6 +466,8 @@ class FieldSpec(_ValueRules):
             _date(self.start, "start")
             if _timedelta(self.step) <= pd.Timedelta(0):
                 raise ValueError("'step' must be positive")
+            if _timedelta(self.step) > _MAX_OFFSET:
+                raise ValueError(f"'step' must be at most 3650d (10 years): {self.step!r}")
         elif self.start is not None or self.step is not None:
             raise ValueError("'start' and 'step' belong to 'from_order'")
         return self
@@ -489,6 +502,7 @@ class StageTime(_Frozen):
     offset: str = "0s"
 
     _tz = field_validator("timezone")(_check_timezone)
+    _fmt = field_validator("format")(_check_format)
 
     @field_validator("offset")
     @classmethod
@@ -659,6 +673,8 @@ def load_mapping(path: str | Path) -> ExportMapping:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     except OSError as exc:
         raise MappingError(f"cannot read mapping {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MappingError(f"mapping {path} is not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise MappingError(f"mapping {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -924,10 +940,17 @@ def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
             keep_default_na=False,
             na_values=opts.na_values,
         )
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ParserError, EmptyDataError: ValueError
         raise ImportDataError(
-            [ImportProblem(path.name, "-", f"cannot read as CSV: {exc}")]
-        ) from exc
+            [
+                ImportProblem(
+                    path.name,
+                    "-",
+                    f"cannot read as CSV with sources.{spec.name}.csv "
+                    f"(encoding {opts.encoding}, separator {opts.separator!r}): {exc}",
+                )
+            ]
+        ) from None
     if opts.trailing_empty_column:
         last = df.columns[-1] if len(df.columns) else None
         if last is None or not (str(last).startswith("Unnamed:") and df[last].isna().all()):
@@ -1310,7 +1333,7 @@ def _created_at(mapping: ExportMapping, frame: _Frame) -> pd.Series:
     rank = np.nan_to_num(rank, nan=0.0)
     start = pd.Timestamp(spec.start)
     step = _timedelta(spec.step or "1h")
-    if len(rank) and start + pd.Timedelta(step.value * float(rank.max()), "ns") >= _LATEST:
+    if len(rank) and float(step.value) * float(rank.max()) >= float((_LATEST - start).value):
         frame.column_problem(
             col,
             f"{int(rank.max()) + 1:,} values one step ({spec.step}) apart from {spec.start} "

@@ -135,7 +135,7 @@ def _read(path: Path, name: str) -> _Source:
             na_values=[""],
             nrows=SAMPLE_ROWS,
         )
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ParserError, EmptyDataError: ValueError
         raise DraftError(f"{path.name}: cannot read as CSV: {exc}") from None
     if df.empty:
         raise DraftError(f"{path.name}: 0 rows: nothing to draft a mapping from")

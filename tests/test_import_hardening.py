@@ -137,3 +137,46 @@ def test_header_only_csv_is_refused(files, tmp_path):
     code, out = run_import(mapping, export, out_dir)
     assert code == 2 and "leads.csv" in out and "0 leads" in out
     assert (out_dir / "leads.parquet").read_bytes() == b"earlier import"
+
+
+def test_a_wrong_encoding_for_the_file(files, tmp_path):
+    mapping, export = files
+    mapping.write_text(
+        mapping.read_text().replace('file: "*.csv"}', 'file: "*.csv", csv: {encoding: utf-16}}')
+    )
+    code, out = run_import(mapping, export, tmp_path / "out")
+    assert code == 2 and "leads.csv: cannot read as CSV with sources.leads.csv" in out
+    assert "encoding utf-16" in out
+
+
+def test_a_date_format_pandas_cannot_use(files, tmp_path):
+    mapping, export = files
+    mapping.write_text(
+        mapping.read_text().replace(
+            "created_at: created", 'created_at: {column: created, format: "%Q"}'
+        )
+    )
+    code, out = run_import(mapping, export, tmp_path / "out")
+    assert code == 2 and "fields.created_at.format: not a date format" in out
+
+
+def test_a_mapping_that_is_not_utf8(files, tmp_path):
+    mapping, export = files
+    mapping.write_bytes(b"\xff\xfe\x00name: t\n")
+    code, out = run_import(mapping, export, tmp_path / "out")
+    assert code == 2 and "is not UTF-8 text" in out
+
+
+def test_synthetic_dates_past_2200(files, tmp_path):
+    """Each step is allowed (at most 10 years), but 30 of them from 2020 run past 2200."""
+    mapping, export = files
+    mapping.write_text(
+        mapping.read_text().replace(
+            "created_at: created",
+            'created_at: {from_order: visits, start: "2020-01-01", step: 3650d}',
+        )
+    )
+    export.write_text("id,created,won,visits\n" + "".join(f"l{i},,0,{i}\n" for i in range(30)))
+    code, out = run_import(mapping, export, tmp_path / "out")
+    assert code == 2 and "column 'visits'" in out and "run past the year 2200" in out
+    assert "fields.created_at.step" in out
