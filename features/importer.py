@@ -162,8 +162,18 @@ class _Loader(yaml.SafeLoader):
     mapping never needs them, and a kilobyte of nested aliases expands to billions of
     nodes (a "YAML bomb") that would take minutes to check."""
 
+    _depth = 0
+    MAX_DEPTH = 20  # a mapping nests 6 levels deep; 50,000 '[' would overflow the stack
+
     def compose_node(self, parent: Any, index: Any) -> Any:
         event = self.peek_event()
+        if self._depth >= self.MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested deeper than {self.MAX_DEPTH} levels; a mapping never needs that",
+                event.start_mark,
+            )
         if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
             raise yaml.composer.ComposerError(
                 None,
@@ -172,7 +182,11 @@ class _Loader(yaml.SafeLoader):
                 "write the values out",
                 event.start_mark,
             )
-        return super().compose_node(parent, index)
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -291,7 +305,7 @@ class CsvOptions(_Frozen):
     separator: str = Field(",", min_length=1)
     encoding: str = "utf-8-sig"  # utf-8 that also drops a byte-order mark
     quotechar: str = Field('"', min_length=1, max_length=1)
-    skip_rows: int = Field(0, ge=0)
+    skip_rows: int = Field(0, ge=0, le=1000)  # title lines; pandas builds a set of them
     na_values: Texts = Field(default_factory=lambda: [""])
     strip_whitespace: bool = True
     # Every line ends in a separator (X Education): drop the unnamed, empty last column.

@@ -180,3 +180,22 @@ def test_synthetic_dates_past_2200(files, tmp_path):
     code, out = run_import(mapping, export, tmp_path / "out")
     assert code == 2 and "column 'visits'" in out and "run past the year 2200" in out
     assert "fields.created_at.step" in out
+
+
+def test_yaml_nested_50000_deep(files, tmp_path):
+    mapping, export = files
+    mapping.write_text("name: " + "[" * 50_000 + "]" * 50_000 + "\n")
+    code, out = run_import(mapping, export, tmp_path / "out")
+    assert code == 2 and "nested deeper than 20 levels" in out
+
+
+def test_skip_rows_of_a_trillion(files, tmp_path):
+    """pandas builds a set of the rows to skip: a trillion ran out of memory."""
+    mapping, export = files
+    mapping.write_text(
+        mapping.read_text().replace(
+            'file: "*.csv"}', 'file: "*.csv", csv: {skip_rows: 1000000000000}}'
+        )
+    )
+    code, out = run_import(mapping, export, tmp_path / "out")
+    assert code == 2 and "sources.0.csv.skip_rows" in out
