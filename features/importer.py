@@ -302,7 +302,7 @@ def _check_timezone(value: str | None) -> str | None:
 class CsvOptions(_Frozen):
     """How to read one CSV file. Every cell is read as text; the mapping types it."""
 
-    separator: str = Field(",", min_length=1)
+    separator: str = Field(",", min_length=1, max_length=1)  # pandas reads longer as a regex
     encoding: str = "utf-8-sig"  # utf-8 that also drops a byte-order mark
     quotechar: str = Field('"', min_length=1, max_length=1)
     skip_rows: int = Field(0, ge=0, le=1000)  # title lines; pandas builds a set of them
