@@ -202,6 +202,16 @@ def _profile(src: _Source, missing: list[str]) -> None:
 def _pick_id(src: _Source) -> _Column | None:
     ids = [c for c in src.columns.values() if c.kind == "id"]
     ids.sort(key=lambda c: (not _ID.search(c.name), c.name))
+    if not ids:  # no id-like name: any column unique in every row
+        ids = [
+            c
+            for c in src.columns.values()
+            if c.kind in ("categorical", "text", "numeric")
+            and len(c.values) == c.rows
+            and c.values.nunique() == c.rows
+        ]
+        for c in ids:
+            c.why = "unique in every row (EDIT if it is not an id)"
     return ids[0] if ids else None
 
 
