@@ -1262,13 +1262,10 @@ def _plan(mapping: ExportMapping, frame: _Frame, include_leaky: bool) -> _Plan:
     for name, spec in mapping.fields.items():
         if spec.row_order is None:
             used_by.append((spec.column or spec.from_order or "", f"fields.{name}"))
-        for col, key in (
-            ((spec.row_order.month, "month"), (spec.row_order.year_column, "year_column"))
-            if spec.row_order
-            else ()
-        ):
-            if col is not None:
-                used_by.append((col, f"fields.{name}.row_order.{key}"))
+        if spec.row_order is not None:
+            for key in ("month", "year_column"):
+                if (col := getattr(spec.row_order, key)) is not None:
+                    used_by.append((col, f"fields.{name}.row_order.{key}"))
     used_by.append((mapping.label.column, "label.column"))
     if mapping.label.at.column:
         used_by.append((mapping.label.at.column, "label.at.column"))
