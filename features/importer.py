@@ -941,7 +941,8 @@ def _assign_files(
     return used, problems
 
 
-def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
+def _read_source(spec: SourceSpec, path: Path, at: str) -> pd.DataFrame:
+    """One file, every cell as text; ``at`` is the source's key path (``sources.1``)."""
     opts = spec.csv
     try:
         df = pd.read_csv(
@@ -960,7 +961,7 @@ def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
                 ImportProblem(
                     path.name,
                     "-",
-                    f"cannot read as CSV with sources.{spec.name}.csv "
+                    f"cannot read as CSV with {at}.csv "
                     f"(encoding {opts.encoding}, separator {opts.separator!r}): {exc}",
                 )
             ]
@@ -986,9 +987,7 @@ def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
     problems = []
     for col, value_map in spec.values.items():
         if col not in df.columns:
-            reason = f"column not found (used by sources.{spec.name}.values)" + _hint(
-                col, df.columns
-            )
+            reason = f"column not found (used by {at}.values.{col})" + _hint(col, df.columns)
             problems.append(ImportProblem(path.name, col, reason))
             continue
         mapped = df[col].map(lambda v, m=value_map: m.get(v, v) if isinstance(v, str) else v)
@@ -1001,16 +1000,16 @@ def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
 
 def _read_all(mapping: ExportMapping, paths: dict[str, Path]) -> _Frame:
     base_spec = mapping.sources[0]
-    df = _read_source(base_spec, paths[base_spec.name])
+    df = _read_source(base_spec, paths[base_spec.name], "sources.0")
     frame = _Frame(
         df=df,
         origin={c: base_spec.name for c in df.columns},
         files={s.name: paths[s.name].name for s in mapping.sources},
         csv={s.name: s.csv for s in mapping.sources},
     )
-    for spec in mapping.sources[1:]:
+    for i, spec in enumerate(mapping.sources[1:], start=1):
         assert spec.join is not None
-        right = _read_source(spec, paths[spec.name])
+        right = _read_source(spec, paths[spec.name], f"sources.{i}")
         key, right_key = spec.join.left_key, spec.join.right_key
         fname = paths[spec.name].name
         problems = []
@@ -1020,7 +1019,7 @@ def _read_all(mapping: ExportMapping, paths: dict[str, Path]) -> _Frame:
                     ImportProblem(
                         name or frame.file_of(k),
                         k,
-                        f"join column not found (sources.{spec.name}.join)" + _hint(k, cols),
+                        f"join column not found (sources.{i}.join)" + _hint(k, cols),
                     )
                 )
         if problems:

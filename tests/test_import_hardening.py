@@ -145,7 +145,7 @@ def test_a_wrong_encoding_for_the_file(files, tmp_path):
         mapping.read_text().replace('file: "*.csv"}', 'file: "*.csv", csv: {encoding: utf-16}}')
     )
     code, out = run_import(mapping, export, tmp_path / "out")
-    assert code == 2 and "leads.csv: cannot read as CSV with sources.leads.csv" in out
+    assert code == 2 and "leads.csv: cannot read as CSV with sources.0.csv" in out
     assert "encoding utf-16" in out
 
 

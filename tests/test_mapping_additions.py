@@ -305,9 +305,7 @@ def test_missing_join_or_value_map_column_is_named(tmp_path):
     files = [write(tmp_path / "pipeline.csv", PIPELINE), write(tmp_path / "products.csv", PRODUCTS)]
     with pytest.raises(ImportDataError) as info:
         import_export(mapping, files, tmp_path / "out")
-    assert "products.csv, column 'name': join column not found (sources.products.join)" in str(
-        info.value
-    )
+    assert "products.csv, column 'name': join column not found (sources.1.join)" in str(info.value)
     mapping.write_text(
         mapping.read_text()
         .replace("right_on: name", "right_on: product_name")
@@ -316,7 +314,7 @@ def test_missing_join_or_value_map_column_is_named(tmp_path):
     with pytest.raises(ImportDataError) as info:
         import_export(mapping, files, tmp_path / "out")
     msg = str(info.value)
-    assert "column 'prodct': column not found (used by sources.deals.values)" in msg
+    assert "column 'prodct': column not found (used by sources.0.values.prodct)" in msg
     assert "did you mean 'product'" in msg
 
 
