@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,7 +13,8 @@ import yaml
 from typer.testing import CliRunner
 
 from features.contract import read_tables
-from features.importer import import_export, load_custom_fields, load_mapping
+from features.importer import _Loader, import_export, load_custom_fields, load_mapping
+from features.mapping_schema import mapping_json_schema
 from leadscore.cli import app
 
 X_EDUCATION = Path(__file__).resolve().parents[2] / "shared" / "data" / "x-education-leads"
@@ -131,6 +133,9 @@ def test_x_education_draft_validates_and_imports(tmp_path):
     code, out = init(str(X_EDUCATION / "Leads.csv"), "--out", str(drafted))
     assert code == 0, out
     mapping = load_mapping(drafted)
+    schema = mapping_json_schema()
+    raw = yaml.load(drafted.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    assert list(jsonschema.Draft202012Validator(schema).iter_errors(raw)) == []
     assert mapping.fields["lead_id"].column == "Prospect ID"
     assert mapping.fields["created_at"].from_order == "Lead Number"
     assert mapping.sources[0].csv.trailing_empty_column and mapping.missing_values == ["Select"]
