@@ -3,20 +3,27 @@
 A mapping (see ``features/mappings/*.yaml`` for two complete, commented examples) says:
 
 - ``sources``: the input file(s) and how to read them (CSV separator, encoding, a trailing
-  empty column, number format); a second source is joined onto the first (left join);
+  empty column, number format) and value maps applied as a file is read; a further source
+  is joined onto the first (``on``, or ``left_on``/``right_on``; main-table rows without a
+  match are counted in a warning);
 - ``missing_values``: placeholders meaning "not answered" (X Education's ``Select``),
   globally and per column;
 - ``fields``: canonical fields (``lead_id``, ``created_at``, ``source``, ``country`` ...)
   from source columns, with value maps and date formats; ``created_at`` can be synthesized
-  from an ordering column when the export has no date (``from_order``);
-- ``label``: which column/condition marks a positive lead, which funnel stage that means
-  and when the lead entered it; ``stages``: further stage entries every lead has;
+  when the export has no date, from an ordering column (``from_order``) or from the rows'
+  order in the file (``row_order``: between two dates, or within the month a column names);
+- ``label``: which column/values mark a positive lead (``positive``/``negative``; rows
+  under ``drop`` or of any other value are left out), which funnel stage that means and
+  when the lead entered it; ``stages``: further stage entries every lead has;
 - ``leaky``: columns filled in by sales during or after the outcome, excluded from the
   output unless ``include_leaky`` maps them on purpose (for the leakage check);
+  ``known_after_outcome``: columns known only after the outcome, left out quietly;
 - ``attributes``: custom lead/account attributes (numeric, categorical, boolean), written
   as ``attr_<snake_name>`` columns of the leads table;
 - ``counters``: pre-aggregated engagement counts for exports without an event log, written
   as ``counter_<snake_name>`` columns (numeric, never negative).
+
+docs/MAPPING.md documents every key; ``features.mapping_schema`` gives the JSON Schema.
 
 ``import_export`` writes the four canonical Parquet tables plus ``custom_fields.json`` into
 ``out_dir``, all or nothing: everything is checked in memory first, written into a temporary
@@ -26,6 +33,7 @@ the custom columns back with ``load_custom_fields``.
 
 from __future__ import annotations
 
+import codecs
 import difflib
 import fnmatch
 import json
@@ -38,16 +46,18 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import yaml
 from pydantic import (
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -107,16 +117,25 @@ class ImportProblem:
     more: int = 0
 
     def __str__(self) -> str:
-        where = f"{self.file}, column {self.column!r}"
+        where = self.file if self.column == "-" else f"{self.file}, column {self.column!r}"
         if self.rows:
             values = self.values or ("",) * len(self.rows)
             shown = ", ".join(
-                f"row {r} ({v!r})" if self.values else f"row {r}"
+                f"row {r} ({_short(v)!r})" if self.values else f"row {r}"
                 for r, v in zip(self.rows, values, strict=True)
             )
             extra = f" and {self.more} more rows" if self.more else ""
             return f"{where}: {self.reason}: {shown}{extra}"
         return f"{where}: {self.reason}"
+
+
+def _short(value: str, limit: int = 60) -> str:
+    """A cell as quoted in a message: a 5,000-digit number is shown by its start."""
+    return value if len(value) <= limit else f"{value[:limit]}... ({len(value):,} characters)"
+
+
+class ImportOutputError(ValueError):
+    """``--out`` cannot hold the import: a file, a path under a file, or not writable."""
 
 
 class ImportDataError(ValueError):
@@ -137,7 +156,37 @@ class ImportDataError(ValueError):
 
 class _Loader(yaml.SafeLoader):
     """YAML 1.2-style scalars: only true/false are booleans (``Yes``/``No``/``on`` stay
-    strings, as CRM values do), dates stay strings, and a repeated key is an error."""
+    strings, as CRM values do), dates stay strings, and a repeated key is an error.
+
+    Anchors and aliases (``&name`` / ``*name``) are refused before anything is built: a
+    mapping never needs them, and a kilobyte of nested aliases expands to billions of
+    nodes (a "YAML bomb") that would take minutes to check."""
+
+    _depth = 0
+    MAX_DEPTH = 20  # a mapping nests 6 levels deep; 50,000 '[' would overflow the stack
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        event = self.peek_event()
+        if self._depth >= self.MAX_DEPTH:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested deeper than {self.MAX_DEPTH} levels; a mapping never needs that",
+                event.start_mark,
+            )
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                "YAML anchors and aliases (&name, *name) are not allowed in a mapping; "
+                "write the values out",
+                event.start_mark,
+            )
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -192,16 +241,53 @@ def _texts(value: Any) -> Any:
     return value
 
 
+_SCALAR_SCHEMA: dict[str, Any] = {
+    "anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]
+}
+# A list of cell values; YAML numbers and booleans are read as the text they stand for, and
+# one value may stand alone (``positive: 1`` is ``positive: ["1"]``).
+Texts = Annotated[
+    list[str],
+    BeforeValidator(_texts),
+    WithJsonSchema({"anyOf": [_SCALAR_SCHEMA, {"type": "array", "items": _SCALAR_SCHEMA}]}),
+]
+
+# Dates a mapping may name: pandas holds nanoseconds from 1677 to 2262; a lead-scoring
+# export lives well inside this window, and staying inside it keeps arithmetic safe.
+_EARLIEST, _LATEST = pd.Timestamp("1900-01-01"), pd.Timestamp("2200-01-01")
+_MAX_OFFSET = pd.Timedelta(days=3650)
+
+
+def _date(value: Any, key: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(str(value))
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise ValueError(f"'{key}' is not a date: {value!r}") from exc
+    if pd.isna(ts) or not _EARLIEST <= ts.tz_localize(None) < _LATEST:
+        raise ValueError(f"'{key}' must be a date between 1900 and 2200: {value!r}")
+    return ts
+
+
 def _timedelta(value: str) -> pd.Timedelta:
     """``1h``, ``30min``, ``1d`` / ``2 days`` (pandas deprecates the lower-case ``d``)."""
     text = re.sub(r"(?<=[\d\s])d(?:ays?)?$", "D", str(value).strip())
     try:
         td = pd.Timedelta(text)
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, OverflowError) as exc:
         raise ValueError(f"not a duration like '1h' or '1d': {value!r}") from exc
     if pd.isna(td):
         raise ValueError(f"not a duration like '1h' or '1d': {value!r}")
     return td
+
+
+def _check_format(value: str | None) -> str | None:
+    """A strftime date format pandas can parse with (``%Q`` is refused here, not mid-import)."""
+    if value is not None:
+        try:
+            pd.to_datetime(pd.Series(["2020-01-01"]), format=value, errors="coerce")
+        except (ValueError, TypeError) as exc:
+            raise ValueError(f"not a date format: {exc}") from None
+    return value
 
 
 def _check_timezone(value: str | None) -> str | None:
@@ -216,25 +302,54 @@ def _check_timezone(value: str | None) -> str | None:
 class CsvOptions(_Frozen):
     """How to read one CSV file. Every cell is read as text; the mapping types it."""
 
-    separator: str = ","
+    separator: str = Field(",", min_length=1, max_length=1)  # pandas reads longer as a regex
     encoding: str = "utf-8-sig"  # utf-8 that also drops a byte-order mark
-    quotechar: str = '"'
-    skip_rows: int = Field(0, ge=0)
-    na_values: list[str] = Field(default_factory=lambda: [""])
+    quotechar: str = Field('"', min_length=1, max_length=1)
+    skip_rows: int = Field(0, ge=0, le=1000)  # title lines; pandas builds a set of them
+    na_values: Texts = Field(default_factory=lambda: [""])
     strip_whitespace: bool = True
     # Every line ends in a separator (X Education): drop the unnamed, empty last column.
     trailing_empty_column: bool = False
-    decimal: str = "."
-    thousands: str | None = None
+    decimal: str = Field(".", min_length=1, max_length=1)
+    thousands: str | None = Field(None, min_length=1, max_length=1)
 
-    _texts = field_validator("na_values", mode="before")(_texts)
+    @field_validator("encoding")
+    @classmethod
+    def _encoding(cls, v: str) -> str:
+        try:
+            info = codecs.lookup(v)
+        except LookupError:
+            raise ValueError(f"unknown encoding {v!r} (e.g. utf-8, latin-1, cp1252)") from None
+        if not getattr(info, "_is_text_encoding", True):
+            raise ValueError(f"{v!r} is not a text encoding (e.g. utf-8, latin-1, cp1252)")
+        return v
 
 
 class JoinSpec(_Frozen):
-    """Join this source onto the first one: ``left`` keeps every lead of the first source."""
+    """Join this source onto the sources before it: ``left`` keeps every row of the main
+    table. ``on`` names a key column both sides share; ``left_on``/``right_on`` name it on
+    each side when the names differ (the key keeps the left name)."""
 
-    on: str
+    on: str | None = None
+    left_on: str | None = None
+    right_on: str | None = None
     how: Literal["left", "inner"] = "left"
+
+    @model_validator(mode="after")
+    def _keys(self) -> JoinSpec:
+        if self.on is not None and (self.left_on is not None or self.right_on is not None):
+            raise ValueError("give 'on' (same name on both sides) or 'left_on' and 'right_on'")
+        if self.on is None and (self.left_on is None or self.right_on is None):
+            raise ValueError("give 'on', or both 'left_on' and 'right_on'")
+        return self
+
+    @property
+    def left_key(self) -> str:
+        return self.on or self.left_on or ""
+
+    @property
+    def right_key(self) -> str:
+        return self.on or self.right_on or ""
 
 
 class SourceSpec(_Frozen):
@@ -245,16 +360,31 @@ class SourceSpec(_Frozen):
     prefix: str = ""  # put before this source's column names when they clash
     # Every column of this file exists only after the outcome (Olist closed deals): leaky.
     after_outcome: bool = False
+    # Value maps applied to this file's columns as it is read, before any join: a key
+    # spelt differently in two files is made the same here.
+    values: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+    @field_validator("values", mode="before")
+    @classmethod
+    def _values_as_text(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {
+                _text(col): (
+                    {_text(k): None if x is None else _text(x) for k, x in m.items()}
+                    if isinstance(m, dict)
+                    else m
+                )
+                for col, m in v.items()
+            }
+        return v
 
 
 class _ValueRules(_Frozen):
     """Value handling shared by fields, attributes and counters."""
 
-    missing_values: list[str] = Field(default_factory=list)
+    missing_values: Texts = Field(default_factory=list)
     values: dict[str, Any] | None = None
     strict: bool = False  # a value absent from ``values`` is an error, not passed through
-
-    _texts = field_validator("missing_values", mode="before")(_texts)
 
     @field_validator("values", mode="before")
     @classmethod
@@ -270,9 +400,57 @@ class _ValueRules(_Frozen):
         return self
 
 
+_MONTH_NAMES = (
+    "jan feb mar apr may jun jul aug sep oct nov dec".split(),
+    "january february march april may june july august september october november december".split(),
+)
+MONTHS: Mapping[str, int] = MappingProxyType(
+    {name: i for names in _MONTH_NAMES for i, name in enumerate(names, start=1)}
+    | {str(i): i for i in range(1, 13)}
+    | {f"{i:02d}": i for i in range(1, 10)}
+)
+
+
+class RowOrder(_Frozen):
+    """created_at from the order of the rows in the file, for exports without a date that
+    are in time order. Either ``start`` and ``end``: the first row is created at start, the
+    last at end, the others evenly spread in between in file order. Or ``month``: a column
+    naming each row's month (``may``, ``June``, ``6``), with ``year_column`` or ``year``
+    (the first row's year, counted on each time the month goes back, as from dec to jan);
+    the rows of one month are spread evenly over it in file order."""
+
+    start: str | None = None
+    end: str | None = None
+    month: str | None = None
+    year: int | None = Field(None, ge=1900, le=2199)
+    year_column: str | None = None
+
+    @model_validator(mode="after")
+    def _one_way(self) -> RowOrder:
+        if self.month is None:
+            if self.start is None or self.end is None:
+                raise ValueError(
+                    "give 'start' and 'end' (dates), or 'month' (a column) with 'year' "
+                    "or 'year_column'"
+                )
+            if self.year is not None or self.year_column is not None:
+                raise ValueError("'year' and 'year_column' go with 'month'")
+            if _date(self.end, "end") <= _date(self.start, "start"):
+                raise ValueError(f"'end' ({self.end}) must be after 'start' ({self.start})")
+        else:
+            if self.start is not None or self.end is not None:
+                raise ValueError("give 'start'/'end' or 'month', not both")
+            if (self.year is None) == (self.year_column is None):
+                raise ValueError(
+                    "'month' needs one of 'year' (the first row's year) or 'year_column'"
+                )
+        return self
+
+
 class FieldSpec(_ValueRules):
     """A canonical field: ``column`` (with an optional date ``format``/``timezone``,
-    ``from_email`` for email_domain_kind), or for created_at only ``from_order``."""
+    ``from_email`` for email_domain_kind), or for created_at only ``from_order`` or
+    ``row_order``."""
 
     column: str | None = None
     format: str | None = None
@@ -281,8 +459,10 @@ class FieldSpec(_ValueRules):
     from_order: str | None = None
     start: str | None = None
     step: str | None = None
+    row_order: RowOrder | None = None
 
     _tz = field_validator("timezone")(_check_timezone)
+    _fmt = field_validator("format")(_check_format)
 
     @model_validator(mode="before")
     @classmethod
@@ -291,17 +471,17 @@ class FieldSpec(_ValueRules):
 
     @model_validator(mode="after")
     def _one_origin(self) -> FieldSpec:
-        if (self.column is None) == (self.from_order is None):
-            raise ValueError("give exactly one of 'column' or 'from_order'")
+        origins = [self.column, self.from_order, self.row_order]
+        if sum(o is not None for o in origins) != 1:
+            raise ValueError("give exactly one of 'column', 'from_order' or 'row_order'")
         if self.from_order is not None:
             if self.start is None or self.step is None:
                 raise ValueError("'from_order' needs 'start' (a date) and 'step' (e.g. '1h')")
-            try:
-                pd.Timestamp(self.start)
-            except ValueError as exc:
-                raise ValueError(f"'start' is not a date: {self.start!r}") from exc
+            _date(self.start, "start")
             if _timedelta(self.step) <= pd.Timedelta(0):
                 raise ValueError("'step' must be positive")
+            if _timedelta(self.step) > _MAX_OFFSET:
+                raise ValueError(f"'step' must be at most 3650d (10 years): {self.step!r}")
         elif self.start is not None or self.step is not None:
             raise ValueError("'start' and 'step' belong to 'from_order'")
         return self
@@ -336,12 +516,16 @@ class StageTime(_Frozen):
     offset: str = "0s"
 
     _tz = field_validator("timezone")(_check_timezone)
+    _fmt = field_validator("format")(_check_format)
 
     @field_validator("offset")
     @classmethod
     def _offset(cls, v: str) -> str:
-        if _timedelta(v) < pd.Timedelta(0):
+        td = _timedelta(v)
+        if td < pd.Timedelta(0):
             raise ValueError("'offset' must not be negative")
+        if td > _MAX_OFFSET:
+            raise ValueError(f"'offset' must be at most 3650d (10 years): {v!r}")
         return v
 
 
@@ -353,15 +537,29 @@ class StageSpec(_Frozen):
 class LabelSpec(_Frozen):
     """Positive leads entered ``stage`` at ``at``. ``positive`` lists the values of
     ``column`` that mean positive; without it any non-empty value is positive. Empty cells
-    are negative. With ``negative`` given, any other value is an error."""
+    are negative. ``drop`` lists values whose rows are left out (open deals: no outcome
+    yet). With ``negative`` given, rows holding any other value are left out too and
+    reported with their count and examples."""
 
     column: str
-    positive: list[str] | None = None
-    negative: list[str] | None = None
+    positive: Texts | None = None
+    negative: Texts | None = None
+    drop: Texts | None = None
     stage: Literal["mql", "sal", "opportunity", "customer"]
     at: StageTime = StageTime()
 
-    _texts = field_validator("positive", "negative", mode="before")(_texts)
+    @model_validator(mode="after")
+    def _disjoint(self) -> LabelSpec:
+        lists = {"positive": self.positive, "negative": self.negative, "drop": self.drop}
+        seen: dict[str, str] = {}
+        for key, values in lists.items():
+            for v in values or ():
+                if v in seen:
+                    raise ValueError(f"value {v!r} is in both '{seen[v]}' and '{key}'")
+                seen[v] = key
+        if self.negative is not None and self.positive is None:
+            raise ValueError("'negative' needs 'positive'")
+        return self
 
 
 class ExportMapping(_Frozen):
@@ -371,18 +569,19 @@ class ExportMapping(_Frozen):
     name: str
     description: str = ""
     sources: list[SourceSpec] = Field(min_length=1)
-    missing_values: list[str] = Field(default_factory=list)
+    missing_values: Texts = Field(default_factory=list)
     fields: dict[CanonicalField, FieldSpec]
     label: LabelSpec
     stages: list[StageSpec] = Field(default_factory=list)
     leaky: list[str] = Field(default_factory=list)  # column names or glob patterns
     include_leaky: bool = False
+    # Known only after the outcome (close reason, won amount): never a feature, never
+    # offered to the leakage check, left out without a word. Names or glob patterns.
+    known_after_outcome: list[str] = Field(default_factory=list)
     attributes: dict[str, AttributeSpec] = Field(default_factory=dict)
     counters: dict[str, CounterSpec] = Field(default_factory=dict)
     # When the export was taken: outcomes are final up to here (see custom_fields.json).
     exported_at: str | None = None
-
-    _texts = field_validator("missing_values", mode="before")(_texts)
 
     @field_validator("counters", mode="before")
     @classmethod
@@ -409,6 +608,8 @@ class ExportMapping(_Frozen):
         for name, spec in self.fields.items():
             if spec.from_order is not None and name != "created_at":
                 raise ValueError(f"fields.{name}: 'from_order' is only for created_at")
+            if spec.row_order is not None and name != "created_at":
+                raise ValueError(f"fields.{name}: 'row_order' is only for created_at")
             if spec.from_email and name != "email_domain_kind":
                 raise ValueError(f"fields.{name}: 'from_email' is only for email_domain_kind")
         names = [s.name for s in self.sources]
@@ -419,6 +620,12 @@ class ExportMapping(_Frozen):
         for i, s in enumerate(self.sources[1:], start=1):
             if s.join is None:
                 raise ValueError(f"sources.{i}.join: a further source needs 'join: {{on: ...}}'")
+        for pattern in self.known_after_outcome:
+            if pattern in self.leaky:
+                raise ValueError(
+                    f"known_after_outcome: {pattern!r} is also under 'leaky'; keep one "
+                    "('leaky' to have the leakage check see it)"
+                )
         seen: dict[str, str] = {}
         for col, a in self.attributes.items():
             key = "attr_" + (a.name or snake_name(col))
@@ -480,6 +687,8 @@ def load_mapping(path: str | Path) -> ExportMapping:
         raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
     except OSError as exc:
         raise MappingError(f"cannot read mapping {path}: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise MappingError(f"mapping {path} is not UTF-8 text: {exc}") from None
     except yaml.YAMLError as exc:
         raise MappingError(f"mapping {path} is not valid YAML: {exc}") from exc
     if not isinstance(raw, dict):
@@ -516,6 +725,7 @@ class CustomFields:
     sources: Mapping[str, str] = field(default_factory=dict)
     exported_at: pd.Timestamp | None = None
     mapping: str = ""
+    known_after_outcome: tuple[str, ...] = ()  # export columns left out quietly
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "attributes", MappingProxyType(dict(self.attributes)))
@@ -523,6 +733,7 @@ class CustomFields:
         object.__setattr__(self, "counters", tuple(self.counters))
         object.__setattr__(self, "leaky", tuple(self.leaky))
         object.__setattr__(self, "leaky_included", tuple(self.leaky_included))
+        object.__setattr__(self, "known_after_outcome", tuple(self.known_after_outcome))
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -542,6 +753,7 @@ class CustomFields:
             "leaky_included": list(self.leaky_included),
             "sources": dict(self.sources),
             "exported_at": None if self.exported_at is None else self.exported_at.isoformat(),
+            "known_after_outcome": list(self.known_after_outcome),
         }
 
 
@@ -582,6 +794,7 @@ def load_custom_fields(data_dir: str | Path) -> CustomFields | None:
         sources=raw.get("sources") or {},
         exported_at=None if exported is None else pd.Timestamp(exported),
         mapping=raw.get("mapping", ""),
+        known_after_outcome=tuple(raw.get("known_after_outcome") or ()),
     )
 
 
@@ -600,6 +813,8 @@ class ImportSummary:
     positives: int
     custom_fields: CustomFields
     warnings: tuple[str, ...] = ()
+    left_out: int = 0  # rows left out by their label value (label.drop and unknown values)
+    notes: tuple[str, ...] = ()
 
     @property
     def positive_rate(self) -> float:
@@ -616,6 +831,9 @@ class ImportSummary:
             f"counters: {len(self.custom_fields.counters)}, "
             f"leaky columns left out: {len(self.custom_fields.leaky)}",
         ]
+        if self.left_out:
+            lines.append(f"left out by their label value: {self.left_out:,} rows")
+        lines += [f"note: {n}" for n in self.notes]
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -633,6 +851,11 @@ class _Frame:
     csv: dict[str, CsvOptions]  # source name -> options
     problems: list[ImportProblem] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # expected, told once (label.drop)
+
+    def keep_rows(self, keep: np.ndarray) -> None:
+        """Leave out rows (label.drop); the row numbers quoted in messages stay the file's."""
+        self.df = self.df[keep].reset_index(drop=True)
 
     def file_of(self, column: str) -> str:
         return self.files[self.origin.get(column, next(iter(self.files)))]
@@ -718,7 +941,8 @@ def _assign_files(
     return used, problems
 
 
-def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
+def _read_source(spec: SourceSpec, path: Path, at: str) -> pd.DataFrame:
+    """One file, every cell as text; ``at`` is the source's key path (``sources.1``)."""
     opts = spec.csv
     try:
         df = pd.read_csv(
@@ -731,10 +955,17 @@ def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
             keep_default_na=False,
             na_values=opts.na_values,
         )
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+    except (OSError, UnicodeError, ValueError) as exc:  # ParserError, EmptyDataError: ValueError
         raise ImportDataError(
-            [ImportProblem(path.name, "-", f"cannot read as CSV: {exc}")]
-        ) from exc
+            [
+                ImportProblem(
+                    path.name,
+                    "-",
+                    f"cannot read as CSV with {at}.csv "
+                    f"(encoding {opts.encoding}, separator {opts.separator!r}): {exc}",
+                )
+            ]
+        ) from None
     if opts.trailing_empty_column:
         last = df.columns[-1] if len(df.columns) else None
         if last is None or not (str(last).startswith("Unnamed:") and df[last].isna().all()):
@@ -753,39 +984,66 @@ def _read_source(spec: SourceSpec, path: Path) -> pd.DataFrame:
         for c in df.columns:
             stripped = df[c].str.strip()
             df[c] = stripped.where(stripped != "", None)
+    problems = []
+    for col, value_map in spec.values.items():
+        if col not in df.columns:
+            reason = f"column not found (used by {at}.values.{col})" + _hint(col, df.columns)
+            problems.append(ImportProblem(path.name, col, reason))
+            continue
+        mapped = df[col].map(lambda v, m=value_map: m.get(v, v) if isinstance(v, str) else v)
+        df[col] = mapped.astype(object).where(mapped.notna(), None)
+    if problems:
+        raise ImportDataError(problems)
     df.insert(0, _ROW + spec.name, np.arange(1, len(df) + 1))
     return df
 
 
 def _read_all(mapping: ExportMapping, paths: dict[str, Path]) -> _Frame:
     base_spec = mapping.sources[0]
-    df = _read_source(base_spec, paths[base_spec.name])
+    df = _read_source(base_spec, paths[base_spec.name], "sources.0")
     frame = _Frame(
         df=df,
         origin={c: base_spec.name for c in df.columns},
         files={s.name: paths[s.name].name for s in mapping.sources},
         csv={s.name: s.csv for s in mapping.sources},
     )
-    for spec in mapping.sources[1:]:
+    for i, spec in enumerate(mapping.sources[1:], start=1):
         assert spec.join is not None
-        right = _read_source(spec, paths[spec.name])
-        key = spec.join.on
+        right = _read_source(spec, paths[spec.name], f"sources.{i}")
+        key, right_key = spec.join.left_key, spec.join.right_key
         fname = paths[spec.name].name
         problems = []
-        for cols, name in ((frame.df.columns, None), (right.columns, fname)):
-            if key not in cols:
+        for k, cols, name in ((key, frame.df.columns, None), (right_key, right.columns, fname)):
+            if k not in cols:
                 problems.append(
                     ImportProblem(
-                        name or frame.file_of(key), key, "join column not found" + _hint(key, cols)
+                        name or frame.file_of(k),
+                        k,
+                        f"join column not found (sources.{i}.join)" + _hint(k, cols),
                     )
                 )
         if problems:
             raise ImportDataError(problems)
         right = right.rename(
             columns={
-                c: spec.prefix + c for c in right.columns if c != key and not c.startswith(_ROW)
+                c: spec.prefix + c
+                for c in right.columns
+                if c != right_key and not c.startswith(_ROW)
             }
         )
+        if right_key != key:
+            if key in right.columns:
+                raise ImportDataError(
+                    [
+                        ImportProblem(
+                            fname,
+                            key,
+                            f"the join key {right_key!r} takes the left name {key!r}, which "
+                            f"this file also has; set 'prefix' on source {spec.name!r}",
+                        )
+                    ]
+                )
+            right = right.rename(columns={right_key: key})
         clash = sorted(set(right.columns) & set(frame.df.columns) - {key})
         if clash:
             raise ImportDataError(
@@ -807,12 +1065,43 @@ def _read_all(mapping: ExportMapping, paths: dict[str, Path]) -> _Frame:
         unmatched = int((~right[key].isin(frame.df[key])).sum())
         if unmatched:
             frame.warnings.append(
-                f"{fname}: {unmatched} row(s) whose {key!r} matches no row of "
+                f"{fname}: {unmatched} row(s) whose {right_key!r} matches no row of "
                 f"{frame.files[base_spec.name]} were ignored"
             )
+        if not spec.after_outcome:  # there, no row simply means no outcome (not won)
+            _report_unmatched(frame, spec, right[key], fname)
         frame.df = frame.df.merge(right, on=key, how=spec.join.how, sort=False)
         frame.origin.update({c: spec.name for c in right.columns if c != key})
     return frame
+
+
+def _report_unmatched(frame: _Frame, spec: SourceSpec, right_keys: pd.Series, fname: str) -> None:
+    """Rows of the main table that find no row of the joined file lose that file's columns
+    (left join) or are left out (inner join): say how many, on which key, with examples."""
+    assert spec.join is not None
+    key, right_key = spec.join.left_key, spec.join.right_key
+    left = frame.df[key]
+    missing = ~left.isin(right_keys.dropna())
+    n = int(missing.sum())
+    if not n:
+        return
+    on = f"{key}" if key == right_key else f"{key} = {fname}'s {right_key}"
+    counts = left[missing].value_counts(dropna=False)
+    examples = ", ".join(
+        f"{'(empty)' if pd.isna(v) else repr(_short(str(v), 40))} ({c:,})"
+        for v, c in counts.head(3).items()
+    )
+    if len(counts) > 3:
+        examples += f" and {len(counts) - 3:,} more value(s)"
+    what = (
+        "they are left out (inner join)"
+        if spec.join.how == "inner"
+        else "their columns from it stay empty"
+    )
+    frame.warnings.append(
+        f"{n:,} of {len(left):,} rows of {frame.file_of(key)} found no row of {fname} on "
+        f"{on} (source {spec.name!r}): {what}; {key} values without a match: {examples}"
+    )
 
 
 def _hint(column: str, available: Iterable[str]) -> str:
@@ -931,37 +1220,51 @@ class _Plan:
     counters: dict[str, tuple[str, CounterSpec]]  # counter_* -> (column, spec)
     leaky_excluded: tuple[str, ...]
     leaky_included: tuple[str, ...]  # attr_* names
+    known_after_outcome: tuple[str, ...] = ()
 
 
-def _resolve_leaky(mapping: ExportMapping, frame: _Frame) -> list[str]:
+def _resolve_columns(patterns: Iterable[str], key: str, frame: _Frame) -> list[str]:
+    """The export columns named by ``patterns`` (names or globs); one naming none is a
+    problem (a typo would otherwise let the column in unnoticed)."""
     columns = [c for c in frame.df.columns if not c.startswith(_ROW)]
-    leaky: list[str] = []
-    for pattern in mapping.leaky:
+    found: list[str] = []
+    for pattern in patterns:
         if pattern in columns:
             hits = [pattern]
         else:
             hits = [c for c in columns if fnmatch.fnmatchcase(c, pattern)]
         if not hits:
             frame.column_problem(
-                pattern, "declared leaky but no such column" + _hint(pattern, columns)
+                pattern, f"declared under {key} but no such column" + _hint(pattern, columns)
             )
-        leaky += [h for h in hits if h not in leaky]
+        found += [h for h in hits if h not in found]
+    return found
+
+
+def _resolve_leaky(mapping: ExportMapping, frame: _Frame, known_after: list[str]) -> list[str]:
+    columns = [c for c in frame.df.columns if not c.startswith(_ROW)]
+    leaky = _resolve_columns(mapping.leaky, "leaky", frame)
     for spec in mapping.sources[1:]:
         if spec.after_outcome:
-            key = spec.join.on if spec.join else None
+            key = spec.join.left_key if spec.join else None
             leaky += [
                 c
                 for c in columns
                 if frame.origin.get(c) == spec.name and c != key and c not in leaky
             ]
-    return leaky
+    return [c for c in leaky if c not in known_after]
 
 
 def _plan(mapping: ExportMapping, frame: _Frame, include_leaky: bool) -> _Plan:
     columns = [c for c in frame.df.columns if not c.startswith(_ROW)]
     used_by: list[tuple[str, str]] = []
     for name, spec in mapping.fields.items():
-        used_by.append((spec.column or spec.from_order or "", f"fields.{name}"))
+        if spec.row_order is None:
+            used_by.append((spec.column or spec.from_order or "", f"fields.{name}"))
+        if spec.row_order is not None:
+            for key in ("month", "year_column"):
+                if (col := getattr(spec.row_order, key)) is not None:
+                    used_by.append((col, f"fields.{name}.row_order.{key}"))
     used_by.append((mapping.label.column, "label.column"))
     if mapping.label.at.column:
         used_by.append((mapping.label.at.column, "label.at.column"))
@@ -974,11 +1277,18 @@ def _plan(mapping: ExportMapping, frame: _Frame, include_leaky: bool) -> _Plan:
         if col not in frame.df.columns:
             frame.column_problem(col, f"column not found (used by {key})" + _hint(col, columns))
 
-    leaky = _resolve_leaky(mapping, frame)
+    known_after = _resolve_columns(mapping.known_after_outcome, "known_after_outcome", frame)
+    leaky = _resolve_leaky(mapping, frame, known_after)
     label_cols = {mapping.label.column, mapping.label.at.column} - {None}
     for col in list(mapping.attributes) + list(mapping.counters):
         if col in label_cols:
             frame.column_problem(col, "is the label; it cannot also be a feature")
+        elif col in known_after:
+            frame.column_problem(
+                col,
+                "is declared under known_after_outcome (known only after the outcome); it "
+                "cannot be a feature: remove it from attributes/counters",
+            )
         elif col in leaky and not include_leaky:
             frame.column_problem(
                 col,
@@ -990,7 +1300,7 @@ def _plan(mapping: ExportMapping, frame: _Frame, include_leaky: bool) -> _Plan:
     counters = {mapping.counter_name(c): (c, s) for c, s in mapping.counters.items()}
     leaky_included: list[str] = []
     excluded: list[str] = []
-    join_keys = {s.join.on for s in mapping.sources if s.join}
+    join_keys = {s.join.left_key for s in mapping.sources if s.join}
     declared = set(mapping.attributes) | set(mapping.counters)
     for col in leaky:
         if col in declared:
@@ -1006,11 +1316,15 @@ def _plan(mapping: ExportMapping, frame: _Frame, include_leaky: bool) -> _Plan:
             leaky_included.append(name)
         else:
             excluded.append(col)
-    return _Plan(attributes, counters, tuple(excluded), tuple(leaky_included))
+    return _Plan(attributes, counters, tuple(excluded), tuple(leaky_included), tuple(known_after))
 
 
 def _created_at(mapping: ExportMapping, frame: _Frame) -> pd.Series:
     spec = mapping.fields["created_at"]
+    if spec.row_order is not None:
+        if spec.row_order.month is None:
+            return _spread_over_rows(mapping, frame, spec.row_order)
+        return _spread_over_months(mapping, frame, spec.row_order)
     if spec.from_order is None:
         assert spec.column is not None
         s = _apply_rules(frame, spec.column, spec, mapping.missing_values)
@@ -1029,7 +1343,74 @@ def _created_at(mapping: ExportMapping, frame: _Frame) -> pd.Series:
     rank = np.nan_to_num(rank, nan=0.0)
     start = pd.Timestamp(spec.start)
     step = _timedelta(spec.step or "1h")
+    if len(rank) and float(step.value) * float(rank.max()) >= float((_LATEST - start).value):
+        frame.column_problem(
+            col,
+            f"{int(rank.max()) + 1:,} values one step ({spec.step}) apart from {spec.start} "
+            "run past the year 2200 (fields.created_at.step): choose a shorter step",
+        )
+        return pd.Series(pd.NaT, index=frame.df.index, dtype="datetime64[ns]")
     return pd.Series(start + pd.to_timedelta(rank * step.value, unit="ns"), index=frame.df.index)
+
+
+def _spread_over_rows(mapping: ExportMapping, frame: _Frame, order: RowOrder) -> pd.Series:
+    """``row_order: {start, end}``: the first row of the file at start, the last at end, the
+    others evenly spaced in between in file order."""
+    rows = frame.df[_ROW + mapping.sources[0].name].to_numpy(dtype="float64")
+    start, end = pd.Timestamp(order.start), pd.Timestamp(order.end)
+    span = rows.max() - rows.min() if len(rows) else 0.0
+    share = (rows - rows.min()) / span if span else np.zeros(len(rows))
+    offset = pd.to_timedelta(share * (end - start).value, unit="ns")
+    return pd.Series(start + offset, index=frame.df.index).astype("datetime64[ns]")
+
+
+def _spread_over_months(mapping: ExportMapping, frame: _Frame, order: RowOrder) -> pd.Series:
+    """``row_order: {month, year | year_column}``: each row in the month it names; the rows
+    of one month evenly spread over it in file order."""
+    assert order.month is not None
+    what = "fields.created_at.row_order"
+    text = frame.df[order.month]
+    if mapping.missing_values:
+        text = text.where(~text.isin(mapping.missing_values), None)
+    month = text.map(lambda v: MONTHS.get(v.strip().lower()) if isinstance(v, str) else None)
+    frame.problem(order.month, text.isna().to_numpy(), f"missing month ({what}.month)")
+    frame.problem(
+        order.month,
+        (month.isna() & text.notna()).to_numpy(),
+        f"not a month name or number like 'may', 'June' or '6' ({what}.month)",
+    )
+    months = month.fillna(1).to_numpy(dtype="int64")
+    if order.year_column is not None:
+        col = order.year_column
+        raw = frame.df[col]
+        if mapping.missing_values:
+            raw = raw.where(~raw.isin(mapping.missing_values), None)
+        numbers = _as_numbers(frame, col, raw, f"{what}.year_column")
+        frame.problem(col, raw.isna().to_numpy(), f"missing year ({what}.year_column)")
+        odd = ~np.isnan(numbers) & ((numbers < 1900) | (numbers >= 2200) | (numbers % 1 != 0))
+        frame.problem(col, odd, f"not a year between 1900 and 2199 ({what}.year_column)")
+        years = np.where(np.isnan(numbers) | odd, 2000, numbers).astype("int64")
+    else:
+        assert order.year is not None
+        back = np.concatenate([[0], (np.diff(months) < 0).astype("int64")]).cumsum()
+        years = order.year + back
+        if len(years) and years.max() >= 2200:
+            frame.column_problem(
+                order.month,
+                f"the month goes back {int(back.max())} times, which counts from {order.year} "
+                f"past the year 2199 ({what}.year): are the rows in time order?",
+            )
+            return pd.Series(pd.NaT, index=frame.df.index, dtype="datetime64[ns]")
+    period = pd.Series(years * 12 + months - 1)
+    first = pd.to_datetime({"year": years, "month": months, "day": 1})
+    nxt = pd.to_datetime({"year": years + (months == 12), "month": months % 12 + 1, "day": 1})
+    k = period.groupby(period).cumcount().to_numpy(dtype="float64")
+    n = period.groupby(period).transform("size").to_numpy(dtype="float64")
+    length = (nxt - first).to_numpy().astype("timedelta64[ns]").astype("int64")
+    offset = pd.to_timedelta(length * (k / n), unit="ns")
+    return pd.Series(first.to_numpy() + offset.to_numpy(), index=frame.df.index).astype(
+        "datetime64[ns]"
+    )
 
 
 def _canonical(mapping: ExportMapping, frame: _Frame) -> dict[str, pd.Series]:
@@ -1082,20 +1463,46 @@ def _custom_columns(mapping: ExportMapping, frame: _Frame, plan: _Plan) -> dict[
     return out
 
 
-def _label(mapping: ExportMapping, frame: _Frame) -> np.ndarray:
+def _label(mapping: ExportMapping, frame: _Frame) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows are positive, and which rows to keep: rows whose label value is under
+    ``label.drop`` are left out, and so are rows whose value is in none of the lists when
+    ``negative`` is given (reported with their count and examples)."""
     spec = mapping.label
     s = frame.df[spec.column]
     if mapping.missing_values:
         s = s.where(~s.isin(mapping.missing_values), None)
     present = s.notna().to_numpy()
+    dropped = s.isin(spec.drop or []).to_numpy() & present
+    if dropped.any():
+        counts = s[dropped].value_counts()
+        frame.notes.append(
+            f"left out {int(dropped.sum()):,} row(s) whose {spec.column!r} is under label.drop: "
+            + ", ".join(f"{v!r} ({c:,})" for v, c in counts.items())
+        )
     if spec.positive is None:
-        return present
+        return present & ~dropped, ~dropped
     positive = s.isin(spec.positive).to_numpy() & present
+    keep = ~dropped
     if spec.negative is not None:
-        known = positive | s.isin(spec.negative).to_numpy()
-        allowed = ", ".join(repr(v) for v in spec.positive + spec.negative)
-        frame.problem(spec.column, present & ~known, f"unknown label value (allowed: {allowed})")
-    return positive
+        other = present & ~positive & ~dropped & ~s.isin(spec.negative).to_numpy()
+        if other.any():
+            rows = frame.rows_of(spec.column).to_numpy()
+            shown = []
+            for value, count in s[other].value_counts().head(_MAX_ROWS_SHOWN).items():
+                first = rows[np.flatnonzero(other & (s == value).to_numpy())[:3]]
+                where = ", ".join(f"row {r}" for r in first)
+                shown.append(f"{_short(str(value), 30)!r} ({count:,}: {where})")
+            kinds = int(s[other].nunique())
+            more = f" and {kinds - len(shown)} more value(s)" if kinds > len(shown) else ""
+            frame.warnings.append(
+                f"left out {int(other.sum()):,} row(s) of {frame.file_of(spec.column)} whose "
+                f"{spec.column!r} is in none of label.positive, label.negative, label.drop: "
+                + ", ".join(shown)
+                + more
+                + "; add each value to one of those lists"
+            )
+            keep &= ~other
+    return positive, keep
 
 
 def _stage_time(
@@ -1200,6 +1607,7 @@ def import_export(
     ``include_leaky`` overrides the mapping's switch. Raises MappingError for a bad mapping,
     ImportDataError when the export does not fit it, DataContractError when the result
     breaks the contract; in every such case ``out_dir`` is left untouched."""
+    check_out_dir(Path(out_dir))
     mapping_path = resolve_mapping(mapping_path)
     mapping = load_mapping(mapping_path)
     leaky_on = mapping.include_leaky if include_leaky is None else include_leaky
@@ -1211,10 +1619,36 @@ def import_export(
     plan = _plan(mapping, frame, leaky_on)
     if frame.problems:  # missing columns: nothing else can be checked meaningfully
         raise ImportDataError(frame.problems)
-    created = _created_at(mapping, frame)
+    first_file = frame.files[mapping.sources[0].name]
+    if not len(frame.df):
+        raise ImportDataError(
+            [ImportProblem(first_file, "-", "0 leads: the file has a header but no data rows")]
+        )
+    positive, keep = _label(mapping, frame)
+    # Time from row order is spread over every row of the file, left-out rows included.
+    by_rows = mapping.fields["created_at"].row_order is not None
+    created = _created_at(mapping, frame) if by_rows else None
+    if frame.problems:
+        raise ImportDataError(frame.problems)
+    if not keep.all():
+        frame.keep_rows(keep)
+        positive = positive[keep]
+        created = None if created is None else created[keep].reset_index(drop=True)
+    if not len(frame.df):
+        raise ImportDataError(
+            [
+                ImportProblem(
+                    first_file,
+                    mapping.label.column,
+                    "0 leads left: every row's label value is under label.drop or in none "
+                    "of the label's lists",
+                )
+            ]
+        )
+    if created is None:
+        created = _created_at(mapping, frame)
     canonical = _canonical(mapping, frame)
     custom = _custom_columns(mapping, frame, plan)
-    positive = _label(mapping, frame)
     lead_ids = canonical["lead_id"]
     stage_history = _stage_history(mapping, frame, lead_ids, created, positive)
     if frame.problems:
@@ -1255,8 +1689,12 @@ def import_export(
         sources={n: c for n, (c, _) in {**plan.attributes, **plan.counters}.items()},
         exported_at=exported_at,
         mapping=mapping.name,
+        known_after_outcome=plan.known_after_outcome,
     )
-    _write_atomically(data, custom_fields, Path(out_dir))
+    try:
+        _write_atomically(data, custom_fields, Path(out_dir))
+    except OSError as exc:
+        raise ImportOutputError(f"--out {out_dir}: cannot write there: {exc}") from None
     stage_counts = (
         data.stage_history["stage"].astype(str).value_counts().reindex(list(STAGES)).dropna()
     )
@@ -1272,7 +1710,27 @@ def import_export(
         positives=int(positive.sum()),
         custom_fields=custom_fields,
         warnings=tuple(frame.warnings),
+        left_out=int((~keep).sum()),
+        notes=tuple(frame.notes),
     )
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Refuse an output folder that cannot be one before any work is done: an existing
+    file, a path under a file, or a place this user cannot write to."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ImportOutputError(f"--out {out_dir}: is a file, not a folder")
+    parent = out_dir
+    while not parent.exists():
+        if parent.parent == parent:
+            break
+        parent = parent.parent
+    if parent != out_dir and not parent.is_dir():
+        raise ImportOutputError(
+            f"--out {out_dir}: {parent} is a file, so no folder can be under it"
+        )
+    if parent.exists() and not os.access(parent, os.W_OK | os.X_OK):
+        raise ImportOutputError(f"--out {out_dir}: {parent} is not writable")
 
 
 def _write_atomically(data: Any, custom_fields: CustomFields, out_dir: Path) -> None:
@@ -1303,10 +1761,12 @@ __all__ = [
     "ExportMapping",
     "FieldSpec",
     "ImportDataError",
+    "ImportOutputError",
     "ImportProblem",
     "ImportSummary",
     "LabelSpec",
     "MappingError",
+    "RowOrder",
     "SourceSpec",
     "StageSpec",
     "StageTime",

@@ -15,15 +15,37 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
+import click
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
+
+
+class _Commands(TyperGroup):
+    """Lists each sub-command with the whole first sentence of its help, wrapped, where
+    click would cut it with '...' to fit one line."""
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                rows.append((name, cmd.get_short_help_str(limit=1_000)))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
 
 app = typer.Typer(
+    cls=_Commands,
     help="leadscore: open, explainable, calibrated lead scoring (simulate, train, serve).",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain click help: it wraps long option names, paths and URLs onto the next line;
+    # rich's help panels cut them with an ellipsis in an 80-column terminal.
+    rich_markup_mode=None,
 )
 console = Console(width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, soft_wrap=True)
@@ -36,7 +58,7 @@ def user_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from features.contract import DataContractError
-        from features.importer import ImportDataError, MappingError
+        from features.importer import ImportDataError, ImportOutputError, MappingError
         from features.personas import ConfigError
         from serving.model_store import ModelNotFound
         from training.dataset import TrainingDataError
@@ -51,6 +73,7 @@ def user_errors(fn: F) -> F:
             LeakageError,
             MappingError,
             ImportDataError,
+            ImportOutputError,
             ConfigError,
         )
         try:
@@ -121,6 +144,61 @@ def import_export(
     console.print(
         f"wrote {out}/; train with: leadscore train --data {out} --target {summary.label_stage}"
     )
+
+
+mapping_app = typer.Typer(
+    cls=_Commands,
+    help="Mappings of CRM exports: draft one from an export, print the format's schema.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+app.add_typer(mapping_app, name="mapping")
+
+
+@mapping_app.command("init")
+@user_errors
+def mapping_init(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Export CSV file(s); the first holds one row per lead"),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write the draft to this file (default: print it)"),
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Mapping name (default: from the file)")] = None,
+    force: Annotated[bool, typer.Option(help="Replace an existing --out file")] = False,
+) -> None:
+    """Draft a mapping YAML from the export's columns, every choice explained in a comment.
+
+    Edit the draft (the lines marked EDIT above all), then run `leadscore import`."""
+    from features.importer import ImportOutputError
+    from features.mapping_draft import DraftError, draft_mapping
+
+    if out is not None and out.exists() and not force:
+        raise ImportOutputError(f"--out {out}: exists; pass --force to replace it")
+    try:
+        text = draft_mapping(files, name=name)
+    except DraftError as exc:
+        err.print(f"[bold red]error:[/] {exc}")
+        raise typer.Exit(2) from None
+    if out is None:
+        print(text, end="")
+        return
+    try:
+        out.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ImportOutputError(f"--out {out}: cannot write there: {exc}") from None
+    err.print(f"wrote {out}; edit it, then: leadscore import --mapping {out} --out DIR FILE...")
+
+
+@mapping_app.command("schema")
+@user_errors
+def mapping_schema() -> None:
+    """Print the JSON Schema of the mapping format (for editors; see docs/MAPPING.md)."""
+    from features.mapping_schema import mapping_json_schema
+
+    print(json.dumps(mapping_json_schema(), indent=2))
 
 
 @app.command()
@@ -816,7 +894,10 @@ def _parse_moment(as_of: str | None) -> Any:
 
 
 personas_app = typer.Typer(
-    help="Buyer personas: propose definitions from data.", no_args_is_help=True
+    cls=_Commands,
+    help="Buyer personas: propose definitions from data.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
 app.add_typer(personas_app, name="personas")
 

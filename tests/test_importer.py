@@ -348,12 +348,24 @@ def test_non_numeric_counter_and_strict_value_map(tiny, tmp_path):
     assert "column 'Opt Out'" in msg and "strict value map" in msg and "row 1 ('Maybe')" in msg
 
 
-def test_unknown_label_value_and_duplicate_id(tiny, tmp_path):
+def test_duplicate_id(tiny, tmp_path):
     mapping, export = tiny
-    write(export, GOOD_CSV.replace("L2;", "L1;").replace("cold;0;", "cold;yes;"))
+    write(export, GOOD_CSV.replace("L2;", "L1;"))
     msg = expect_failure(mapping, export, tmp_path, ImportDataError)
-    assert "column 'Won'" in msg and "row 3 ('yes')" in msg
     assert "duplicate lead id" in msg and "row 1 ('L1'), row 2 ('L1')" in msg
+
+
+def test_unknown_label_value_is_left_out_and_reported(tiny, tmp_path):
+    """With positive and negative given, a row holding another label value is left out
+    (issue 14: an export may hold open deals) and the warning counts and quotes it."""
+    mapping, export = tiny
+    write(export, GOOD_CSV.replace("cold;0;", "cold;yes;"))
+    summary = import_export(mapping, [export], tmp_path / "out")
+    assert summary.leads == 2 and summary.left_out == 1
+    assert set(read_tables(tmp_path / "out").leads["lead_id"]) == {"L1", "L2"}
+    (warning,) = summary.warnings
+    assert "left out 1 row(s) of leads.csv whose 'Won'" in warning
+    assert "'yes' (1: row 3)" in warning
 
 
 def test_leaky_column_mapped_by_accident_is_refused(tiny, tmp_path):
