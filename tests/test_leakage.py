@@ -33,7 +33,7 @@ def leads(n: int, rng: np.random.Generator, leak: bool = True) -> tuple[pd.DataF
             "source": pd.Categorical(
                 np.where(rng.random(n) < 0.3 + 0.15 * y, "referral", rng.choice(["web", "fair"], n))
             ),
-            "log_employees": rng.normal(4 + 0.2 * y, 1.0),
+            "log_employees": rng.normal(4 + 0.35 * y, 1.0),
             "n_page_view_30d": rng.poisson(2 + 0.6 * y).astype(float),
             # sparse but honest: a demo request is rarer among leads that do not convert
             "counter_demo_requests": np.where(rng.random(n) < 0.25 + 0.2 * y, 1.0, 0.0),
@@ -137,6 +137,26 @@ def test_a_signal_that_grows_while_the_others_fade_is_not_flagged():
     )
     assert alone >= without + 0.1  # across time it outranks the rest...
     assert check_leakage(X_fit, y[fit], X_later, y[later], record_columns=list(X)) == []
+
+
+def test_the_one_informative_column_of_a_small_export_is_not_flagged():
+    """An export whose only signal is an honest fit score: it beats the others (which know
+    nothing) by far, and beating a model that knows nothing proves nothing."""
+    rng = np.random.default_rng(3)
+    n = 1500
+    fit, segment = rng.normal(size=n), rng.choice(["SMB", "Mid", "Enterprise"], n)
+    logit = -1.6 + 1.4 * fit + 0.5 * (segment == "Mid")
+    y = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(np.int8)
+    X = pd.DataFrame(
+        {
+            "attr_fit": fit,
+            "attr_segment": pd.Categorical(segment),
+            "source": pd.Categorical(rng.choice(["web", "fair", "referral"], n)),
+        }
+    )
+    X_fit, X_later, y_fit, y_later = X.iloc[:975], X.iloc[975:1200], y[:975], y[975:1200]
+    assert single_feature_auc(X_fit["attr_fit"], y_fit, X_later["attr_fit"], y_later) > 0.75
+    assert check_leakage(X_fit, y_fit, X_later, y_later, record_columns=list(X)) == []
 
 
 def test_empty_for_one_class_thresholds():
