@@ -260,7 +260,7 @@ def train(
             "--calibration-prior",
             help="auto: chosen on the validation folds. long-run: probabilities average to "
             "the rate of everything before the holdout. recent: to the latest fold's rate. "
-            "none: the plain sigmoid. See training/selection.py.",
+            "See training/selection.py.",
         ),
     ] = "auto",
 ) -> None:

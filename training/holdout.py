@@ -54,6 +54,14 @@ class HoldoutSet:
         """The positive rate known before the holdout: what a model without skill says."""
         return float(self.ts.y[self.pre].mean())
 
+    def rate_for_prior(self, prior: str) -> float:
+        """The rate a model calibrated with ``prior`` (``training.selection``) on these
+        rows averages to: the constant its skill is measured against."""
+        from training.selection import forward_blocks, prior_rate
+
+        pre = self.pre
+        return prior_rate(self.ts.y[pre], forward_blocks(self.ts.X.index[pre]), prior)
+
     @property
     def holdout_from(self) -> pd.Timestamp:
         """The earliest entry time of a holdout row (recorded as the version tag

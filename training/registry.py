@@ -350,7 +350,15 @@ def _challenge(
     probs = holdout_probabilities(models, hs, challenger.target)
     y = hs.ts.y[hs.holdout]
     comparison = holdout_comparison(probs, y)
-    verdict = skill_verdict(y, probs["challenger"], hs.base_rate, groups=hs.ts.X.index[hs.holdout])
+    # the rate the challenger was calibrated to: saying it for everyone is "no skill"
+    prior = (
+        (getattr(challenger, "metadata", None) or {})
+        .get("choice", {})
+        .get("calibration_prior", "long-run")
+    )
+    verdict = skill_verdict(
+        y, probs["challenger"], hs.rate_for_prior(prior), groups=hs.ts.X.index[hs.holdout]
+    )
     problems = []
     if champion is None:
         ok, reason = True, "first promotion: no champion yet"

@@ -414,8 +414,8 @@ def train(
     ``targets``: funnel targets the one model answers, primary first (default: ``target``
     plus ``mql`` when ``target`` is ``sal``). ``learn_decay``: choose the half-life per event
     group on the calibration slice (never the holdout) before the final fit.
-    ``calibration_prior``: "auto" (chosen on the validation folds), "long-run", "recent"
-    or "none", see ``training.selection``. ``warn``: where warnings go as they arise
+    ``calibration_prior``: "auto" (chosen on the validation folds), "long-run" or "recent"
+    see ``training.selection``. ``warn``: where warnings go as they arise
     (default: ``progress``); they are also in the result."""
     data_dir = Path(data_dir).resolve()
     params = dict(params or {})
@@ -485,7 +485,8 @@ def train(
     )  # fmt: skip
     reference = model_label(choice.family)
     probs = {reference: p_hold, **baseline_p}
-    base_rate = hs.base_rate
+    # the rate the model was calibrated to, said for every lead: what "no skill" means
+    base_rate = hs.rate_for_prior(choice.prior)
     comparison = ev.comparison_table(y_hold, {**probs, CONSTANT: np.full(len(hold), base_rate)})
     metrics.update(ev.auc_intervals(y_hold, probs, reference=reference, groups=ts.X.index[hold]))
     verdict = skill_verdict(y_hold, p_hold, base_rate, groups=ts.X.index[hold])
