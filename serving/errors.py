@@ -60,7 +60,12 @@ def field_path(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
-def _from_validation(detail: list[Mapping[str, Any]], max_leads: int) -> tuple[int, dict]:
+_SENT = re.compile(r"\bnot (\d+)\b")
+
+
+def _from_validation(
+    detail: list[Mapping[str, Any]], max_leads: int, max_outcomes: int = 10_000
+) -> tuple[int, dict]:
     first = detail[0] if detail else {}
     loc = tuple(first.get("loc") or ())
     field = field_path(loc)
@@ -70,9 +75,12 @@ def _from_validation(detail: list[Mapping[str, Any]], max_leads: int) -> tuple[i
         return 400, {"error": f"the body is not valid JSON: {msg}", "field": None}
     if kind == "too_long" and len(loc) == 1 and loc[0] in ("leads", "outcomes"):
         what = loc[0]
-        limit = max_leads if what == "leads" else "the limit"
+        limit = max_leads if what == "leads" else max_outcomes
+        sent = _SENT.search(msg)  # pydantic: "... at most 1000 items after validation, not 1001"
+        sent_text = f"{int(sent.group(1)):,} sent, " if sent else ""
         return 413, {
-            "error": f"too many {what} in one request: the limit is {limit} per request",
+            "error": f"too many {what} in one request: {sent_text}the limit is {limit:,} per "
+            "request",
             "field": what,
         }
     if kind == "missing":
@@ -83,7 +91,9 @@ def _from_validation(detail: list[Mapping[str, Any]], max_leads: int) -> tuple[i
     return 400, {"error": f"{field}: {msg}{more}", "field": field}
 
 
-def rewrite_error(status: int, body: bytes, max_leads: int) -> tuple[int, dict]:
+def rewrite_error(
+    status: int, body: bytes, max_leads: int, max_outcomes: int = 10_000
+) -> tuple[int, dict]:
     """BentoML / Starlette error body -> ``(status, {"error", "field"})``."""
     try:
         data: Any = json.loads(body) if body else None
@@ -93,7 +103,7 @@ def rewrite_error(status: int, body: bytes, max_leads: int) -> tuple[int, dict]:
         data = data[0]
     if isinstance(data, Mapping):
         if isinstance(data.get("detail"), list) and status == 400:
-            return _from_validation(data["detail"], max_leads)
+            return _from_validation(data["detail"], max_leads, max_outcomes)
         if "error" in data:
             return status, {"error": str(data["error"]), "field": data.get("field")}
     if status >= 500:
@@ -127,10 +137,12 @@ class ApiMiddleware:
         model_info: Callable[[], Mapping[str, Any] | None],
         max_leads: int = 1000,
         openapi_patch: Callable[[dict], dict] | None = None,
+        max_outcomes: int = 10_000,
     ) -> None:
         self.app = app
         self.model_info = model_info
         self.max_leads = max_leads
+        self.max_outcomes = max_outcomes
         self.openapi_patch = openapi_patch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,7 +193,9 @@ class ApiMiddleware:
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
-            status, payload = rewrite_error(start["status"], b"".join(chunks), self.max_leads)
+            status, payload = rewrite_error(
+                start["status"], b"".join(chunks), self.max_leads, self.max_outcomes
+            )
             if status >= 500:
                 logger.error(
                     "%s %s answered %d: a server bug (see the traceback above)",

@@ -35,6 +35,16 @@ from starlette.responses import Response
 from serving import metrics
 from serving.auth import BearerTokenMiddleware, load_tokens
 from serving.errors import ApiMiddleware, RequestError, install_log_redaction
+from serving.limits import (
+    DEFAULT_DEADLINE_S,
+    MAX_BODY_BYTES,
+    MAX_EVENTS_PER_REQUEST,
+    BodyLimitMiddleware,
+    DeadlineExceeded,
+    check_event_total,
+    elapsed,
+    past_deadline,
+)
 from serving.predlog import PredictionLog, StoreUnavailableError
 from serving.schemas import (
     MAX_LEADS_PER_REQUEST,
@@ -57,6 +67,13 @@ INSECURE_ENV = "LEADSCORE_INSECURE_DEV"
 #: Requests in progress per service (all workers) before new ones get 429 at once.
 MAX_CONCURRENCY = int(os.environ.get("LEADSCORE_MAX_CONCURRENCY", "32"))
 WORKERS = int(os.environ.get("LEADSCORE_WORKERS", "2"))
+#: BentoML's own request timeout (it answers 504 but lets the worker thread run on).
+REQUEST_TIMEOUT_S = 30
+#: Our deadline, below that timeout: past it a request's work stops and nothing is logged.
+DEADLINE_S = min(
+    float(os.environ.get("LEADSCORE_REQUEST_DEADLINE_S", DEFAULT_DEADLINE_S)),
+    REQUEST_TIMEOUT_S - 2.0,
+)
 
 _current: LeadScoringService | None = None  # this worker's instance, for GET /model
 
@@ -108,6 +125,28 @@ def _refuse_without_tokens(in_worker: bool = False) -> None:
     raise SystemExit(message)
 
 
+def _check_deadline(stage: str) -> None:
+    if past_deadline(DEADLINE_S):
+        raise DeadlineExceeded(stage)
+
+
+def _deadline_response(exc: DeadlineExceeded, request_id: str) -> Response:
+    """503 for a request past its deadline: its work stopped, nothing of it was logged."""
+    logger.warning(
+        "request %s passed its %.0f s deadline while %s (%.1f s): stopped, not logged",
+        request_id,
+        DEADLINE_S,
+        exc,
+        elapsed(),
+    )
+    return RequestError(
+        f"the request took longer than the {DEADLINE_S:g} s deadline and was stopped; "
+        "nothing was scored or stored: retry with fewer leads or events",
+        None,
+        status=503,
+    ).response()
+
+
 def _model_info() -> dict[str, Any] | None:
     return None if _current is None else _current.model_info
 
@@ -126,7 +165,8 @@ def openapi_patch(spec: dict) -> dict:
     described = {
         "400": "Malformed input: the field and the reason",
         "401": "Missing or invalid bearer token",
-        "413": f"More than {MAX_LEADS_PER_REQUEST} leads in one request",
+        "413": f"More than {MAX_LEADS_PER_REQUEST:,} leads, {MAX_EVENTS_PER_REQUEST:,} events "
+        f"or {MAX_BODY_BYTES:,} bytes in one request",
         "429": "Too many requests in flight: retry later",
         "503": "Not ready, or the outcome store is unavailable",
         "500": "A server bug",
@@ -195,7 +235,7 @@ def _warmup_lead(now: datetime) -> Lead:
 @bentoml.service(
     name="leadscore",
     workers=WORKERS,
-    traffic={"timeout": 30, "max_concurrency": MAX_CONCURRENCY},
+    traffic={"timeout": REQUEST_TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY},
 )
 class LeadScoringService:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
@@ -205,6 +245,7 @@ class LeadScoringService:
         self._ready = False
         _refuse_without_tokens(in_worker=True)
         install_log_redaction()
+        metrics.install_endpoint_labels()
         pyfunc = bentoml.mlflow.load_model(self.bento_model)
         self.model = pyfunc.unwrap_python_model().model.for_serving()
         labels = self.bento_model.info.labels
@@ -257,6 +298,7 @@ class LeadScoringService:
 
     def _score(self, leads: list[Lead], moment: datetime) -> list[dict[str, Any]]:
         leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
+        _check_deadline("building its tables")
         answers = score_tables(
             self.model, leads_df, accounts_df, events_df, pd.Timestamp(moment), stages_df
         )
@@ -272,11 +314,17 @@ class LeadScoringService:
         and missing optional fields are scored and listed in each answer's ``flags``."""
         request_id = uuid.uuid4().hex
         try:
+            check_event_total(sum(len(lead.events) for lead in leads))
             moment = _now() if as_of is None else _as_of_utc(as_of)
             check_leads(leads, moment)
         except RequestError as e:
             return e.response()  # type: ignore[return-value]
-        records = self._score(leads, moment)
+        try:
+            _check_deadline("parsing")
+            records = self._score(leads, moment)
+            _check_deadline("scoring")
+        except DeadlineExceeded as e:
+            return _deadline_response(e, request_id)  # type: ignore[return-value]
         try:
             # our own answers, serialised as ScoreResponse would be, without validating
             # them again (tests check the two agree on real answers)
@@ -285,6 +333,10 @@ class LeadScoringService:
             logger.exception("answer failed its own schema (request %s)", request_id)
             raise InternalServerError("answer failed its schema") from e
         response = Response(body, media_type="application/json")
+        if past_deadline(DEADLINE_S):  # the last moment to stop: nothing logged yet
+            return _deadline_response(  # type: ignore[return-value]
+                DeadlineExceeded("answering"), request_id
+            )
         self.log.log_answers(
             records,
             request_id=request_id,
@@ -310,6 +362,10 @@ class LeadScoringService:
             check_outcomes(outcomes, _now())
         except RequestError as e:
             return e.response()  # type: ignore[return-value]
+        try:
+            _check_deadline("parsing")
+        except DeadlineExceeded as e:
+            return _deadline_response(e, request_id)  # type: ignore[return-value]
         rows = [{**o.model_dump(), "request_id": request_id} for o in outcomes]
         try:
             stored = self.log.record_outcomes(rows)
@@ -323,9 +379,13 @@ class LeadScoringService:
 
 LeadScoringService.add_asgi_middleware(AuthGate)
 LeadScoringService.add_asgi_middleware(
+    BodyLimitMiddleware, max_body_bytes=MAX_BODY_BYTES, max_events=MAX_EVENTS_PER_REQUEST
+)
+LeadScoringService.add_asgi_middleware(
     ApiMiddleware,
     model_info=_model_info,
     max_leads=MAX_LEADS_PER_REQUEST,
+    max_outcomes=MAX_OUTCOMES_PER_REQUEST,
     openapi_patch=openapi_patch,
 )
 

@@ -54,7 +54,19 @@ CASES = [
         {"leads": [lead(lead_id=f"L{i}") for i in range(1001)]},
         413,
         "leads",
-        "1000",
+        "1,001 sent, the limit is 1,000 per request",
+    ),
+    (
+        "too many outcomes",
+        "/outcomes",
+        {
+            "outcomes": [
+                {"lead_id": f"L{i}", "stage": "sal", "at": "2025-01-01"} for i in range(10_001)
+            ]
+        },
+        413,
+        "outcomes",
+        "10,001 sent, the limit is 10,000 per request",
     ),
     ("leads not a list", "/score", {"leads": {"lead_id": "x"}}, 400, "leads", "array"),
     ("not JSON", "/score", "{not json", 400, None, "not valid JSON"),
