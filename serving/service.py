@@ -21,6 +21,8 @@ import logging
 import os
 import signal
 import sys
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -123,6 +125,39 @@ def _refuse_without_tokens(in_worker: bool = False) -> None:
         os.kill(os.getppid(), signal.SIGTERM)
         raise RuntimeError(message)
     raise SystemExit(message)
+
+
+#: Seconds a worker whose server process died gets to finish its requests and flush the log.
+ORPHAN_GRACE_S = 35.0
+
+
+def watch_parent(interval: float = 0.5, grace: float = ORPHAN_GRACE_S) -> threading.Thread:
+    """A worker stops when the `bentoml serve` process that started it is gone.
+
+    BentoML starts each worker in a process group of its own, so a SIGKILLed server leaves
+    them serving on the shared socket, and the next `leadscore serve` on that port fails. A
+    daemon thread polls the parent pid: once the worker has been re-parented it sends itself
+    SIGTERM (uvicorn drains, the prediction log is flushed) and exits hard after ``grace``
+    seconds if that did not end it. (Polling rather than prctl(PR_SET_PDEATHSIG): that
+    signal fires when the parent *thread* that forked the worker exits, which is not the
+    same thing in an arbiter with threads.)"""
+    parent = os.getppid()
+
+    def run() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        logger.error(
+            "the BentoML server process (pid %d) is gone: this worker (pid %d) stops",
+            parent,
+            os.getpid(),
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    thread = threading.Thread(target=run, name="leadscore-parent-watch", daemon=True)
+    thread.start()
+    return thread
 
 
 def _check_deadline(stage: str) -> None:
@@ -246,6 +281,8 @@ class LeadScoringService:
         _refuse_without_tokens(in_worker=True)
         install_log_redaction()
         metrics.install_endpoint_labels()
+        if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
+            watch_parent()
         pyfunc = bentoml.mlflow.load_model(self.bento_model)
         self.model = pyfunc.unwrap_python_model().model.for_serving()
         labels = self.bento_model.info.labels
@@ -275,9 +312,12 @@ class LeadScoringService:
         _current = self
         self._ready = True
         logger.info(
-            "ready: model %s v%s, prediction log %s",
+            "ready: model %s v%s (BentoML model %s, MLflow model %s, run %s), prediction log %s",
             self.model_ref["name"],
             self.model_ref["version"],
+            self.bento_model.tag,
+            labels.get("mlflow_model_id") or "-",
+            labels.get("mlflow_run_id") or "-",
             self.log.url,
         )
 
