@@ -489,17 +489,6 @@ def port_in_use(host: str, port: int) -> str | None:
     return None
 
 
-def is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 class _Stop(Exception):
     """A signal asked `leadscore serve` to stop."""
 
@@ -549,7 +538,7 @@ def serve(
 ) -> None:
     """Serve the champion model over HTTP with BentoML (POST /score, POST /outcomes,
     GET /model; bearer tokens from LEADSCORE_API_TOKENS or LEADSCORE_API_TOKENS_FILE)."""
-    from serving.auth import load_tokens
+    from serving.auth import is_loopback, load_tokens
 
     if insecure_dev and not is_loopback(host):
         err.print(

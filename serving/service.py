@@ -20,6 +20,7 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -35,7 +36,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from serving import metrics
-from serving.auth import BearerTokenMiddleware, load_tokens
+from serving.auth import BearerTokenMiddleware, is_loopback, load_tokens
 from serving.errors import ApiMiddleware, RequestError, install_log_redaction
 from serving.limits import (
     DEFAULT_DEADLINE_S,
@@ -47,7 +48,7 @@ from serving.limits import (
     elapsed,
     past_deadline,
 )
-from serving.predlog import PredictionLog, StoreUnavailableError
+from serving.predlog import OutcomeValidationError, PredictionLog, StoreUnavailableError
 from serving.schemas import (
     MAX_LEADS_PER_REQUEST,
     MAX_OUTCOMES_PER_REQUEST,
@@ -80,8 +81,55 @@ DEADLINE_S = min(
 _current: LeadScoringService | None = None  # this worker's instance, for GET /model
 
 
+#: Set by serving/bento_entry.py in a built bento, where insecure dev mode is refused.
+BUILT_BENTO_ENV = "LEADSCORE_BUILT_BENTO"
+
+
+class InsecureModeRefused(RuntimeError):
+    """LEADSCORE_INSECURE_DEV asked for where it is not allowed."""
+
+
+def listen_host(argv: list[str] | None = None) -> str | None:
+    """The address this server listens on: in a worker, the address of the socket BentoML
+    handed it (``--fd N``); in `bentoml serve` itself, its ``--host`` (BentoML's default is
+    0.0.0.0). None when neither is known (e.g. the service used in-process)."""
+    argv = sys.argv if argv is None else argv
+    options = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    for i, a in enumerate(argv[:-1]):
+        if a in ("--fd", "--host"):
+            options.setdefault(a, argv[i + 1])
+    if "--fd" in options:
+        try:
+            with socket.socket(fileno=os.dup(int(options["--fd"]))) as sock:
+                name = sock.getsockname()
+        except (OSError, ValueError):
+            return None
+        return str(name[0]) if isinstance(name, tuple) else None
+    if Path(argv[0]).name == "bentoml" and "serve" in argv[1:3]:
+        return options.get("--host", "0.0.0.0")
+    return None
+
+
 def insecure_dev() -> bool:
-    return os.environ.get(INSECURE_ENV, "").strip().lower() in ("1", "true", "yes")
+    """True when LEADSCORE_INSECURE_DEV asks to serve without tokens and that is allowed:
+    never in a built bento, and only on a loopback address (what `leadscore serve
+    --insecure-dev` sets up). Asked for anywhere else, it raises
+    :class:`InsecureModeRefused`: the server does not start."""
+    if os.environ.get(INSECURE_ENV, "").strip().lower() not in ("1", "true", "yes"):
+        return False
+    if os.environ.get(BUILT_BENTO_ENV):
+        raise InsecureModeRefused(
+            f"{INSECURE_ENV} is refused in a built bento: configure LEADSCORE_API_TOKENS or "
+            "LEADSCORE_API_TOKENS_FILE"
+        )
+    host = listen_host()
+    if host is None or not is_loopback(host):
+        raise InsecureModeRefused(
+            f"{INSECURE_ENV} (no authentication) is allowed on a loopback address only, not "
+            f"on {host or 'an unknown address'}: configure LEADSCORE_API_TOKENS or "
+            "LEADSCORE_API_TOKENS_FILE"
+        )
+    return True
 
 
 class AuthGate:
@@ -113,13 +161,16 @@ def _refuse_without_tokens(in_worker: bool = False) -> None:
     mode is off). In `bentoml serve` itself this exits before any worker starts; in a worker
     (a backstop) it stops the whole server, since an exception in a worker's start-up would
     only turn every answer into a 500."""
-    if insecure_dev() or load_tokens():
-        return
-    message = (
-        "refusing to start: no API tokens configured. Set LEADSCORE_API_TOKENS "
-        "(comma-separated) or LEADSCORE_API_TOKENS_FILE, or run `leadscore serve "
-        "--insecure-dev` on a laptop"
-    )
+    try:
+        if load_tokens() or insecure_dev():
+            return
+        message = (
+            "refusing to start: no API tokens configured. Set LEADSCORE_API_TOKENS "
+            "(comma-separated) or LEADSCORE_API_TOKENS_FILE, or run `leadscore serve "
+            "--insecure-dev` on a laptop"
+        )
+    except (InsecureModeRefused, ValueError) as e:  # a short token, an unreadable file
+        message = f"refusing to start: {e}"
     if in_worker:
         logger.error(message)
         os.kill(os.getppid(), signal.SIGTERM)
@@ -409,6 +460,10 @@ class LeadScoringService:
         rows = [{**o.model_dump(), "request_id": request_id} for o in outcomes]
         try:
             stored = self.log.record_outcomes(rows)
+        except OutcomeValidationError as e:  # the content, refused by the store: not a retry
+            return RequestError(  # type: ignore[return-value]
+                "; ".join(e.problems)[:500], "outcomes", status=400
+            ).response()
         except StoreUnavailableError:
             logger.warning("outcome store unavailable (request %s)", request_id)
             return RequestError(  # type: ignore[return-value]

@@ -249,6 +249,22 @@ CASES = [
         "boolean",
     ),
     ("no outcomes", "/outcomes", {"outcomes": []}, 400, "outcomes", "at least 1"),
+    (
+        "NUL in an outcome's lead_id",
+        "/outcomes",
+        {"outcomes": [{"lead_id": "L\u0000x", "stage": "sal", "at": "2025-01-01"}]},
+        400,
+        "outcomes[0].lead_id",
+        "control character (U+0000)",
+    ),
+    (
+        "newline in a lead_id",
+        "/score",
+        body(lead(lead_id="L-1\nL-2")),
+        400,
+        "leads[0].lead_id",
+        "control character (U+000A)",
+    ),
 ]
 
 
