@@ -196,12 +196,20 @@ class ApiMiddleware:
             status, payload = rewrite_error(
                 start["status"], b"".join(chunks), self.max_leads, self.max_outcomes
             )
-            if status >= 500:
+            if status == 500:
                 logger.error(
                     "%s %s answered %d: a server bug (see the traceback above)",
                     scope.get("method"),
                     scope.get("path"),
                     start["status"],
+                )
+            elif status > 500:  # not ready, overloaded, past the deadline: said in words
+                logger.warning(
+                    "%s %s answered %d: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    status,
+                    payload.get("error"),
                 )
             keep = [
                 (k, v)
@@ -272,6 +280,52 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class ClientErrorFilter(logging.Filter):
+    """BentoML logs every refused request body at ERROR with its traceback ("Exception on
+    /score [POST]"), a pydantic validation error as much as a bug; a client that went away
+    while sending becomes "a server bug" too. A request that is the client's fault is logged
+    here at INFO, in one line, without the traceback: the client has its 4xx answer, and the
+    ERROR level stays for our own bugs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not str(record.msg).startswith("Exception on"):
+            return True
+        kind = _client_fault(exc)
+        if kind is None:
+            return True
+        where = " ".join(str(a) for a in (record.args or ()))  # path, method
+        summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        record.msg, record.args = "%s on %s: %s", (kind, where, summary[:300])
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _client_fault(exc: BaseException) -> str | None:
+    """ "client error" / "client disconnected" for an exception that is the client's doing;
+    None for anything else (a bug)."""
+    from pydantic import ValidationError
+    from starlette.requests import ClientDisconnect
+
+    if isinstance(exc, ClientDisconnect):
+        return "client disconnected"
+    if isinstance(exc, (ValidationError, RequestError)):
+        return "client error"
+    code = getattr(getattr(exc, "error_code", None), "value", None)
+    if isinstance(code, int) and 400 <= code < 500:
+        return "client error"
+    return None
+
+
+def install_client_error_logging() -> None:
+    """Put :class:`ClientErrorFilter` on the loggers BentoML reports request errors with."""
+    for name in ("bentoml._internal.server.http_app", "bentoml.serve"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, ClientErrorFilter) for f in lg.filters):
+            lg.addFilter(ClientErrorFilter())
+
+
 def install_log_redaction() -> None:
     """Put :class:`RedactingFilter` on every handler configured in this process."""
     loggers = [logging.getLogger()] + [
@@ -286,9 +340,11 @@ def install_log_redaction() -> None:
 __all__ = [
     "API_PATHS",
     "ApiMiddleware",
+    "ClientErrorFilter",
     "RedactingFilter",
     "RequestError",
     "field_path",
+    "install_client_error_logging",
     "install_log_redaction",
     "redact",
     "rewrite_error",

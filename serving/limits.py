@@ -25,11 +25,15 @@ answered.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import time
 from contextvars import ContextVar
 
 from serving.auth import ASGIApp, Message, Receive, Scope, Send
+from serving.metrics import endpoint_label as metrics_endpoint
+
+logger = logging.getLogger("bentoml.leadscore")
 
 #: Largest request body accepted, in bytes (any route).
 MAX_BODY_BYTES = 32 * 1024 * 1024
@@ -117,8 +121,13 @@ class BodyLimitMiddleware:
         size = 0
         while True:
             message = await receive()
-            if message["type"] != "http.request":  # the client went away
-                await self.app(scope, _replay([], message, receive), send)
+            if message["type"] != "http.request":  # the client went away: nobody to answer
+                logger.info(
+                    "client disconnected from %s %s after sending %d bytes of its body",
+                    scope.get("method"),
+                    metrics_endpoint(scope.get("path") or "/"),
+                    size,
+                )
                 return
             chunk = message.get("body", b"")
             size += len(chunk)
@@ -146,7 +155,7 @@ class BodyLimitMiddleware:
                 ):
                     await send(m)
                 return
-        await self.app(scope, _replay([body], None, receive), send)
+        await self.app(scope, _replay([body], receive), send)
 
     @staticmethod
     def _content_length(scope: Scope) -> int | None:
@@ -159,13 +168,11 @@ class BodyLimitMiddleware:
         return None
 
 
-def _replay(bodies: list[bytes], final: Message | None, receive: Receive) -> Receive:
+def _replay(bodies: list[bytes], receive: Receive) -> Receive:
     """A ``receive`` that hands the app the body already read, then the real one's messages
     (a later ``http.disconnect``)."""
     body = b"".join(bodies)
     pending: list[Message] = [{"type": "http.request", "body": body, "more_body": False}]
-    if final is not None:
-        pending = [final]
     bodies.clear()
 
     async def replayed() -> Message:

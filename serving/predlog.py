@@ -874,11 +874,12 @@ class PredictionLog:
         return out
 
     def record_outcomes(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Store outcomes durably before returning; returns how many rows were accepted.
+        """Store outcomes durably before returning; returns how many rows were new.
 
         Raises :class:`OutcomeValidationError` (nothing stored) for bad rows and
         :class:`StoreUnavailableError` if the database cannot be written. A retried
-        outcome (same ``lead_id``, ``stage`` and ``at``) is stored once.
+        outcome (same ``lead_id``, ``stage`` and ``at``) is stored once, and counted once:
+        the rows already stored are not in the count.
         """
         stored = self.outcome_rows(rows)
         if not stored:
@@ -886,6 +887,11 @@ class PredictionLog:
         try:
             self._ensure_schema()
             with self._engine.begin() as conn:
+                if self._engine.dialect.name in ("postgresql", "sqlite"):
+                    # the rows the insert really added (duplicates are skipped); rowcount
+                    # of an executemany is -1 on psycopg
+                    stmt = self._out_insert.returning(self.outcomes.c.id)
+                    return len(conn.execute(stmt, stored).all())
                 conn.execute(self._out_insert, stored)
         except sa_exc.DataError as e:  # the rows' content, not the database: no retry helps
             raise OutcomeValidationError(

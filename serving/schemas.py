@@ -236,7 +236,10 @@ class Outcome(BaseModel):
 
 class OutcomesResponse(BaseModel):
     request_id: str
-    stored: int = Field(description="Outcomes accepted (a retried outcome is stored once)")
+    stored: int = Field(description="Outcomes stored by this request")
+    duplicates: int = Field(
+        0, description="Outcomes already stored (a retry: same lead_id, stage and at), not again"
+    )
 
 
 class ModelInfo(BaseModel):

@@ -37,7 +37,12 @@ from starlette.responses import Response
 
 from serving import metrics
 from serving.auth import BearerTokenMiddleware, is_loopback, load_tokens
-from serving.errors import ApiMiddleware, RequestError, install_log_redaction
+from serving.errors import (
+    ApiMiddleware,
+    RequestError,
+    install_client_error_logging,
+    install_log_redaction,
+)
 from serving.limits import (
     DEFAULT_DEADLINE_S,
     MAX_BODY_BYTES,
@@ -331,6 +336,7 @@ class LeadScoringService:
         self._ready = False
         _refuse_without_tokens(in_worker=True)
         install_log_redaction()
+        install_client_error_logging()
         metrics.install_endpoint_labels()
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
             watch_parent()
@@ -469,7 +475,7 @@ class LeadScoringService:
             return RequestError(  # type: ignore[return-value]
                 "the outcome store is unavailable; retry later", None, status=503
             ).response()
-        return OutcomesResponse(request_id=request_id, stored=stored)
+        return OutcomesResponse(request_id=request_id, stored=stored, duplicates=len(rows) - stored)
 
 
 LeadScoringService.add_asgi_middleware(AuthGate)

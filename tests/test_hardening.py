@@ -159,3 +159,44 @@ def test_a_request_at_the_event_limit_is_answered(api_server):
     )
     assert r.status_code == 200, r.text[:500]
     assert len(r.json()["scores"]) == MAX_EVENTS_PER_REQUEST // 20_000
+
+
+def _log_since(api_server, mark: int, needle: str, timeout: float = 10.0) -> str:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        text = api_server.log.read_bytes()[mark:].decode(errors="replace")
+        if needle in text or time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
+def test_client_errors_are_logged_at_info_without_traceback(api_server):
+    mark = api_server.log.stat().st_size
+    bad = {"leads": [{"lead_id": "L-log", "created_at": "not a date"}]}
+    r = httpx.post(f"{api_server.url}/score", json=bad, headers=AUTH, timeout=30)
+    assert r.status_code == 400 and r.json()["field"] == "leads[0].created_at", r.text
+    text = _log_since(api_server, mark, "client error")
+    line = next((ln for ln in text.splitlines() if "client error" in ln), "")
+    assert "/score" in line and "INFO" in line, text[-2000:]
+    assert "Traceback" not in text and "Exception on" not in text, text[-3000:]
+    assert "ERROR" not in text, text[-3000:]
+
+
+def test_a_client_that_disconnects_is_named_as_such_not_a_server_bug(api_server):
+    mark = api_server.log.stat().st_size
+    parts = urlsplit(api_server.url)
+    with socket.create_connection((parts.hostname, parts.port), timeout=10) as s:
+        s.sendall(
+            (
+                f"POST /score HTTP/1.1\r\nHost: {parts.hostname}\r\n"
+                f"Authorization: Bearer {API_TOKEN}\r\nContent-Type: application/json\r\n"
+                "Content-Length: 100000\r\n\r\n"
+            ).encode()
+            + b'{"leads": ['
+        )
+    text = _log_since(api_server, mark, "client disconnected")
+    assert "client disconnected from POST /score" in text, text[-2000:]
+    assert "server bug" not in text and "Traceback" not in text, text[-3000:]
+    assert httpx.get(f"{api_server.url}/readyz").status_code == 200

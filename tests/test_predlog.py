@@ -292,7 +292,7 @@ def test_outcomes_round_trip_and_join(db: dict[str, str], make_log) -> None:
         {"lead_id": "L2", "stage": "opportunity", "won": False, "at": "2026-02-15T00:00:00Z"},
     ]
     assert pl.record_outcomes(rows) == 3
-    assert pl.record_outcomes(rows[:1]) == 1  # a CRM retry is stored once
+    assert pl.record_outcomes(rows[:1]) == 0  # a CRM retry is stored (and counted) once
     out = pl.read_outcomes()
     assert list(out.columns) == [
         "lead_id",
@@ -312,6 +312,7 @@ def test_outcomes_round_trip_and_join(db: dict[str, str], make_log) -> None:
     assert pl.flush(5)
     joined = out.merge(pl.read_predictions(), on="lead_key", suffixes=("", "_pred"))
     assert set(joined["lead_id"]) == {"L1"} and len(joined) == 2
+    assert pl.record_outcomes([rows[0], {**rows[0], "lead_id": "L3"}]) == 1  # only L3 is new
 
 
 def test_outcome_validation_reports_every_problem(tmp_path: Path, make_log) -> None:
