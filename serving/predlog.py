@@ -26,9 +26,9 @@ stray ``email`` or ``name`` key is never written.
 The lead-key secret (:func:`secret_from_env`) comes from ``LEADSCORE_LEAD_KEY_SECRET``, else
 from the file named by ``LEADSCORE_LEAD_KEY_SECRET_FILE``; for a SQLite log without either, a
 random secret is generated once and kept in ``<db file>.key`` (mode 0600, as the database
-file itself) next to the
-database, so keys stay joinable across restarts. PostgreSQL deployments must set one of the
-two variables (replicas must share the secret). The secret is never logged.
+file itself) next to the database, so keys stay joinable across restarts. PostgreSQL
+deployments must set one of the two variables (replicas must share the secret). The secret is
+never logged.
 """
 
 from __future__ import annotations

@@ -11,7 +11,11 @@ start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``).
 
 Every answer is written to the prediction log (:mod:`serving.predlog`, SQLite by default,
 PostgreSQL when ``LEADSCORE_DB_URL`` says so) off the request path; on shutdown (SIGTERM)
-the server finishes the requests in flight, then the log is flushed.
+the server finishes the requests in flight, then the log is flushed. A hard kill (SIGKILL,
+out of memory) loses the answers still buffered in the worker (the last ~0.1 s).
+
+Work per request is bounded (:mod:`serving.limits`): body size and event count are checked
+before BentoML parses the body, and a request past its deadline stops without being logged.
 """
 
 from __future__ import annotations
