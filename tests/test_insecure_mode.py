@@ -79,3 +79,47 @@ def test_insecure_dev_is_refused_in_a_built_bento_and_off_loopback(monkeypatch) 
     monkeypatch.setenv("LEADSCORE_BUILT_BENTO", "1")
     with pytest.raises(InsecureModeRefused, match="built bento"):
         insecure_dev()
+
+
+@pytest.mark.slow
+def test_leadscore_serve_insecure_dev_on_loopback_serves_without_a_token(trained, tmp_path):
+    import signal
+    import time
+
+    import httpx
+
+    from leadscore.cli import DRAIN_S, free_port
+
+    port = free_port()
+    env = _env_without_tokens(
+        LEADSCORE_DB_URL=f"sqlite:///{tmp_path / 'p.db'}",
+        PATH=f"{BIN}:{os.environ['PATH']}",
+    )
+    env.pop("LEADSCORE_INSECURE_DEV", None)  # the flag sets it
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [str(BIN / "leadscore"), "serve", "--insecure-dev", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, log.read_text()[-3000:]
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        else:
+            raise AssertionError(log.read_text()[-3000:])
+        r = httpx.get(f"http://127.0.0.1:{port}/model")  # no token
+        assert r.status_code == 200, r.text
+        assert "INSECURE DEV MODE" in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(DRAIN_S + 10) == 0

@@ -211,7 +211,7 @@ def test_sigterm_to_leadscore_serve_under_load_stops_server_and_workers(cli_serv
 
 
 def test_sigkilled_server_takes_its_workers_and_a_busy_port_is_named(trained, workdir, bodies):
-    served = start_served(trained, workdir, "sigkill", env={"LEADSCORE_REQUEST_DEADLINE_S": "0.5"})
+    served = start_served(trained, workdir, "sigkill", env={"LEADSCORE_REQUEST_DEADLINE_S": "0.2"})
     workers = server_processes(served.proc)
     try:
         assert len(workers) >= 2, workers
