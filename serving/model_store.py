@@ -49,12 +49,16 @@ def resolve_version(model_name: str, alias_or_version: str, tracking_uri: str) -
 
 def artifact_labels(mv: ModelVersion, tracking_uri: str) -> dict[str, str]:
     """What names a registry version's artifact: the BentoML labels an import carries."""
+    source = str(mv.source or "")
+    model_id = getattr(mv, "model_id", None) or (
+        source.removeprefix("models:/") if source.startswith("models:/m-") else ""
+    )
     return {
         "mlflow_model": str(mv.name),
         "mlflow_version": str(mv.version),
-        "mlflow_model_id": str(getattr(mv, "model_id", None) or ""),
+        "mlflow_model_id": str(model_id),
         "mlflow_run_id": str(mv.run_id or ""),
-        "mlflow_source": str(mv.source or ""),
+        "mlflow_source": source,
         "tracking_uri": tracking_uri,
     }
 

@@ -263,7 +263,8 @@ def openapi_patch(spec: dict) -> dict:
         "413": f"More than {MAX_LEADS_PER_REQUEST:,} leads, {MAX_EVENTS_PER_REQUEST:,} events "
         f"or {MAX_BODY_BYTES:,} bytes in one request",
         "429": "Too many requests in flight: retry later",
-        "503": "Not ready, or the outcome store is unavailable",
+        "503": "Not ready, the outcome store is unavailable, or the request passed its "
+        "deadline (nothing of it was scored or stored)",
         "500": "A server bug",
     }
     paths = spec.setdefault("paths", {})
