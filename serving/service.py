@@ -7,7 +7,8 @@ The model is a BentoML model (imported from the MLflow registry by `leadscore se
 Routes: ``POST /score``, ``POST /outcomes``, ``GET /model`` (bearer token, see
 :mod:`serving.auth`); ``/livez``, ``/readyz`` (model loaded and one warm-up prediction
 done), ``/metrics`` and ``/docs.json`` are open. Without tokens the service refuses to
-start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``).
+start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``), which is
+honoured on a loopback address only and never in a built bento.
 
 Every answer is written to the prediction log (:mod:`serving.predlog`, SQLite by default,
 PostgreSQL when ``LEADSCORE_DB_URL`` says so) off the request path; on shutdown (SIGTERM)
@@ -228,7 +229,7 @@ def _check_deadline(stage: str) -> None:
 def _deadline_response(exc: DeadlineExceeded, request_id: str) -> Response:
     """503 for a request past its deadline: its work stopped, nothing of it was logged."""
     logger.warning(
-        "request %s passed its %.0f s deadline while %s (%.1f s): stopped, not logged",
+        "request %s passed its %g s deadline while %s (%.1f s): stopped, not logged",
         request_id,
         DEADLINE_S,
         exc,
