@@ -5,6 +5,7 @@ BentoML parses them (byte cap, event count), answered 413 with the limit and wha
 from __future__ import annotations
 
 import json
+import re
 import socket
 import uuid
 from urllib.parse import urlsplit
@@ -14,6 +15,7 @@ import pytest
 from serving_helpers import API_TOKEN, AUTH
 
 from serving.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST
+from serving.metrics import KNOWN_ENDPOINTS, OTHER_ENDPOINT
 
 pytestmark = pytest.mark.slow
 
@@ -41,6 +43,15 @@ def test_unknown_paths_share_one_metric_label_and_never_appear(api_server):
     assert 'endpoint="other"' in after
     for marker in ("@", "customer.com", "jane.doe", "probe-"):
         assert marker not in after, marker
+    # bounded, not merely small: 500 more new paths add no series (only counts change)
+    with httpx.Client(base_url=api_server.url, timeout=30) as client:
+        for i in range(500):
+            client.get(f"/leads/more-{i}-{uuid.uuid4().hex}@customer.com")
+    again = httpx.get(f"{api_server.url}/metrics").text
+    print(f"/metrics after 500 more: {len(again):,} bytes")
+    assert len(again.encode()) - len(after.encode()) < 1_000
+    labels = set(re.findall(r'endpoint="([^"]*)"', again))
+    assert labels <= KNOWN_ENDPOINTS | {OTHER_ENDPOINT, "/static_content"}, labels
     # the service's own routes keep their names
     assert httpx.post(f"{api_server.url}/score", json={}, headers=AUTH).status_code == 400
     assert 'endpoint="/score"' in httpx.get(f"{api_server.url}/metrics").text
