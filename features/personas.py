@@ -348,6 +348,12 @@ class _PersonaModel:
     vocab_lookup: dict[str, int]
     title_cache: dict[str, np.ndarray] = field(default_factory=dict, compare=False, repr=False)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled without the title cache: its keys are the raw job titles this process has
+        seen (in training, the training leads'), which must not travel inside a registered
+        model. It fills again as titles are scored."""
+        return {**self.__dict__, "title_cache": {}}
+
     @classmethod
     def build(cls, cfg: PersonaConfig) -> _PersonaModel:
         vocab: list[str] = []

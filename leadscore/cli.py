@@ -532,14 +532,89 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> Non
     raise RuntimeError(f"the service was not ready on port {port} after {timeout:.0f} s")
 
 
-def stop_server(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+#: Seconds `leadscore serve` waits, after SIGTERM, for the server to answer the requests in
+#: flight and flush the prediction log, before it kills what is left.
+DRAIN_S = 35.0
+
+
+def server_processes(proc: subprocess.Popen) -> list[Any]:
+    """The server's workers (psutil processes). BentoML starts each in a process group of
+    its own, so signalling the server's group does not reach them."""
+    import psutil
+
+    try:
+        return psutil.Process(proc.pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def stop_server(proc: subprocess.Popen, timeout: float = DRAIN_S) -> None:
+    """SIGTERM to the server (it drains and stops its workers), then, ``timeout`` seconds
+    later, SIGKILL to whatever of the server and its workers is still there."""
+    import psutil
+
+    workers = server_processes(proc)
+    deadline = time.monotonic() + timeout
     if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
+        _killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+            _killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    _, alive = psutil.wait_procs(workers, timeout=max(0.1, deadline - time.monotonic()))
+    for p in alive:
+        try:
+            p.kill()
+        except psutil.NoSuchProcess:
+            pass
+    psutil.wait_procs(alive, timeout=10)
+
+
+def port_in_use(host: str, port: int) -> str | None:
+    """Why ``host:port`` cannot be listened on (e.g. a server left running), or None."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+        try:
+            s.bind((host, port))
+        except OSError as e:
+            return e.strerror or str(e)
+    return None
+
+
+class _Stop(Exception):
+    """A signal asked `leadscore serve` to stop."""
+
+
+def run_until_signal(proc: subprocess.Popen, drain: float = DRAIN_S) -> int:
+    """Wait for the server; on SIGTERM, SIGINT or SIGHUP stop it (:func:`stop_server`) and
+    return 0. The server runs in a session of its own, so without this a signal to the
+    command would end only the command and leave the server serving."""
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop(signum)
+
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+    old = {sig: signal.signal(sig, stop) for sig in sigs}
+    try:
+        return proc.wait()
+    except (_Stop, KeyboardInterrupt):
+        for sig in sigs:  # a second signal must not interrupt the drain
+            signal.signal(sig, signal.SIG_IGN)
+        err.print(f"stopping: finishing the requests in flight (at most {drain:.0f} s)")
+        stop_server(proc, drain)
+        return 0
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
 
 
 def free_port() -> int:
@@ -564,25 +639,46 @@ def serve(
 ) -> None:
     """Serve the champion model over HTTP with BentoML (POST /score, POST /outcomes,
     GET /model; bearer tokens from LEADSCORE_API_TOKENS or LEADSCORE_API_TOKENS_FILE)."""
-    from serving.auth import load_tokens
+    from serving.auth import is_loopback, load_tokens
 
-    if not insecure_dev and not load_tokens():
+    if insecure_dev and not is_loopback(host):
+        err.print(
+            f"[bold red]error:[/] --insecure-dev serves without authentication and is allowed "
+            f"on a loopback address only (127.0.0.1, ::1, localhost), not --host {host}"
+        )
+        raise typer.Exit(2)
+    try:
+        has_tokens = bool(load_tokens())
+    except ValueError as e:
+        err.print(f"[bold red]error:[/] {e}")
+        raise typer.Exit(2) from None
+    if not insecure_dev and not has_tokens:
         err.print(
             "[bold red]error:[/] no API tokens: set LEADSCORE_API_TOKENS (comma-separated) or "
             "LEADSCORE_API_TOKENS_FILE, or pass --insecure-dev on a laptop"
         )
         raise typer.Exit(2)
+    busy = port_in_use(host, port)
+    if busy is not None:
+        err.print(
+            f"[bold red]error:[/] cannot listen on {host}:{port}: {busy}. Another server (or "
+            f"a leftover worker of one) may be using it: find it with `ss -ltnp 'sport = "
+            f":{port}'`, stop it, or pass another --port"
+        )
+        raise typer.Exit(2)
     model = _import_served(alias)
     if insecure_dev:
         err.print("[bold yellow]INSECURE DEV MODE: no authentication, anyone can call /score[/]")
-    console.print(f"serving {model.tag} ({alias}) on http://{host}:{port}")
+    labels = model.info.labels
+    console.print(
+        f"serving {model.tag} ({alias}: {labels.get('mlflow_model')} version "
+        f"{labels.get('mlflow_version')}, MLflow model {labels.get('mlflow_model_id') or '-'}, "
+        f"run {labels.get('mlflow_run_id') or '-'}) on http://{host}:{port}"
+    )
     proc = start_server(
         str(model.tag), port, host, {"LEADSCORE_INSECURE_DEV": "1"} if insecure_dev else None
     )
-    try:
-        sys.exit(proc.wait())
-    except KeyboardInterrupt:
-        stop_server(proc)
+    sys.exit(run_until_signal(proc))
 
 
 @app.command()

@@ -51,6 +51,18 @@ _ERROR_HEADERS = [
 ]
 
 
+def is_loopback(host: str) -> bool:
+    """127.0.0.0/8, ::1 or ``localhost``: an address only this machine can reach."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _digest(token: bytes) -> bytes:
     return hashlib.sha256(token).digest()
 
@@ -67,9 +79,11 @@ def _check(tokens: Iterable[str], source: str) -> frozenset[str]:
             raise ValueError(
                 f"{source}: token #{i} contains whitespace, a comma or non-ASCII characters"
             )
-        if len(tok) < MIN_TOKEN_LENGTH:
-            logger.warning(
-                "%s: token #%d is shorter than %d characters", source, i, MIN_TOKEN_LENGTH
+        if len(tok) < MIN_TOKEN_LENGTH:  # guessable: refused, never echoed
+            raise ValueError(
+                f"{source}: token #{i} is shorter than {MIN_TOKEN_LENGTH} characters; use a "
+                "long random token, e.g. python -c 'import secrets; "
+                "print(secrets.token_urlsafe(32))'"
             )
         out.add(tok)
     return frozenset(out)
@@ -90,7 +104,8 @@ def load_tokens(env: Mapping[str, str] | None = None) -> frozenset[str]:
     ``LEADSCORE_API_TOKENS_FILE`` (one per line, ``#`` comments); the union if both are set.
 
     Returns an empty set if neither is set. Raises ``ValueError`` for an unreadable file or
-    a malformed token (the token itself is never included in the message).
+    a malformed or short token (under :data:`MIN_TOKEN_LENGTH` characters; the token itself
+    is never included in the message).
     """
     env = os.environ if env is None else env
     tokens: set[str] = set()
@@ -162,6 +177,7 @@ class BearerTokenMiddleware:
 __all__ = [
     "DEFAULT_OPEN_PATHS",
     "BearerTokenMiddleware",
+    "is_loopback",
     "load_tokens",
     "parse_tokens_file",
 ]

@@ -8,7 +8,8 @@ served from a BentoML store would serve whichever ``lead-scorer`` model was impo
 `leadscore build` therefore records the model tag as the bento argument ``model``
 (``bentoml build --arg model=<tag>``, kept in the bento's bento.yaml); this module sets
 LEADSCORE_BENTO_MODEL from it before the service module reads it. The pinned tag wins over
-an inherited LEADSCORE_BENTO_MODEL: a bento is one model, as built.
+an inherited LEADSCORE_BENTO_MODEL: a bento is one model, as built. A built bento also
+refuses LEADSCORE_INSECURE_DEV: it always needs API tokens.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ if _pinned:
     if "serving.service" in sys.modules:  # too late: it has read its model tag already
         raise RuntimeError("serving.service was imported before the bento's model pin")
     os.environ["LEADSCORE_BENTO_MODEL"] = str(_pinned)
+    # a built bento is never served without tokens (serving.service.insecure_dev)
+    os.environ["LEADSCORE_BUILT_BENTO"] = "1"
 
 from serving.service import LeadScoringService  # noqa: E402  (reads the variable at import)
 

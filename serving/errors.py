@@ -60,7 +60,12 @@ def field_path(loc: Sequence[Any]) -> str:
     return out or "body"
 
 
-def _from_validation(detail: list[Mapping[str, Any]], max_leads: int) -> tuple[int, dict]:
+_SENT = re.compile(r"\bnot (\d+)\b")
+
+
+def _from_validation(
+    detail: list[Mapping[str, Any]], max_leads: int, max_outcomes: int = 10_000
+) -> tuple[int, dict]:
     first = detail[0] if detail else {}
     loc = tuple(first.get("loc") or ())
     field = field_path(loc)
@@ -70,9 +75,12 @@ def _from_validation(detail: list[Mapping[str, Any]], max_leads: int) -> tuple[i
         return 400, {"error": f"the body is not valid JSON: {msg}", "field": None}
     if kind == "too_long" and len(loc) == 1 and loc[0] in ("leads", "outcomes"):
         what = loc[0]
-        limit = max_leads if what == "leads" else "the limit"
+        limit = max_leads if what == "leads" else max_outcomes
+        sent = _SENT.search(msg)  # pydantic: "... at most 1000 items after validation, not 1001"
+        sent_text = f"{int(sent.group(1)):,} sent, " if sent else ""
         return 413, {
-            "error": f"too many {what} in one request: the limit is {limit} per request",
+            "error": f"too many {what} in one request: {sent_text}the limit is {limit:,} per "
+            "request",
             "field": what,
         }
     if kind == "missing":
@@ -83,7 +91,9 @@ def _from_validation(detail: list[Mapping[str, Any]], max_leads: int) -> tuple[i
     return 400, {"error": f"{field}: {msg}{more}", "field": field}
 
 
-def rewrite_error(status: int, body: bytes, max_leads: int) -> tuple[int, dict]:
+def rewrite_error(
+    status: int, body: bytes, max_leads: int, max_outcomes: int = 10_000
+) -> tuple[int, dict]:
     """BentoML / Starlette error body -> ``(status, {"error", "field"})``."""
     try:
         data: Any = json.loads(body) if body else None
@@ -93,7 +103,7 @@ def rewrite_error(status: int, body: bytes, max_leads: int) -> tuple[int, dict]:
         data = data[0]
     if isinstance(data, Mapping):
         if isinstance(data.get("detail"), list) and status == 400:
-            return _from_validation(data["detail"], max_leads)
+            return _from_validation(data["detail"], max_leads, max_outcomes)
         if "error" in data:
             return status, {"error": str(data["error"]), "field": data.get("field")}
     if status >= 500:
@@ -127,10 +137,12 @@ class ApiMiddleware:
         model_info: Callable[[], Mapping[str, Any] | None],
         max_leads: int = 1000,
         openapi_patch: Callable[[dict], dict] | None = None,
+        max_outcomes: int = 10_000,
     ) -> None:
         self.app = app
         self.model_info = model_info
         self.max_leads = max_leads
+        self.max_outcomes = max_outcomes
         self.openapi_patch = openapi_patch
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -181,13 +193,23 @@ class ApiMiddleware:
             chunks.append(message.get("body", b""))
             if message.get("more_body"):
                 return
-            status, payload = rewrite_error(start["status"], b"".join(chunks), self.max_leads)
-            if status >= 500:
+            status, payload = rewrite_error(
+                start["status"], b"".join(chunks), self.max_leads, self.max_outcomes
+            )
+            if status == 500:
                 logger.error(
                     "%s %s answered %d: a server bug (see the traceback above)",
                     scope.get("method"),
                     scope.get("path"),
                     start["status"],
+                )
+            elif status > 500:  # not ready, overloaded, past the deadline: said in words
+                logger.warning(
+                    "%s %s answered %d: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    status,
+                    payload.get("error"),
                 )
             keep = [
                 (k, v)
@@ -258,6 +280,52 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+class ClientErrorFilter(logging.Filter):
+    """BentoML logs every refused request body at ERROR with its traceback ("Exception on
+    /score [POST]"), a pydantic validation error as much as a bug; a client that went away
+    while sending becomes "a server bug" too. A request that is the client's fault is logged
+    here at INFO, in one line, without the traceback: the client has its 4xx answer, and the
+    ERROR level stays for our own bugs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not str(record.msg).startswith("Exception on"):
+            return True
+        kind = _client_fault(exc)
+        if kind is None:
+            return True
+        where = " ".join(str(a) for a in (record.args or ()))  # path, method
+        summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        record.msg, record.args = "%s on %s: %s", (kind, where, summary[:300])
+        record.levelno, record.levelname = logging.INFO, "INFO"
+        record.exc_info, record.exc_text = None, None
+        return True
+
+
+def _client_fault(exc: BaseException) -> str | None:
+    """ "client error" / "client disconnected" for an exception that is the client's doing;
+    None for anything else (a bug)."""
+    from pydantic import ValidationError
+    from starlette.requests import ClientDisconnect
+
+    if isinstance(exc, ClientDisconnect):
+        return "client disconnected"
+    if isinstance(exc, (ValidationError, RequestError)):
+        return "client error"
+    code = getattr(getattr(exc, "error_code", None), "value", None)
+    if isinstance(code, int) and 400 <= code < 500:
+        return "client error"
+    return None
+
+
+def install_client_error_logging() -> None:
+    """Put :class:`ClientErrorFilter` on the loggers BentoML reports request errors with."""
+    for name in ("bentoml._internal.server.http_app", "bentoml.serve"):
+        lg = logging.getLogger(name)
+        if not any(isinstance(f, ClientErrorFilter) for f in lg.filters):
+            lg.addFilter(ClientErrorFilter())
+
+
 def install_log_redaction() -> None:
     """Put :class:`RedactingFilter` on every handler configured in this process."""
     loggers = [logging.getLogger()] + [
@@ -272,9 +340,11 @@ def install_log_redaction() -> None:
 __all__ = [
     "API_PATHS",
     "ApiMiddleware",
+    "ClientErrorFilter",
     "RedactingFilter",
     "RequestError",
     "field_path",
+    "install_client_error_logging",
     "install_log_redaction",
     "redact",
     "rewrite_error",

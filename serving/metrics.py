@@ -8,6 +8,13 @@ histograms; this module adds only what is specific to lead scoring:
 * ``leadscore_predlog_pending`` / ``_written`` / ``_dropped`` / ``_rejected``: the
   prediction-log counts of this process (gauges, summed over live workers).
 
+Label values come from a fixed set. BentoML labels its request metrics with the raw request
+path, so every unknown path (``/leads/jane.doe@customer.com``, sent without a token) would
+become a new time series, kept in memory and in every scrape, and expose the path itself.
+:func:`install_endpoint_labels` makes its middleware label a request with
+:func:`endpoint_label` instead: the service's own routes and probes by name, everything else
+``"other"``.
+
 How they reach BentoML's ``/metrics`` (checked in bentoml 1.4.40 source,
 ``_bentoml_impl/server/app.py`` and ``bentoml/_internal/server/metrics/prometheus.py``): the
 server runs prometheus_client in multiprocess mode (``PROMETHEUS_MULTIPROC_DIR`` is set in
@@ -29,6 +36,25 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 _MAX_QUADRANTS = 16  # bound label cardinality: further values are counted as "other"
+
+#: Paths that are their own ``endpoint`` label; every other path is :data:`OTHER_ENDPOINT`.
+KNOWN_ENDPOINTS = frozenset(
+    {
+        "/score",
+        "/outcomes",
+        "/model",
+        "/livez",
+        "/readyz",
+        "/healthz",
+        "/metrics",
+        "/docs.json",
+        "/schema.json",
+        "/",
+    }
+)
+OTHER_ENDPOINT = "other"
+_STATIC_PREFIX = "/static_content/"  # the Swagger UI's files: one label for all of them
+_RAW_PATH = "leadscore.raw_path"
 
 
 class _LogCounts(Protocol):
@@ -121,4 +147,71 @@ def observe_prediction_log(log: _LogCounts) -> None:
     m.rejected.set(log.rejected)
 
 
-__all__ = ["instruments", "observe_answers", "observe_prediction_log"]
+def endpoint_label(path: str) -> str:
+    """The ``endpoint`` label of a request path: one of a fixed set, never the raw path."""
+    if path in KNOWN_ENDPOINTS:
+        return path
+    if path.startswith(_STATIC_PREFIX):
+        return _STATIC_PREFIX.rstrip("/")
+    return OTHER_ENDPOINT
+
+
+class _RestorePath:
+    """Sits right inside BentoML's metrics middleware: gives the app the real path back."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        raw = scope.get(_RAW_PATH)
+        if raw is not None:
+            scope = {k: v for k, v in scope.items() if k != _RAW_PATH}
+            scope["path"] = raw
+        await self.app(scope, receive, send)
+
+
+def install_endpoint_labels() -> None:
+    """Make BentoML's HTTP metrics middlewares label requests with :func:`endpoint_label`.
+
+    They read ``scope["path"]`` when a request comes in (``bentoml/_internal/server/http/
+    instruments.py``, 1.4.40) and are the outermost middleware, so no middleware of ours
+    runs before them: their ``__call__`` is wrapped to see the label as the path, and the
+    app inside them gets the real path back. Idempotent; call it in the worker before the
+    first request (the service does, in its constructor)."""
+    from bentoml._internal.server.http import instruments as bento_instruments
+
+    for cls in (
+        bento_instruments.RunnerTrafficMetricsMiddleware,
+        bento_instruments.HTTPTrafficMetricsMiddleware,
+    ):
+        if getattr(cls, "_leadscore_labels", False):
+            continue
+        original = cls.__call__
+
+        async def labelled(
+            self: Any, scope: Any, receive: Any, send: Any, _original: Any = original
+        ) -> None:
+            path = scope.get("path")
+            if isinstance(path, str) and str(scope.get("type", "")).startswith(
+                ("http", "websocket")
+            ):
+                label = endpoint_label(path)
+                if label != path:
+                    if not isinstance(self.app, _RestorePath):
+                        self.app = _RestorePath(self.app)
+                    scope = {**scope, "path": label, _RAW_PATH: path}
+            await _original(self, scope, receive, send)
+
+        cls.__call__ = labelled  # type: ignore[method-assign]
+        cls._leadscore_labels = True  # type: ignore[attr-defined]
+
+
+__all__ = [
+    "KNOWN_ENDPOINTS",
+    "OTHER_ENDPOINT",
+    "endpoint_label",
+    "install_endpoint_labels",
+    "instruments",
+    "observe_answers",
+    "observe_prediction_log",
+]

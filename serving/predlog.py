@@ -25,9 +25,10 @@ stray ``email`` or ``name`` key is never written.
 
 The lead-key secret (:func:`secret_from_env`) comes from ``LEADSCORE_LEAD_KEY_SECRET``, else
 from the file named by ``LEADSCORE_LEAD_KEY_SECRET_FILE``; for a SQLite log without either, a
-random secret is generated once and kept in ``<db file>.key`` (mode 0600) next to the
-database, so keys stay joinable across restarts. PostgreSQL deployments must set one of the
-two variables (replicas must share the secret). The secret is never logged.
+random secret is generated once and kept in ``<db file>.key`` (mode 0600, as the database
+file itself) next to the database, so keys stay joinable across restarts. PostgreSQL
+deployments must set one of the two variables (replicas must share the secret). The secret is
+never logged.
 """
 
 from __future__ import annotations
@@ -320,7 +321,13 @@ def _required_text(value: Any, field: str, limit: int) -> str:
         raise ValueError(f"{field} must be a non-empty string")
     if len(value) > limit:
         raise ValueError(f"{field} is longer than {limit} characters")
+    bad = _CONTROL.search(value)
+    if bad is not None:  # PostgreSQL refuses NUL in text; no backend should store these
+        raise ValueError(f"{field} contains a control character (U+{ord(bad.group()):04X})")
     return value
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def prediction_row(
@@ -488,6 +495,7 @@ class PredictionLog:
             if url.database in (None, "", ":memory:"):
                 raise ValueError("an in-memory SQLite database cannot be shared with the writer")
             key_file = Path(f"{url.database}.key")
+            _private_sqlite_file(Path(url.database))
             connect_args: dict[str, Any] = {"timeout": max(connect_timeout, 10.0)}
         elif url.get_backend_name() == "postgresql":
             connect_args = {"connect_timeout": max(1, math.ceil(connect_timeout))}
@@ -852,8 +860,12 @@ class PredictionLog:
             except ValueError as e:
                 problems.append(f"{where}: {e}")
             rid = r.get("request_id")
-            if rid is not None and (not isinstance(rid, str) or len(rid) > 128):
-                problems.append(f"{where}: request_id must be a string of at most 128 chars")
+            if rid is not None and (
+                not isinstance(rid, str) or len(rid) > 128 or _CONTROL.search(rid)
+            ):
+                problems.append(
+                    f"{where}: request_id must be printable text of at most 128 characters"
+                )
             row["request_id"] = rid
             row["received_at"] = received_at
             out.append(row)
@@ -862,11 +874,12 @@ class PredictionLog:
         return out
 
     def record_outcomes(self, rows: Iterable[Mapping[str, Any]]) -> int:
-        """Store outcomes durably before returning; returns how many rows were accepted.
+        """Store outcomes durably before returning; returns how many rows were new.
 
         Raises :class:`OutcomeValidationError` (nothing stored) for bad rows and
         :class:`StoreUnavailableError` if the database cannot be written. A retried
-        outcome (same ``lead_id``, ``stage`` and ``at``) is stored once.
+        outcome (same ``lead_id``, ``stage`` and ``at``) is stored once, and counted once:
+        the rows already stored are not in the count.
         """
         stored = self.outcome_rows(rows)
         if not stored:
@@ -874,7 +887,16 @@ class PredictionLog:
         try:
             self._ensure_schema()
             with self._engine.begin() as conn:
+                if self._engine.dialect.name in ("postgresql", "sqlite"):
+                    # the rows the insert really added (duplicates are skipped); rowcount
+                    # of an executemany is -1 on psycopg
+                    stmt = self._out_insert.returning(self.outcomes.c.id)
+                    return len(conn.execute(stmt, stored).all())
                 conn.execute(self._out_insert, stored)
+        except sa_exc.DataError as e:  # the rows' content, not the database: no retry helps
+            raise OutcomeValidationError(
+                [f"the database refused the outcomes' content: {_describe(e)}"]
+            ) from e
         except sa_exc.SQLAlchemyError as e:
             self._schema_ready = False
             raise StoreUnavailableError(
@@ -917,6 +939,24 @@ class PredictionLog:
             self._schema_ready = False
             raise StoreUnavailableError(f"could not read {self.url}: {_describe(e)}") from e
         return pd.DataFrame([dict(r) for r in rows], columns=list(columns))
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite database file readable by its owner only (0600; SQLite gives its
+    -wal and -shm files the database file's mode). An existing file with a looser mode is
+    left as it is, with a warning."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            logger.warning(
+                "prediction log %s is readable by others (mode %o): chmod 600 it", path, mode
+            )
+        return
+    except OSError:  # e.g. the folder does not exist yet: the database reports it later
+        return
+    os.close(fd)
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

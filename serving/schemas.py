@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
 from features.contract import EVENT_TYPES, SCHEMAS, STAGES
 from features.email import email_domain_kind
@@ -37,6 +38,20 @@ def _utc_naive(v: datetime) -> datetime:
 
 MIN_TIME = datetime(1970, 1, 1)
 MAX_TIME = datetime(2200, 1, 1)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _printable_id(v: str) -> str:
+    """Ids are printable text: a control character (NUL, newline, ...) is refused here, by
+    name, rather than by one database and stored by another."""
+    bad = _CONTROL.search(v)
+    if bad is not None:
+        raise ValueError(f"contains a control character (U+{ord(bad.group()):04X})")
+    return v
+
+
+#: A CRM id: 1 to 200 printable characters.
+CrmId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable_id)]
 
 
 class Company(BaseModel):
@@ -54,7 +69,7 @@ class Event(BaseModel):
     type: EventType = Field(description="One of the canonical engagement event types")
     at: datetime = Field(description="When it happened (ISO 8601; naive means UTC)")
     topic: str | None = Field(None, max_length=200)
-    content_id: str | None = Field(None, max_length=200)
+    content_id: Annotated[str, AfterValidator(_printable_id)] | None = Field(None, max_length=200)
 
     _at = field_validator("at")(classmethod(lambda cls, v: _utc_naive(v)))
 
@@ -72,7 +87,7 @@ CustomValue = str | bool | Annotated[float, Field(allow_inf_nan=False)] | None
 
 class Lead(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    lead_id: str = Field(min_length=1, max_length=200, description="The CRM's lead id")
+    lead_id: CrmId = Field(description="The CRM's lead id")
     created_at: datetime = Field(description="When the lead was created in the CRM")
     job_title: str | None = Field(None, max_length=300)
     source: str | None = Field(None, max_length=200, description="Acquisition channel")
@@ -210,7 +225,7 @@ class Outcome(BaseModel):
     accepting or rejecting it (stage ``sal``, ``accepted``), a deal won or lost (``won``)."""
 
     model_config = ConfigDict(extra="forbid")
-    lead_id: str = Field(min_length=1, max_length=200, description="The CRM's lead id")
+    lead_id: CrmId = Field(description="The CRM's lead id")
     stage: StageName = Field(description="Funnel stage the outcome is about")
     accepted: bool | None = Field(None, description="Accepted (true) or rejected by sales")
     won: bool | None = Field(None, description="Deal won (true) or lost (false)")
@@ -221,7 +236,10 @@ class Outcome(BaseModel):
 
 class OutcomesResponse(BaseModel):
     request_id: str
-    stored: int = Field(description="Outcomes accepted (a retried outcome is stored once)")
+    stored: int = Field(description="Outcomes stored by this request")
+    duplicates: int = Field(
+        0, description="Outcomes already stored (a retry: same lead_id, stage and at), not again"
+    )
 
 
 class ModelInfo(BaseModel):

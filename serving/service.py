@@ -7,11 +7,16 @@ The model is a BentoML model (imported from the MLflow registry by `leadscore se
 Routes: ``POST /score``, ``POST /outcomes``, ``GET /model`` (bearer token, see
 :mod:`serving.auth`); ``/livez``, ``/readyz`` (model loaded and one warm-up prediction
 done), ``/metrics`` and ``/docs.json`` are open. Without tokens the service refuses to
-start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``).
+start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``), which is
+honoured on a loopback address only and never in a built bento.
 
 Every answer is written to the prediction log (:mod:`serving.predlog`, SQLite by default,
 PostgreSQL when ``LEADSCORE_DB_URL`` says so) off the request path; on shutdown (SIGTERM)
-the server finishes the requests in flight, then the log is flushed.
+the server finishes the requests in flight, then the log is flushed. A hard kill (SIGKILL,
+out of memory) loses the answers still buffered in the worker (the last ~0.1 s).
+
+Work per request is bounded (:mod:`serving.limits`): body size and event count are checked
+before BentoML parses the body, and a request past its deadline stops without being logged.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ import gc
 import logging
 import os
 import signal
+import socket
 import sys
+import threading
+import time
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,9 +41,24 @@ from pydantic import Field
 from starlette.responses import Response
 
 from serving import metrics
-from serving.auth import BearerTokenMiddleware, load_tokens
-from serving.errors import ApiMiddleware, RequestError, install_log_redaction
-from serving.predlog import PredictionLog, StoreUnavailableError
+from serving.auth import BearerTokenMiddleware, is_loopback, load_tokens
+from serving.errors import (
+    ApiMiddleware,
+    RequestError,
+    install_client_error_logging,
+    install_log_redaction,
+)
+from serving.limits import (
+    DEFAULT_DEADLINE_S,
+    MAX_BODY_BYTES,
+    MAX_EVENTS_PER_REQUEST,
+    BodyLimitMiddleware,
+    DeadlineExceeded,
+    check_event_total,
+    elapsed,
+    past_deadline,
+)
+from serving.predlog import OutcomeValidationError, PredictionLog, StoreUnavailableError
 from serving.schemas import (
     MAX_LEADS_PER_REQUEST,
     MAX_OUTCOMES_PER_REQUEST,
@@ -57,12 +80,66 @@ INSECURE_ENV = "LEADSCORE_INSECURE_DEV"
 #: Requests in progress per service (all workers) before new ones get 429 at once.
 MAX_CONCURRENCY = int(os.environ.get("LEADSCORE_MAX_CONCURRENCY", "32"))
 WORKERS = int(os.environ.get("LEADSCORE_WORKERS", "2"))
+#: BentoML's own request timeout (it answers 504 but lets the worker thread run on).
+REQUEST_TIMEOUT_S = 30
+#: Our deadline, below that timeout: past it a request's work stops and nothing is logged.
+DEADLINE_S = min(
+    float(os.environ.get("LEADSCORE_REQUEST_DEADLINE_S", DEFAULT_DEADLINE_S)),
+    REQUEST_TIMEOUT_S - 2.0,
+)
 
 _current: LeadScoringService | None = None  # this worker's instance, for GET /model
 
 
+#: Set by serving/bento_entry.py in a built bento, where insecure dev mode is refused.
+BUILT_BENTO_ENV = "LEADSCORE_BUILT_BENTO"
+
+
+class InsecureModeRefused(RuntimeError):
+    """LEADSCORE_INSECURE_DEV asked for where it is not allowed."""
+
+
+def listen_host(argv: list[str] | None = None) -> str | None:
+    """The address this server listens on: in a worker, the address of the socket BentoML
+    handed it (``--fd N``); in `bentoml serve` itself, its ``--host`` (BentoML's default is
+    0.0.0.0). None when neither is known (e.g. the service used in-process)."""
+    argv = sys.argv if argv is None else argv
+    options = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
+    for i, a in enumerate(argv[:-1]):
+        if a in ("--fd", "--host"):
+            options.setdefault(a, argv[i + 1])
+    if "--fd" in options:
+        try:
+            with socket.socket(fileno=os.dup(int(options["--fd"]))) as sock:
+                name = sock.getsockname()
+        except (OSError, ValueError):
+            return None
+        return str(name[0]) if isinstance(name, tuple) else None
+    if Path(argv[0]).name == "bentoml" and "serve" in argv[1:3]:
+        return options.get("--host", "0.0.0.0")
+    return None
+
+
 def insecure_dev() -> bool:
-    return os.environ.get(INSECURE_ENV, "").strip().lower() in ("1", "true", "yes")
+    """True when LEADSCORE_INSECURE_DEV asks to serve without tokens and that is allowed:
+    never in a built bento, and only on a loopback address (what `leadscore serve
+    --insecure-dev` sets up). Asked for anywhere else, it raises
+    :class:`InsecureModeRefused`: the server does not start."""
+    if os.environ.get(INSECURE_ENV, "").strip().lower() not in ("1", "true", "yes"):
+        return False
+    if os.environ.get(BUILT_BENTO_ENV):
+        raise InsecureModeRefused(
+            f"{INSECURE_ENV} is refused in a built bento: configure LEADSCORE_API_TOKENS or "
+            "LEADSCORE_API_TOKENS_FILE"
+        )
+    host = listen_host()
+    if host is None or not is_loopback(host):
+        raise InsecureModeRefused(
+            f"{INSECURE_ENV} (no authentication) is allowed on a loopback address only, not "
+            f"on {host or 'an unknown address'}: configure LEADSCORE_API_TOKENS or "
+            "LEADSCORE_API_TOKENS_FILE"
+        )
+    return True
 
 
 class AuthGate:
@@ -94,13 +171,16 @@ def _refuse_without_tokens(in_worker: bool = False) -> None:
     mode is off). In `bentoml serve` itself this exits before any worker starts; in a worker
     (a backstop) it stops the whole server, since an exception in a worker's start-up would
     only turn every answer into a 500."""
-    if insecure_dev() or load_tokens():
-        return
-    message = (
-        "refusing to start: no API tokens configured. Set LEADSCORE_API_TOKENS "
-        "(comma-separated) or LEADSCORE_API_TOKENS_FILE, or run `leadscore serve "
-        "--insecure-dev` on a laptop"
-    )
+    try:
+        if load_tokens() or insecure_dev():
+            return
+        message = (
+            "refusing to start: no API tokens configured. Set LEADSCORE_API_TOKENS "
+            "(comma-separated) or LEADSCORE_API_TOKENS_FILE, or run `leadscore serve "
+            "--insecure-dev` on a laptop"
+        )
+    except (InsecureModeRefused, ValueError) as e:  # a short token, an unreadable file
+        message = f"refusing to start: {e}"
     if in_worker:
         logger.error(message)
         os.kill(os.getppid(), signal.SIGTERM)
@@ -122,6 +202,61 @@ def model_choice(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Seconds a worker whose server process died gets to finish its requests and flush the log.
+ORPHAN_GRACE_S = 35.0
+
+
+def watch_parent(interval: float = 0.5, grace: float = ORPHAN_GRACE_S) -> threading.Thread:
+    """A worker stops when the `bentoml serve` process that started it is gone.
+
+    BentoML starts each worker in a process group of its own, so a SIGKILLed server leaves
+    them serving on the shared socket, and the next `leadscore serve` on that port fails. A
+    daemon thread polls the parent pid: once the worker has been re-parented it sends itself
+    SIGTERM (uvicorn drains, the prediction log is flushed) and exits hard after ``grace``
+    seconds if that did not end it. (Polling rather than prctl(PR_SET_PDEATHSIG): that
+    signal fires when the parent *thread* that forked the worker exits, which is not the
+    same thing in an arbiter with threads.)"""
+    parent = os.getppid()
+
+    def run() -> None:
+        while os.getppid() == parent:
+            time.sleep(interval)
+        logger.error(
+            "the BentoML server process (pid %d) is gone: this worker (pid %d) stops",
+            parent,
+            os.getpid(),
+        )
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(grace)
+        os._exit(1)
+
+    thread = threading.Thread(target=run, name="leadscore-parent-watch", daemon=True)
+    thread.start()
+    return thread
+
+
+def _check_deadline(stage: str) -> None:
+    if past_deadline(DEADLINE_S):
+        raise DeadlineExceeded(stage)
+
+
+def _deadline_response(exc: DeadlineExceeded, request_id: str) -> Response:
+    """503 for a request past its deadline: its work stopped, nothing of it was logged."""
+    logger.warning(
+        "request %s passed its %g s deadline while %s (%.1f s): stopped, not logged",
+        request_id,
+        DEADLINE_S,
+        exc,
+        elapsed(),
+    )
+    return RequestError(
+        f"the request took longer than the {DEADLINE_S:g} s deadline and was stopped; "
+        "nothing was scored or stored: retry with fewer leads or events",
+        None,
+        status=503,
+    ).response()
+
+
 def _model_info() -> dict[str, Any] | None:
     return None if _current is None else _current.model_info
 
@@ -140,9 +275,11 @@ def openapi_patch(spec: dict) -> dict:
     described = {
         "400": "Malformed input: the field and the reason",
         "401": "Missing or invalid bearer token",
-        "413": f"More than {MAX_LEADS_PER_REQUEST} leads in one request",
+        "413": f"More than {MAX_LEADS_PER_REQUEST:,} leads, {MAX_EVENTS_PER_REQUEST:,} events "
+        f"or {MAX_BODY_BYTES:,} bytes in one request",
         "429": "Too many requests in flight: retry later",
-        "503": "Not ready, or the outcome store is unavailable",
+        "503": "Not ready, the outcome store is unavailable, or the request passed its "
+        "deadline (nothing of it was scored or stored)",
         "500": "A server bug",
     }
     paths = spec.setdefault("paths", {})
@@ -209,7 +346,7 @@ def _warmup_lead(now: datetime) -> Lead:
 @bentoml.service(
     name="leadscore",
     workers=WORKERS,
-    traffic={"timeout": 30, "max_concurrency": MAX_CONCURRENCY},
+    traffic={"timeout": REQUEST_TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY},
 )
 class LeadScoringService:
     bento_model = bentoml.models.BentoModel(MODEL_TAG)
@@ -219,6 +356,10 @@ class LeadScoringService:
         self._ready = False
         _refuse_without_tokens(in_worker=True)
         install_log_redaction()
+        install_client_error_logging()
+        metrics.install_endpoint_labels()
+        if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
+            watch_parent()
         pyfunc = bentoml.mlflow.load_model(self.bento_model)
         self.model = pyfunc.unwrap_python_model().model.for_serving()
         labels = self.bento_model.info.labels
@@ -249,9 +390,12 @@ class LeadScoringService:
         _current = self
         self._ready = True
         logger.info(
-            "ready: model %s v%s, prediction log %s",
+            "ready: model %s v%s (BentoML model %s, MLflow model %s, run %s), prediction log %s",
             self.model_ref["name"],
             self.model_ref["version"],
+            self.bento_model.tag,
+            labels.get("mlflow_model_id") or "-",
+            labels.get("mlflow_run_id") or "-",
             self.log.url,
         )
 
@@ -272,6 +416,7 @@ class LeadScoringService:
 
     def _score(self, leads: list[Lead], moment: datetime) -> list[dict[str, Any]]:
         leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
+        _check_deadline("building its tables")
         answers = score_tables(
             self.model, leads_df, accounts_df, events_df, pd.Timestamp(moment), stages_df
         )
@@ -287,11 +432,17 @@ class LeadScoringService:
         and missing optional fields are scored and listed in each answer's ``flags``."""
         request_id = uuid.uuid4().hex
         try:
+            check_event_total(sum(len(lead.events) for lead in leads))
             moment = _now() if as_of is None else _as_of_utc(as_of)
             check_leads(leads, moment)
         except RequestError as e:
             return e.response()  # type: ignore[return-value]
-        records = self._score(leads, moment)
+        try:
+            _check_deadline("parsing")
+            records = self._score(leads, moment)
+            _check_deadline("scoring")
+        except DeadlineExceeded as e:
+            return _deadline_response(e, request_id)  # type: ignore[return-value]
         try:
             # our own answers, serialised as ScoreResponse would be, without validating
             # them again (tests check the two agree on real answers)
@@ -300,6 +451,10 @@ class LeadScoringService:
             logger.exception("answer failed its own schema (request %s)", request_id)
             raise InternalServerError("answer failed its schema") from e
         response = Response(body, media_type="application/json")
+        if past_deadline(DEADLINE_S):  # the last moment to stop: nothing logged yet
+            return _deadline_response(  # type: ignore[return-value]
+                DeadlineExceeded("answering"), request_id
+            )
         self.log.log_answers(
             records,
             request_id=request_id,
@@ -325,22 +480,34 @@ class LeadScoringService:
             check_outcomes(outcomes, _now())
         except RequestError as e:
             return e.response()  # type: ignore[return-value]
+        try:
+            _check_deadline("parsing")
+        except DeadlineExceeded as e:
+            return _deadline_response(e, request_id)  # type: ignore[return-value]
         rows = [{**o.model_dump(), "request_id": request_id} for o in outcomes]
         try:
             stored = self.log.record_outcomes(rows)
+        except OutcomeValidationError as e:  # the content, refused by the store: not a retry
+            return RequestError(  # type: ignore[return-value]
+                "; ".join(e.problems)[:500], "outcomes", status=400
+            ).response()
         except StoreUnavailableError:
             logger.warning("outcome store unavailable (request %s)", request_id)
             return RequestError(  # type: ignore[return-value]
                 "the outcome store is unavailable; retry later", None, status=503
             ).response()
-        return OutcomesResponse(request_id=request_id, stored=stored)
+        return OutcomesResponse(request_id=request_id, stored=stored, duplicates=len(rows) - stored)
 
 
 LeadScoringService.add_asgi_middleware(AuthGate)
 LeadScoringService.add_asgi_middleware(
+    BodyLimitMiddleware, max_body_bytes=MAX_BODY_BYTES, max_events=MAX_EVENTS_PER_REQUEST
+)
+LeadScoringService.add_asgi_middleware(
     ApiMiddleware,
     model_info=_model_info,
     max_leads=MAX_LEADS_PER_REQUEST,
+    max_outcomes=MAX_OUTCOMES_PER_REQUEST,
     openapi_patch=openapi_patch,
 )
 

@@ -199,7 +199,13 @@ def test_load_tokens_errors_never_echo_the_token(tmp_path: Path) -> None:
         load_tokens({"LEADSCORE_API_TOKENS": "tökén-0123456789abcdef"})
 
 
-def test_short_token_is_accepted_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
-    assert load_tokens({"LEADSCORE_API_TOKENS": "short"}) == frozenset({"short"})
-    assert any("shorter than 16" in r.getMessage() for r in caplog.records)
-    assert "short" not in " ".join(r.getMessage().replace("shorter", "") for r in caplog.records)
+def test_short_token_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+    for short in ("abc", "x" * 15):
+        with pytest.raises(ValueError, match="token #2 is shorter than 16 characters") as err:
+            load_tokens({"LEADSCORE_API_TOKENS": f"{TOKEN},{short}"})
+        assert short not in str(err.value).replace("shorter", "")
+    path = tmp_path / "tokens"
+    path.write_text(f"{TOKEN}\nabc\n")
+    with pytest.raises(ValueError, match="token #2 is shorter than 16"):
+        load_tokens({"LEADSCORE_API_TOKENS_FILE": str(path)})
+    assert load_tokens({"LEADSCORE_API_TOKENS": "x" * 16}) == frozenset({"x" * 16})

@@ -54,7 +54,19 @@ CASES = [
         {"leads": [lead(lead_id=f"L{i}") for i in range(1001)]},
         413,
         "leads",
-        "1000",
+        "1,001 sent, the limit is 1,000 per request",
+    ),
+    (
+        "too many outcomes",
+        "/outcomes",
+        {
+            "outcomes": [
+                {"lead_id": f"L{i}", "stage": "sal", "at": "2025-01-01"} for i in range(10_001)
+            ]
+        },
+        413,
+        "outcomes",
+        "10,001 sent, the limit is 10,000 per request",
     ),
     ("leads not a list", "/score", {"leads": {"lead_id": "x"}}, 400, "leads", "array"),
     ("not JSON", "/score", "{not json", 400, None, "not valid JSON"),
@@ -237,6 +249,22 @@ CASES = [
         "boolean",
     ),
     ("no outcomes", "/outcomes", {"outcomes": []}, 400, "outcomes", "at least 1"),
+    (
+        "NUL in an outcome's lead_id",
+        "/outcomes",
+        {"outcomes": [{"lead_id": "L\u0000x", "stage": "sal", "at": "2025-01-01"}]},
+        400,
+        "outcomes[0].lead_id",
+        "control character (U+0000)",
+    ),
+    (
+        "newline in a lead_id",
+        "/score",
+        body(lead(lead_id="L-1\nL-2")),
+        400,
+        "leads[0].lead_id",
+        "control character (U+000A)",
+    ),
 ]
 
 

@@ -167,6 +167,21 @@ def test_build_puts_a_small_bento_in_the_store(built: Built):
     assert built.build_seconds < 180, f"leadscore build took {built.build_seconds:.0f} s"
 
 
+def test_built_bento_refuses_insecure_dev_mode_even_on_loopback(built: Built):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEADSCORE_API_TOKENS",))}
+    env.update({"BENTOML_HOME": str(built.home), "LEADSCORE_INSECURE_DEV": "1"})
+    env.pop("LEADSCORE_BENTO_MODEL", None)
+    res = subprocess.run(
+        [_bentoml_bin(), "serve", built.bento, "--host", "127.0.0.1", "--port", str(free_port())],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert res.returncode != 0
+    assert "refused in a built bento" in res.stderr, res.stderr[-3000:]
+
+
 @pytest.fixture(scope="module")
 def bento_server(built: Built) -> Iterator[tuple[str, subprocess.Popen, Path]]:
     """`bentoml serve <champion bento>` with MLflow out of reach: the store copy is gone,

@@ -292,7 +292,7 @@ def test_outcomes_round_trip_and_join(db: dict[str, str], make_log) -> None:
         {"lead_id": "L2", "stage": "opportunity", "won": False, "at": "2026-02-15T00:00:00Z"},
     ]
     assert pl.record_outcomes(rows) == 3
-    assert pl.record_outcomes(rows[:1]) == 1  # a CRM retry is stored once
+    assert pl.record_outcomes(rows[:1]) == 0  # a CRM retry is stored (and counted) once
     out = pl.read_outcomes()
     assert list(out.columns) == [
         "lead_id",
@@ -312,6 +312,7 @@ def test_outcomes_round_trip_and_join(db: dict[str, str], make_log) -> None:
     assert pl.flush(5)
     joined = out.merge(pl.read_predictions(), on="lead_key", suffixes=("", "_pred"))
     assert set(joined["lead_id"]) == {"L1"} and len(joined) == 2
+    assert pl.record_outcomes([rows[0], {**rows[0], "lead_id": "L3"}]) == 1  # only L3 is new
 
 
 def test_outcome_validation_reports_every_problem(tmp_path: Path, make_log) -> None:
@@ -331,6 +332,37 @@ def test_outcome_validation_reports_every_problem(tmp_path: Path, make_log) -> N
     assert "L1" in problems[0] and "stage" in problems[0]
     assert "accepted" in problems[1] and "lead_id" in problems[2] and "L4" in problems[3]
     assert len(pl.read_outcomes()) == 0  # nothing stored, not even the good row
+
+
+def test_control_characters_in_ids_are_the_callers_fault_on_every_backend(
+    db: dict[str, str], make_log
+) -> None:
+    # PostgreSQL refuses NUL in text and SQLite stores it: both refuse it here, by field,
+    # as a problem with the outcomes (400), never as the store being down (503 for ever)
+    pl = make_log(**db)
+    for bad in ({"lead_id": "L\x00x"}, {"lead_id": "L\n2"}, {"request_id": "r\x00"}):
+        row = {"lead_id": "L1", "stage": "sal", "at": "2026-01-01", **bad}
+        with pytest.raises(OutcomeValidationError) as err:
+            pl.record_outcomes([row])
+        field = next(iter(bad))
+        assert field in str(err.value), err.value
+        assert "\x00" not in str(err.value)
+    assert pl.record_outcomes([{"lead_id": "L1", "stage": "sal", "at": "2026-01-01"}]) == 1
+    assert list(pl.read_outcomes()["lead_id"]) == ["L1"]
+
+
+def test_sqlite_log_and_its_key_are_created_0600(tmp_path: Path, make_log) -> None:
+    old_umask = os.umask(0o022)  # the usual umask: files 0644 unless created otherwise
+    try:
+        pl = make_log(f"sqlite:///{tmp_path / 'p.db'}", secret=None)
+        pl.log_answers([answer(1)], request_id="r", model_name="m", model_version="1")
+        assert pl.flush(5)
+    finally:
+        os.umask(old_umask)
+    for name in ("p.db", "p.db.key", "p.db-wal", "p.db-shm"):
+        path = tmp_path / name
+        if name == "p.db" or path.exists():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, (name, oct(path.stat().st_mode))
 
 
 # ------------------------------------------------------------- database trouble

@@ -1,38 +1,77 @@
-"""The input example logged with a registered model, made without copying training rows.
+"""An input example for the MLflow signature that holds no training data.
 
-MLflow stores the input example in plain JSON beside the model; a real training row would
-put a lead's fields (an export may map an e-mail or a name as an attribute) into every
-copy of the registry. The example is synthetic: per column a typical value (the median of
-a number, the most frequent category), never a row that exists, and no category that
-fewer than ``MIN_SHARED`` rows share.
+MLflow stores the input example as ``input_example.json`` next to the model, readable by
+everyone who can read the registry. Rows copied from the training set put real leads there
+(job titles, countries, counts). :func:`safe_input_example` makes rows with the same columns
+and dtypes from summaries instead: what the signature needs, and nothing about any one lead.
 """
 
 from __future__ import annotations
 
+import re
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
-#: a category is shown only when at least this many training rows share it
-MIN_SHARED = 5
+#: The value of every text column of an example: free text is never copied.
+PLACEHOLDER = "example"
+
+#: A category value that may be personal data (an e-mail, a long number, a sentence) is not
+#: used even when it is the most frequent one.
+_PERSONAL = re.compile(r"@|\d{4,}|\s\S+\s")
+_MAX_CATEGORY_CHARS = 40
+
+
+def _category_value(col: pd.Series) -> Any:
+    """The most frequent category, unless it could be personal data (then missing)."""
+    counts = col.value_counts(dropna=True)
+    if counts.empty:
+        return np.nan
+    value = counts.index[0]
+    text = str(value)
+    if len(text) > _MAX_CATEGORY_CHARS or _PERSONAL.search(text):
+        return np.nan
+    return value
+
+
+def _column(col: pd.Series, n: int) -> pd.Series:
+    dtype = col.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        value = _category_value(col)
+        return pd.Series(pd.Categorical([value] * n, dtype=dtype))
+    if pd.api.types.is_bool_dtype(dtype):
+        mode = col.dropna().mode()
+        plain = dtype == np.dtype(bool)  # numpy bool cannot be missing
+        value = bool(mode.iloc[0]) if len(mode) else (False if plain else pd.NA)
+        return pd.Series([value] * n, dtype=dtype)
+    if pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_datetime64_any_dtype(dtype):
+        median = col.median(skipna=True) if col.notna().any() else None
+        if median is None or pd.isna(median):
+            return pd.Series([None] * n, dtype=dtype)
+        if pd.api.types.is_integer_dtype(dtype):
+            median = int(round(float(median)))
+        return pd.Series([median] * n, dtype=dtype)
+    # strings, objects and anything else: a placeholder, never a value from the data
+    return pd.Series([PLACEHOLDER] * n, dtype=dtype)
 
 
 def safe_input_example(X: pd.DataFrame, n: int = 5) -> pd.DataFrame:
-    """``n`` identical synthetic rows with the columns and dtypes of ``X``."""
-    out = {}
-    for c in X.columns:
-        s = X[c]
-        if isinstance(s.dtype, pd.CategoricalDtype):
-            counts = s.value_counts()
-            # a value shared by at least MIN_SHARED rows is a category, not one lead's data
-            value = counts.index[0] if len(counts) and counts.iloc[0] >= MIN_SHARED else np.nan
-            out[c] = pd.Categorical([value] * n, categories=s.cat.categories)
-        elif pd.api.types.is_bool_dtype(s.dtype):
-            out[c] = pd.Series([bool(s.mode().iloc[0]) if s.notna().any() else False] * n)
-        elif pd.api.types.is_numeric_dtype(s.dtype):
-            med = float(s.median()) if s.notna().any() else np.nan
-            out[c] = pd.Series([med] * n, dtype="float64")
-        else:
-            out[c] = pd.Series(["example"] * n, dtype=object)
-    frame = pd.DataFrame(out)
-    frame.index = pd.Index([f"example-{i}" for i in range(n)], name=X.index.name)
-    return frame
+    """``n`` made-up rows with ``X``'s columns (in order) and dtypes, for
+    ``mlflow.*.log_model(input_example=...)``:
+
+    * numeric and datetime columns: the column's median (missing if the column is all
+      missing; integer columns rounded);
+    * boolean columns: the most frequent value;
+    * categorical columns: the most frequent category, or missing when that value looks like
+      personal data (an ``@``, a run of 4+ digits, several words, over 40 characters);
+    * text (``str``/``object``) columns: the placeholder ``"example"``, never a value of
+      the data (free text such as job titles or e-mails).
+    """
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    out = pd.DataFrame({c: _column(X[c], n) for c in X.columns}, index=pd.RangeIndex(n))
+    return out[list(X.columns)]
+
+
+__all__ = ["PLACEHOLDER", "safe_input_example"]
