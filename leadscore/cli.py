@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -90,6 +91,27 @@ def user_errors(fn: F) -> F:
 
 DataDir = Annotated[
     Path, typer.Option("--data", help="Folder with accounts/leads/events/stage_history.parquet")
+]
+
+
+def _model_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}", value):
+        raise typer.BadParameter(
+            "use letters, digits, '.', '_' or '-' (at most 100, starting with a letter or "
+            f"digit), got {value!r}"
+        )
+    return value
+
+
+#: One registered model (and MLflow experiment) per data set: a second export trained
+#: under its own name leaves the first one's challenger and champion alone.
+ModelName = Annotated[
+    str,
+    typer.Option(
+        "--model-name",
+        help="Registered model name, one per data set (the gate compares only within it)",
+        callback=_model_name,
+    ),
 ]
 
 
@@ -254,6 +276,7 @@ def train(
             help="Use the best LightGBM parameters found by a `leadscore tune` run (its id)",
         ),
     ] = None,
+    model_name: ModelName = "lead-scorer",
     calibration_prior: Annotated[
         str,
         typer.Option(
@@ -301,6 +324,7 @@ def train(
         params=params,
         calibration_prior=calibration_prior,
         warn=warn,
+        model_name=model_name,
     )
     if as_json:
         print(json.dumps(result.to_json()))
@@ -434,6 +458,7 @@ def promote(
         Path | None,
         typer.Option("--data", help="Data for the holdout (default: the challenger's data)"),
     ] = None,
+    model_name: ModelName = "lead-scorer",
 ) -> None:
     """Point `champion` at the challenger if it shows skill on its own time holdout and is
     not worse than the champion there (ROC AUC drop <= 0.01, ECE rise <= 0.01), or at
@@ -441,7 +466,7 @@ def promote(
     from training.registry import describe_version
     from training.registry import promote as do_promote
 
-    p = do_promote(to_version=to, force=force, data_dir=data)
+    p = do_promote(model_name=model_name, to_version=to, force=force, data_dir=data)
     if p.comparison:
         title = (
             "challenger vs champion, same time holdout"
@@ -462,7 +487,7 @@ def promote(
         console.print(p.skill.sentence())
     for role, v in (("from", p.from_version), ("to", p.to_version)):
         if v and (role == "from" or v != p.from_version):
-            console.print(f"  {role}: {describe_version(v)}")
+            console.print(f"  {role}: {describe_version(v, model_name)}")
     if not p.accepted:
         err.print(
             f"[bold red]refused:[/] champion stays at version {p.from_version or '- (none)'}; "
@@ -477,11 +502,11 @@ def promote(
         )
 
 
-def _import_served(alias: str) -> Any:
+def _import_served(alias: str, model_name: str = "lead-scorer") -> Any:
     from serving.model_store import import_registered
-    from training.tracking import MODEL_NAME, tracking_uri
+    from training.tracking import tracking_uri
 
-    return import_registered(MODEL_NAME, alias, tracking_uri())
+    return import_registered(model_name, alias, tracking_uri())
 
 
 def _bentoml_bin() -> str:
@@ -636,6 +661,7 @@ def serve(
             help="Serve without API tokens (every caller is let in): a laptop only",
         ),
     ] = False,
+    model_name: ModelName = "lead-scorer",
 ) -> None:
     """Serve the champion model over HTTP with BentoML (POST /score, POST /outcomes,
     GET /model; bearer tokens from LEADSCORE_API_TOKENS or LEADSCORE_API_TOKENS_FILE)."""
@@ -666,7 +692,7 @@ def serve(
             f":{port}'`, stop it, or pass another --port"
         )
         raise typer.Exit(2)
-    model = _import_served(alias)
+    model = _import_served(alias, model_name)
     if insecure_dev:
         err.print("[bold yellow]INSECURE DEV MODE: no authentication, anyone can call /score[/]")
     labels = model.info.labels
@@ -685,13 +711,14 @@ def serve(
 @user_errors
 def build(
     alias: Annotated[str, typer.Option(help="Registry alias or version to package")] = "champion",
+    model_name: ModelName = "lead-scorer",
 ) -> None:
     """Import the champion from the MLflow registry into the BentoML model store and build a
     bento with bentofile.yaml: it serves with no MLflow server reachable, and always the model
     it was built with (pinned as the bento argument `model`, see serving/bento_entry.py)."""
     from serving.model_store import BENTO_MODEL_ARGUMENT
 
-    model = _import_served(alias)
+    model = _import_served(alias, model_name)
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "LEADSCORE_BENTO_MODEL": str(model.tag)}
     cmd = [_bentoml_bin(), "build", "-f", str(root / "bentofile.yaml"), "--output", "tag"]
@@ -729,6 +756,7 @@ def score(
         str | None,
         typer.Option(help="spark engine: master URL (default: spark-submit's, else local[*])"),
     ] = None,
+    model_name: ModelName = "lead-scorer",
 ) -> None:
     """Batch-score every lead in a data folder with the same code path as the HTTP service."""
     import pandas as pd
@@ -740,7 +768,7 @@ def score(
 
     if engine not in ("pandas", "spark"):
         raise typer.BadParameter("choose pandas or spark", param_hint="--engine")
-    bento_model = _import_served(alias)
+    bento_model = _import_served(alias, model_name)
     import bentoml
 
     model = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model

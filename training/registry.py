@@ -27,7 +27,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from training.tracking import MODEL_NAME, use_store
+from training.tracking import MODEL_NAME, experiment_for, use_store
 
 if TYPE_CHECKING:  # imported where used: the CLI imports this module for every command
     from training.holdout import HoldoutSet
@@ -61,7 +61,7 @@ class Promotion:
 def describe_version(version: str, model_name: str = MODEL_NAME) -> str:
     """One line on what a registered version is: target, data, when it was registered and
     its own holdout figures (from the tags ``train`` sets), for promotion and rollback."""
-    use_store()
+    use_store(experiment_for(model_name))
     mv = MlflowClient().get_model_version(model_name, version)
     tags = mv.tags or {}
     when = pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC").strftime("%Y-%m-%d %H:%M")
@@ -81,7 +81,7 @@ def describe_version(version: str, model_name: str = MODEL_NAME) -> str:
 
 def version_for(alias: str, model_name: str = MODEL_NAME) -> str:
     """The version number an alias points to, or a clear error."""
-    use_store()
+    use_store(experiment_for(model_name))
     client = MlflowClient()
     try:
         return str(client.get_model_version_by_alias(model_name, alias).version)
@@ -289,7 +289,7 @@ def promote(
 ) -> Promotion:
     """Point ``champion`` at the challenger if it passes the gate (or at ``to_version``,
     a rollback). Returns the decision; ``accepted`` False means champion is unchanged."""
-    use_store()
+    use_store(experiment_for(model_name))
     client = MlflowClient()
     try:
         current = str(client.get_model_version_by_alias(model_name, "champion").version)

@@ -36,6 +36,12 @@ def artifact_root(uri: str) -> str | None:
     return None
 
 
+def experiment_for(model_name: str) -> str:
+    """The MLflow experiment of a registered model: the default one for the default name,
+    else the name itself (one data set, one name, one experiment)."""
+    return EXPERIMENT if model_name == MODEL_NAME else model_name
+
+
 def use_store(experiment: str = EXPERIMENT) -> str:
     """Point MLflow at the store and experiment; returns the experiment id."""
     uri = tracking_uri()

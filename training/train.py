@@ -60,8 +60,8 @@ from training.selection import (
 )
 from training.skill import skill_verdict
 from training.tracking import (
-    EXPERIMENT,
     MODEL_NAME,
+    experiment_for,
     git_commit,
     quiet_pickle_notice,
     use_store,
@@ -530,7 +530,7 @@ def train(
         "data_end": None if end is None else str(end),
     }
 
-    use_store(EXPERIMENT if model_name == MODEL_NAME else model_name)
+    use_store(experiment_for(model_name))
     progress("logging to MLflow")
     run_name = f"{choice.family}-{'+'.join(targets)}"
     with mlflow.start_run(run_name=run_name) as run:
