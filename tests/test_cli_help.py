@@ -41,4 +41,4 @@ def test_train_help_shows_whole_option_names_and_paths():
     text = " ".join(res.output.split())
     assert "--calibration-prior" in text
     assert "accounts/leads/events/stage_history.parquet" in text
-    assert "training/calibration.py" in text
+    assert "training/selection.py" in text
