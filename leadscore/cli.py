@@ -528,7 +528,9 @@ def start_server(
     out = open(log_file, "ab") if log_file is not None else None  # noqa: SIM115
     try:
         return subprocess.Popen(
-            [_bentoml_bin(), "serve", target, "--host", host, "--port", str(port)],
+            # `bentoml serve` with a metrics folder of its own (serving/bentoml_serve.py)
+            [sys.executable, "-m", "serving.bentoml_serve", target, "--host", host,
+             "--port", str(port)],  # fmt: skip
             env=env,
             start_new_session=True,
             stdout=out,

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_unknown_paths_share_one_metric_label_and_never_appear(api_server):
-    before = httpx.get(f"{api_server.url}/metrics").text
+    # one connection throughout: the requests and the /metrics reads reach the same worker
+    client = httpx.Client(base_url=api_server.url, timeout=30)
+    before = client.get("/metrics").text
     paths = []
     for i in range(2000):
         kind = i % 4
@@ -33,10 +35,9 @@ def test_unknown_paths_share_one_metric_label_and_never_appear(api_server):
             paths.append(f"/score/probe-{uuid.uuid4().hex[:12]}")
         else:
             paths.append(f"/static_content/probe-{i}")
-    with httpx.Client(base_url=api_server.url, timeout=30) as client:
-        statuses = {client.get(p).status_code for p in paths}
+    statuses = {client.get(p).status_code for p in paths}
     assert statuses <= {401, 404}, statuses  # no token: refused, whatever the path
-    after = httpx.get(f"{api_server.url}/metrics").text
+    after = client.get("/metrics").text
     growth = len(after.encode()) - len(before.encode())
     print(f"/metrics: {len(before):,} -> {len(after):,} bytes after 2,000 unknown paths")
     assert growth < 10_000, growth
@@ -44,17 +45,18 @@ def test_unknown_paths_share_one_metric_label_and_never_appear(api_server):
     for marker in ("@", "customer.com", "jane.doe", "probe-"):
         assert marker not in after, marker
     # bounded, not merely small: 500 more new paths add no series (only counts change)
-    with httpx.Client(base_url=api_server.url, timeout=30) as client:
-        for i in range(500):
-            client.get(f"/leads/more-{i}-{uuid.uuid4().hex}@customer.com")
-    again = httpx.get(f"{api_server.url}/metrics").text
+    for i in range(500):
+        client.get(f"/leads/more-{i}-{uuid.uuid4().hex}@customer.com")
+    again = client.get("/metrics").text
+    client.close()
     print(f"/metrics after 500 more: {len(again):,} bytes")
     assert len(again.encode()) - len(after.encode()) < 1_000
     labels = set(re.findall(r'endpoint="([^"]*)"', again))
     assert labels <= KNOWN_ENDPOINTS | {OTHER_ENDPOINT, "/static_content"}, labels
     # the service's own routes keep their names
-    assert httpx.post(f"{api_server.url}/score", json={}, headers=AUTH).status_code == 400
-    assert 'endpoint="/score"' in httpx.get(f"{api_server.url}/metrics").text
+    with httpx.Client(base_url=api_server.url, timeout=30) as one:
+        assert one.post("/score", json={}, headers=AUTH).status_code == 400
+        assert 'endpoint="/score"' in one.get("/metrics").text
 
 
 def _raw_post(url: str, head_extra: str, first_bytes: bytes) -> tuple[int, dict]:
