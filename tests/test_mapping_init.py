@@ -142,3 +142,47 @@ def test_x_education_draft_validates_and_imports(tmp_path):
     assert {"Tags", "Lead Quality"} <= set(mapping.leaky)
     summary = import_export(drafted, [X_EDUCATION / "Leads.csv"], tmp_path / "out")
     assert summary.leads == 9240 and summary.positives == 3561
+
+
+OLIST = X_EDUCATION.parent / "olist-marketing-funnel"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not OLIST.exists(), reason=f"shared exports not found under {OLIST.parent}")
+@pytest.mark.parametrize(
+    ("files", "min_auc"),
+    [
+        ([X_EDUCATION / "Leads.csv"], 0.85),
+        (
+            [
+                OLIST / "olist_marketing_qualified_leads_dataset.csv",
+                OLIST / "olist_closed_deals_dataset.csv",
+            ],
+            0.55,
+        ),
+    ],
+    ids=["x-education", "olist"],
+)
+def test_a_drafted_mapping_of_each_shared_export_trains_a_model(
+    tmp_path, own_mlflow_store, files, min_auc
+):
+    """mapping init -> import -> train with the draft as written and only the target on
+    the command line: what a new user does with an export nobody mapped for them."""
+    import json
+
+    drafted = tmp_path / "draft.yaml"
+    code, out = init(*map(str, files), "--out", str(drafted))
+    assert code == 0, out
+    runner = CliRunner()
+    res = runner.invoke(
+        app,
+        ["import", "--mapping", str(drafted), "--out", str(tmp_path / "data"),
+         *map(str, files)],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        app, ["train", "--data", str(tmp_path / "data"), "--target", "customer", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    result = json.loads(res.stdout)
+    assert result["skill"]["skill"] == "ok" and result["roc_auc"] >= min_auc, result["roc_auc"]

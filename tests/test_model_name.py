@@ -40,6 +40,18 @@ def test_two_exports_under_two_names_do_not_touch_each_other(tmp_path, own_mlflo
     assert str(client.get_model_version_by_alias("crm-a", "champion").version) == "1"
     with pytest.raises(Exception, match="champion"):
         client.get_model_version_by_alias("crm-b", "champion")
+    # crm-b gets its own champion; a new crm-a version and its promotion leave it alone
+    assert runner.invoke(app, ["promote", "--model-name", "crm-b"]).exit_code == 0
+    res = runner.invoke(
+        app,
+        ["train", "--data", str(dirs["crm-a"]), "--target", "customer", "--json",
+         "--model-name", "crm-a"],
+    )  # fmt: skip
+    assert res.exit_code == 0 and json.loads(res.stdout)["version"] == "2", res.output
+    res = runner.invoke(app, ["promote", "--model-name", "crm-a"])
+    assert res.exit_code == 0, res.output
+    assert str(client.get_model_version_by_alias("crm-a", "champion").version) == "2"
+    assert str(client.get_model_version_by_alias("crm-b", "champion").version) == "1"
     assert not [m for m in client.search_registered_models() if m.name == "lead-scorer"]
 
     res = runner.invoke(app, ["promote", "--model-name", "no such name!"])
