@@ -823,11 +823,21 @@ class PredictionLog:
         with self._schema_lock:
             if self._schema_ready:
                 return
-            try:
-                self._md.create_all(self._engine)
-            except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
-                # another process created the tables at the same moment: check again
-                self._md.create_all(self._engine)
+            for attempt in range(3):
+                try:
+                    self._md.create_all(self._engine)
+                    break
+                except (
+                    sa_exc.IntegrityError,
+                    sa_exc.ProgrammingError,
+                    sa_exc.OperationalError,
+                ) as e:
+                    # another process created the tables at the same moment (PostgreSQL:
+                    # an integrity or programming error; SQLite: "table ... already
+                    # exists"): check again; any other operational error is the store's
+                    raced = not isinstance(e, sa_exc.OperationalError) or "already exists" in str(e)
+                    if not raced or attempt == 2:
+                        raise
             self._schema_ready = True
 
     # ---------------------------------------------------------------- outcomes
