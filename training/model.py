@@ -12,6 +12,7 @@ model store and calls ``score``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -355,25 +356,9 @@ class LeadScoringModel:
             for name, h in heads.items()
             if name.startswith("p_")
         }
-        out = pd.DataFrame(
-            {
-                "p_convert": p,
-                self.probability_field: p,
-                **extra,
-                "fit_score": fit_score,
-                "interest_score": interest_score,
-                "quadrant": assign_quadrants(
-                    fit_score, interest_score, self.fit_threshold, self.interest_threshold
-                ),
-            },
-            index=X.index,
+        return self._answers(
+            X, p, fit_score, interest_score, extra, lambda: conv.contributions(M, go_left)
         )
-        if len(X):
-            contrib = conv.contributions(M, go_left)
-            out["reasons"] = reasons_from_array(contrib, conv.columns, X)
-        else:
-            out["reasons"] = []
-        return out
 
     def _score_frames(self, X: pd.DataFrame) -> pd.DataFrame:
         """``score`` for heads of any family, through the heads' own frame methods (the
@@ -386,6 +371,22 @@ class LeadScoringModel:
             for t, h in self.heads.items()
             if t != self.target
         }
+        return self._answers(
+            X, p, fit_score, interest_score, extra,
+            lambda: self.conversion.contributions(X).to_numpy(),
+        )  # fmt: skip
+
+    def _answers(
+        self,
+        X: pd.DataFrame,
+        p: np.ndarray,
+        fit_score: np.ndarray,
+        interest_score: np.ndarray,
+        extra: dict[str, np.ndarray],
+        contributions: Callable[[], np.ndarray],
+    ) -> pd.DataFrame:
+        """The answer frame both scoring paths return; ``contributions`` (conversion head,
+        last column the bias) is called only when there are leads to give reasons for."""
         out = pd.DataFrame(
             {
                 "p_convert": p,
@@ -400,8 +401,7 @@ class LeadScoringModel:
             index=X.index,
         )
         if len(X):
-            contrib = self.conversion.contributions(X)
-            out["reasons"] = reasons_from_array(contrib.to_numpy(), self.conversion.columns, X)
+            out["reasons"] = reasons_from_array(contributions(), self.conversion.columns, X)
         else:
             out["reasons"] = []
         return out
