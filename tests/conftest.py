@@ -13,6 +13,19 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--record-golden",
+        action="store_true",
+        help="write tests/golden/*.json from this run instead of comparing against them",
+    )
+
+
+@pytest.fixture(scope="session")
+def record_golden(request: pytest.FixtureRequest) -> bool:
+    return bool(request.config.getoption("--record-golden"))
+
+
 @dataclass(frozen=True)
 class Trained:
     data_dir: Path
