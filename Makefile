@@ -6,9 +6,9 @@ STAMP := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 export BENTOML_HOME ?= $(CURDIR)/bentoml_home
 
-.PHONY: install browser demo test serve ui lint clean
+.PHONY: install browser demo test test-fast serve ui lint clean
 
-# Headless Chromium + ChromeDriver for the MLflow UI browser test (tests/test_mlflow_ui.py).
+# Headless Chromium + ChromeDriver for the MLflow UI browser test (tests/e2e/test_mlflow_ui.py).
 # Installed only when missing and only as root (CI on Debian); otherwise that test skips.
 browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
@@ -35,6 +35,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q
+
+# Unit tests only (no training, no server): a couple of minutes, for the edit-test loop.
+test-fast: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
 
 serve: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/leadscore serve --port 3000

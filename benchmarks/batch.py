@@ -124,11 +124,10 @@ def run_pandas(data: Path, tracking_uri: str, workers: int, chunk_size: int) -> 
     import pandas as pd
     import pyarrow.parquet as pq
 
+    from crm.contract import data_end, read_tables
     from features.build import compute_features
     from features.content import funnel_profile
-    from features.contract import read_tables
-    from serving.scoring import input_flags, score_to_parquet
-    from training.dataset import data_end
+    from scoring.batch import input_flags, score_to_parquet
 
     ph = Phases()
     model = ph("load model", lambda: _model(tracking_uri))
@@ -237,7 +236,7 @@ def _ensure_data(data: Path, leads: int, seed: int) -> dict[str, float] | None:
     if (data / "events.parquet").exists():
         return None
     print(f"simulating {leads:,} leads into {data}", file=sys.stderr, flush=True)
-    code = "from features.simulate import write_simulation as w; import sys; " + (
+    code = "from crm.simulate import write_simulation as w; import sys; " + (
         f"w(sys.argv[1], n_leads={leads}, seed={seed})"
     )
     t = time.perf_counter()
@@ -258,7 +257,7 @@ def _ensure_model(tracking_uri: str | None, work: Path) -> str:
     uri = f"sqlite:///{store / 'mlflow.db'}"
     print("training a model on 6,000 simulated leads", file=sys.stderr, flush=True)
     code = (
-        "from features.simulate import write_simulation; from training.train import train; "
+        "from crm.simulate import write_simulation; from training.train import train; "
         "from training.registry import promote; import sys; "
         "write_simulation(sys.argv[1], n_leads=6000, seed=11); "
         "train(sys.argv[1], target='sal', seed=11); promote()"

@@ -15,8 +15,8 @@ import time
 import numpy as np
 import pandas as pd
 
+from crm.contract import EVENT_TYPES
 from features.build import FEATURE_COLUMNS, compute_features
-from features.contract import EVENT_TYPES
 
 AS_OF = pd.Timestamp("2025-01-01")
 TITLES = ["CTO", "Sr. Software Engineer", "VP Sales", "Leiter IT", "Mktg Manager", None]

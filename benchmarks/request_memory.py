@@ -22,12 +22,11 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from features.contract import read_tables
-from leadscore.cli import free_port, server_processes, start_server, stop_server, wait_ready
+from crm.contract import data_end, read_tables
 from serving.limits import MAX_BODY_BYTES, MAX_EVENTS_PER_REQUEST, count_events
 from serving.model_store import import_registered
+from serving.process import free_port, server_processes, start_server, stop_server, wait_ready
 from serving.schemas import MAX_LEADS_PER_REQUEST, tables_to_requests
-from training.dataset import data_end
 from training.tracking import MODEL_NAME, tracking_uri
 
 TOKEN = "benchmark-token-0123456789abcdef"

@@ -21,13 +21,12 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
+from crm.contract import data_end, read_tables
 from features.build import compute_features
-from features.contract import read_tables
-from leadscore.cli import free_port, start_server, stop_server, wait_ready
 from serving.loadgen import run_load
 from serving.model_store import import_registered
+from serving.process import free_port, start_server, stop_server, wait_ready
 from serving.schemas import tables_to_requests
-from training.dataset import data_end
 from training.tracking import MODEL_NAME, tracking_uri
 
 TOKEN = "benchmark-token-0123456789"

@@ -32,8 +32,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from crm.contract import CUSTOM_KINDS, EVENT_TYPES
 from features import geo
-from features.contract import EVENT_TYPES
 from features.jobtitle import DEPARTMENTS, SENIORITIES, parse_job_title
 
 DAY_NS: int = 86_400 * 10**9
@@ -309,8 +309,6 @@ _GROUP_OF_TYPE = np.array(
 )
 
 
-# the attribute kinds an import mapping may declare (features/importer.py reads these)
-CUSTOM_KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean")
 MAX_CUSTOM_CATEGORIES = 60
 
 

@@ -15,7 +15,7 @@ count. The purchase is the first entry into the funnel stage ``customer``.
    in the community)
 5. otherwise (bought long ago, never seen using the product)       -> ``new_customer``
 
-The order of 2 and 3 is the simulator's (``features.simulate``) and therefore the
+The order of 2 and 3 is the simulator's (``crm.simulate``) and therefore the
 project's definition: a referral in the first 90 days still counts as onboarding; the
 ambassador stage starts once the customer is past it. Rule 5 keeps a customer who never
 activated in the onboarding segment, where the content map sends onboarding material.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from features.contract import STAGE_RANK, STAGES
+from crm.contract import STAGE_RANK, STAGES
 from features.personas import (
     SMALL,
     AsOf,

@@ -6,7 +6,7 @@ There is no Spark re-implementation of any feature (that would be train/serve sk
 by a hash of ``lead_id`` into buckets; ``cogroup(...).applyInPandas`` hands each bucket's
 rows to the Python workers as pandas frames, which are validated against the contract and
 passed to ``features.build.compute_features`` (or, for scoring, to
-``serving.scoring.score_tables``) exactly as ``leadscore score`` does on one machine. All
+``scoring.batch.score_tables``) exactly as ``leadscore score`` does on one machine. All
 rows of a lead land in one bucket, so per-lead features are complete; a bucket holds
 roughly ``leads / n_buckets`` leads, which bounds a worker's memory.
 
@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from crm.contract import TABLES, DataContractError, Problem, validate
 from features.build import FeatureConfig, compute_features
-from features.contract import TABLES, DataContractError, Problem, validate
 
 if TYPE_CHECKING:  # pyspark is an optional dependency: imported where it is used
     from pyspark.sql import DataFrame, SparkSession
@@ -319,7 +319,7 @@ def apply_per_bucket(
 
 
 def data_end_spark(tables: SparkTables) -> pd.Timestamp:
-    """The moment the export was taken (as ``training.dataset.data_end``): the latest
+    """The moment the export was taken (as ``crm.contract.data_end``): the latest
     recorded timestamp in events, stage changes and lead creations."""
     from pyspark.sql import functions as F
 

@@ -7,8 +7,6 @@ import functools
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,16 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
+
+from serving.process import (
+    bentoml_bin,
+    free_port,
+    port_in_use,
+    run_until_signal,
+    start_server,
+    stop_server,
+    wait_ready,
+)
 
 
 class _Commands(TyperGroup):
@@ -58,8 +66,8 @@ def user_errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from features.contract import DataContractError
-        from features.importer import ImportDataError, ImportOutputError, MappingError
+        from crm.contract import DataContractError
+        from crm.importer import ImportDataError, ImportOutputError, MappingError
         from features.personas import ConfigError
         from serving.model_store import ModelNotFound
         from training.dataset import TrainingDataError
@@ -127,7 +135,7 @@ def simulate(
     ),
 ) -> None:
     """Simulate a B2B CRM: the four canonical tables plus a ground-truth table."""
-    from features.simulate import write_simulation
+    from crm.simulate import write_simulation
 
     t0 = time.perf_counter()
     with console.status(f"simulating {leads:,} leads"):
@@ -159,7 +167,7 @@ def import_export(
     ] = None,
 ) -> None:
     """Map a CRM export onto the canonical tables through a YAML mapping (no code)."""
-    from features.importer import import_export as run_import
+    from crm.importer import import_export as run_import
 
     summary = run_import(mapping, files, out, include_leaky=include_leaky)
     console.print(summary.describe())
@@ -194,8 +202,8 @@ def mapping_init(
     """Draft a mapping YAML from the export's columns, every choice explained in a comment.
 
     Edit the draft (the lines marked EDIT above all), then run `leadscore import`."""
-    from features.importer import ImportOutputError
-    from features.mapping_draft import DraftError, draft_mapping
+    from crm.importer import ImportOutputError
+    from crm.mapping_draft import DraftError, draft_mapping
 
     if out is not None and out.exists() and not force:
         raise ImportOutputError(f"--out {out}: exists; pass --force to replace it")
@@ -218,7 +226,7 @@ def mapping_init(
 @user_errors
 def mapping_schema() -> None:
     """Print the JSON Schema of the mapping format (for editors; see docs/MAPPING.md)."""
-    from features.mapping_schema import mapping_json_schema
+    from crm.mapping_schema import mapping_json_schema
 
     print(json.dumps(mapping_json_schema(), indent=2))
 
@@ -227,7 +235,7 @@ def mapping_schema() -> None:
 @user_errors
 def validate(data: DataDir) -> None:
     """Check a data folder against the canonical contract and list every problem."""
-    from features.contract import read_tables
+    from crm.contract import read_tables
 
     d = read_tables(data)
     console.print(
@@ -389,7 +397,7 @@ def _with_outcomes(data: Path, db_url: str, progress: Callable[[str], None]) -> 
     import shutil
     import tempfile
 
-    from features.contract import read_tables, write_tables
+    from crm.contract import read_tables, write_tables
     from serving.outcomes import merge_outcomes
     from serving.predlog import PredictionLog
 
@@ -509,147 +517,6 @@ def _import_served(alias: str, model_name: str = "lead-scorer") -> Any:
     return import_registered(model_name, alias, tracking_uri())
 
 
-def _bentoml_bin() -> str:
-    here = Path(sys.executable).parent / "bentoml"
-    return str(here) if here.exists() else "bentoml"
-
-
-def start_server(
-    tag: str,
-    port: int,
-    host: str = "127.0.0.1",
-    extra_env: dict | None = None,
-    log_file: Path | None = None,
-    target: str = "serving.service:LeadScoringService",
-) -> subprocess.Popen:
-    """Start `bentoml serve` for the service with the given BentoML model tag (``target``
-    may also be a bento tag); stdout and stderr go to ``log_file`` when given."""
-    env = {**os.environ, "LEADSCORE_BENTO_MODEL": tag, **(extra_env or {})}
-    out = open(log_file, "ab") if log_file is not None else None  # noqa: SIM115
-    try:
-        return subprocess.Popen(
-            # `bentoml serve` with a metrics folder of its own (serving/bentoml_serve.py)
-            [sys.executable, "-m", "serving.bentoml_serve", target, "--host", host,
-             "--port", str(port)],  # fmt: skip
-            env=env,
-            start_new_session=True,
-            stdout=out,
-            stderr=subprocess.STDOUT if out is not None else None,
-        )
-    finally:
-        if out is not None:
-            out.close()
-
-
-def wait_ready(port: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"the service exited with code {proc.returncode} before it was ready"
-            )
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"the service was not ready on port {port} after {timeout:.0f} s")
-
-
-#: Seconds `leadscore serve` waits, after SIGTERM, for the server to answer the requests in
-#: flight and flush the prediction log, before it kills what is left.
-DRAIN_S = 35.0
-
-
-def server_processes(proc: subprocess.Popen) -> list[Any]:
-    """The server's workers (psutil processes). BentoML starts each in a process group of
-    its own, so signalling the server's group does not reach them."""
-    import psutil
-
-    try:
-        return psutil.Process(proc.pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
-
-
-def stop_server(proc: subprocess.Popen, timeout: float = DRAIN_S) -> None:
-    """SIGTERM to the server (it drains and stops its workers), then, ``timeout`` seconds
-    later, SIGKILL to whatever of the server and its workers is still there."""
-    import psutil
-
-    workers = server_processes(proc)
-    deadline = time.monotonic() + timeout
-    if proc.poll() is None:
-        _killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            _killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-    _, alive = psutil.wait_procs(workers, timeout=max(0.1, deadline - time.monotonic()))
-    for p in alive:
-        try:
-            p.kill()
-        except psutil.NoSuchProcess:
-            pass
-    psutil.wait_procs(alive, timeout=10)
-
-
-def port_in_use(host: str, port: int) -> str | None:
-    """Why ``host:port`` cannot be listened on (e.g. a server left running), or None."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
-        try:
-            s.bind((host, port))
-        except OSError as e:
-            return e.strerror or str(e)
-    return None
-
-
-class _Stop(Exception):
-    """A signal asked `leadscore serve` to stop."""
-
-
-def run_until_signal(proc: subprocess.Popen, drain: float = DRAIN_S) -> int:
-    """Wait for the server; on SIGTERM, SIGINT or SIGHUP stop it (:func:`stop_server`) and
-    return 0. The server runs in a session of its own, so without this a signal to the
-    command would end only the command and leave the server serving."""
-
-    def stop(signum: int, frame: Any) -> None:
-        raise _Stop(signum)
-
-    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
-    old = {sig: signal.signal(sig, stop) for sig in sigs}
-    try:
-        return proc.wait()
-    except (_Stop, KeyboardInterrupt):
-        for sig in sigs:  # a second signal must not interrupt the drain
-            signal.signal(sig, signal.SIG_IGN)
-        err.print(f"stopping: finishing the requests in flight (at most {drain:.0f} s)")
-        stop_server(proc, drain)
-        return 0
-    finally:
-        for sig, handler in old.items():
-            signal.signal(sig, handler)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @app.command()
 @user_errors
 def serve(
@@ -706,7 +573,7 @@ def serve(
     proc = start_server(
         str(model.tag), port, host, {"LEADSCORE_INSECURE_DEV": "1"} if insecure_dev else None
     )
-    sys.exit(run_until_signal(proc))
+    sys.exit(run_until_signal(proc, say=err.print))
 
 
 @app.command()
@@ -723,7 +590,7 @@ def build(
     model = _import_served(alias, model_name)
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "LEADSCORE_BENTO_MODEL": str(model.tag)}
-    cmd = [_bentoml_bin(), "build", "-f", str(root / "bentofile.yaml"), "--output", "tag"]
+    cmd = [bentoml_bin(), "build", "-f", str(root / "bentofile.yaml"), "--output", "tag"]
     cmd += ["--arg", f"{BENTO_MODEL_ARGUMENT}={model.tag}", str(root)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -764,9 +631,8 @@ def score(
     import pandas as pd
     from rich.progress import Progress
 
-    from features.contract import read_tables
-    from serving.scoring import score_to_parquet
-    from training.dataset import data_end
+    from crm.contract import data_end, read_tables
+    from scoring.batch import score_to_parquet
 
     if engine not in ("pandas", "spark"):
         raise typer.BadParameter("choose pandas or spark", param_hint="--engine")
@@ -812,7 +678,7 @@ def _score_spark(
     from pyspark.sql import SparkSession
     from pyspark.sql import functions as F
 
-    from features.contract import DataContractError, Problem
+    from crm.contract import DataContractError, Problem
     from features.spark import data_end_spark, read_spark_tables, spark_session
     from serving.spark_batch import score_spark
 
@@ -856,9 +722,8 @@ def demo(
     import httpx
     import pandas as pd
 
-    from features.contract import read_tables
+    from crm.contract import data_end, read_tables
     from serving.schemas import tables_to_requests
-    from training.dataset import data_end
 
     console.rule("1. simulate a CRM")
     simulate(leads=leads, seed=seed, out=data)
@@ -978,9 +843,9 @@ def report(
 
     Funnel counts, conversion by month and segment, persona x stage heat map and (with
     --model) the quadrant mix; it opens in a browser without a server or network."""
-    from features.contract import read_tables
+    from crm.contract import read_tables
+    from reports.funnel import write_report
     from serving.model_store import ModelNotFound
-    from training.report import write_report
 
     moment = _parse_moment(as_of)
     d = read_tables(data)
@@ -1046,9 +911,8 @@ def personas_discover(
     import yaml
     from rich.markup import escape
 
-    from features.contract import read_tables
+    from crm.contract import data_end, read_tables
     from features.personas import discover_personas
-    from training.dataset import data_end
 
     moment = _parse_moment(as_of)
     d = read_tables(data)

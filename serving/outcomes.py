@@ -11,7 +11,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from features.contract import CrmData
+from crm.contract import CrmData
 
 # A won deal means the lead became a customer.
 _WON_STAGE = "customer"

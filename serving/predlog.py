@@ -15,7 +15,7 @@ PostgreSQL), with an optional name prefix:
     ``stage``, ``accepted``, ``won`` (nullable booleans), ``at``, ``received_at``,
     ``request_id``. ``(lead_id, stage, at)`` is unique: a CRM retry is stored once.
 
-All timestamps are naive UTC (as in :mod:`features.contract`).
+All timestamps are naive UTC (as in :mod:`crm.contract`).
 
 Privacy: :func:`prediction_row` copies only whitelisted fields of an answer (numbers, the
 label fields in :data:`LABEL_FIELDS`, ``quadrant``, ``segment`` and the keys of each reason
@@ -57,7 +57,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 
-from features.contract import STAGES
+from crm.contract import STAGES
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from features.contract import EVENT_TYPES, SCHEMAS, STAGES
-from features.email import email_domain_kind
+from crm.contract import EVENT_TYPES, SCHEMAS, STAGES
+from crm.email import email_domain_kind
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 StageName = Literal[STAGES]  # type: ignore[valid-type]

@@ -40,6 +40,7 @@ from bentoml.exceptions import InternalServerError
 from pydantic import Field
 from starlette.responses import Response
 
+from scoring.batch import answer_records, expected_custom_fields, score_tables
 from serving import metrics
 from serving.auth import BearerTokenMiddleware, is_loopback, load_tokens
 from serving.errors import (
@@ -71,7 +72,6 @@ from serving.schemas import (
     leads_to_tables,
     score_response_json,
 )
-from serving.scoring import answer_records, expected_custom_fields, score_tables
 
 logger = logging.getLogger("bentoml.leadscore")
 

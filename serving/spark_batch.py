@@ -1,6 +1,6 @@
 """Batch scoring on Apache Spark with the same code path as the HTTP service.
 
-Each lead bucket (see ``features.spark``) goes through ``serving.scoring.score_tables``, the
+Each lead bucket (see ``features.spark``) goes through ``scoring.batch.score_tables``, the
 function behind ``POST /score`` and ``leadscore score``: features, the registered model's
 ``score`` and the funnel profile (persona, lifecycle stage, segment, content phase, next
 content). So a lead gets the same answer from Spark, from one machine and over HTTP.
@@ -26,7 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from features.spark import SparkTables, apply_per_bucket, check_accounts, to_spark_rows
-from serving.scoring import score_tables
+from scoring.batch import score_tables
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame

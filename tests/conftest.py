@@ -13,6 +13,17 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
+#: Session fixtures that simulate, train or serve for real: a test that uses one of them is an
+#: end-to-end test and is marked ``slow`` (``make test-fast`` leaves those out).
+HEAVY_FIXTURES = frozenset({"sim_dir", "trained", "api_server"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
         "--record-golden",
@@ -72,7 +83,7 @@ def own_mlflow_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 @pytest.fixture(scope="session")
 def sim_dir(workdir: Path) -> Path:
-    from features.simulate import write_simulation
+    from crm.simulate import write_simulation
 
     out = workdir / "sim"
     write_simulation(out, n_leads=6000, seed=11)
@@ -95,7 +106,7 @@ def api_server(trained, workdir: Path):
     service, bad-request and schema tests (helpers in tests/serving_helpers.py)."""
     from serving_helpers import start_served
 
-    from leadscore.cli import stop_server
+    from serving.process import stop_server
 
     served = start_served(trained, workdir, "api")
     try:

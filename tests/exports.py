@@ -46,7 +46,7 @@ def write_export(
 
 def imported(out: Path, name: str, frame: pd.DataFrame, kinds: dict[str, str]) -> Path:
     """The export written, then imported with ``leadscore import``'s code; the data folder."""
-    from features.importer import import_export
+    from crm.importer import import_export
 
     csv, mapping = write_export(out / "raw", name, frame, kinds)
     data_dir = out / "data"

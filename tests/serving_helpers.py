@@ -34,8 +34,8 @@ def start_served(
     timeout: float = 180,
     target: str = "serving.service:LeadScoringService",
 ) -> Served:
-    from leadscore.cli import free_port, start_server, stop_server, wait_ready
     from serving.model_store import import_registered
+    from serving.process import free_port, start_server, stop_server, wait_ready
     from training.tracking import MODEL_NAME
 
     model = import_registered(MODEL_NAME, "champion", trained.tracking_uri)
@@ -59,8 +59,7 @@ def start_served(
 
 def crm_sample(data_dir: Path, n: int = 30, seed: int = 3):
     """(data, picked leads, as_of) from the simulated CRM."""
-    from features.contract import read_tables
-    from training.dataset import data_end
+    from crm.contract import data_end, read_tables
 
     d = read_tables(data_dir)
     moment = data_end(d) + pd.Timedelta(seconds=1)

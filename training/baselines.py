@@ -9,7 +9,7 @@ the calibration prior the validation folds chose) and scored on the same time ho
 - ``naive_bayes``: naive Bayes over field-value frequencies, like Odoo's predictive lead
   scoring: categorical fields as they are, numbers cut into quantile bins.
 - ``logistic``: logistic regression on one-hot categoricals and every number twice, as it
-  is and log-scaled (``training.heads.logistic_pipeline``; a weak baseline flatters the
+  is and log-scaled (``scoring.heads.logistic_pipeline``; a weak baseline flatters the
   model it is compared with).
 
 Naive Bayes and logistic regression are also model families the trainer may choose

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from crm.contract import STAGE_RANK, STAGES, CrmData, data_end
 from features.build import FeatureConfig, compute_features
-from features.contract import STAGE_RANK, STAGES, CrmData
 
 #: Days after entry into the from-stage at which a lead not yet at the target is snapshotted
 #: again (0 = at entry), for the funnel steps a CRM records with real times. Lead -> MQL
@@ -90,16 +90,6 @@ class TimeSplit:
                 out[f"{name}_from"] = str(as_of.iloc[idx].min())
                 out[f"{name}_to"] = str(as_of.iloc[idx].max())
         return out
-
-
-def data_end(data: CrmData) -> pd.Timestamp:
-    """The moment the export was taken: the latest recorded timestamp anywhere."""
-    candidates = [
-        data.events["at"].max() if len(data.events) else pd.NaT,
-        data.stage_history["entered_at"].max() if len(data.stage_history) else pd.NaT,
-        data.leads["created_at"].max(),
-    ]
-    return max(c for c in candidates if pd.notna(c))
 
 
 def previous_stage(data: CrmData, target: str) -> str:

@@ -17,8 +17,8 @@ import lightgbm as lgb
 import numpy as np
 from sklearn.metrics import log_loss
 
+from crm.contract import CrmData
 from features.build import FeatureConfig
-from features.contract import CrmData
 from training.dataset import TrainingSet, snapshot_features
 
 HALF_LIFE_GRID: tuple[float, ...] = (3.0, 7.0, 14.0, 30.0, 60.0, 120.0)

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from crm.contract import CrmData, read_tables
+from crm.importer import load_custom_fields
 from features.build import FeatureConfig
-from features.contract import CrmData, read_tables
-from features.importer import load_custom_fields
 from training.dataset import TimeSplit, TrainingSet, build_training_set
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from features.contract import CrmData
+from crm.contract import CrmData
 from training.dataset import previous_stage, stage_entries
 
 #: the share of conversions a suggested horizon keeps

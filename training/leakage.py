@@ -37,7 +37,8 @@ ones that converted, yet noisy):
   class. Raw record fields only, like the missingness rule.
 
 On the two public exports (X Education, Olist) and the simulator, no legitimate column
-fires any rule (tests/test_leakage.py and tests/test_real_exports.py check it); the
+fires any rule (tests/training/test_leakage.py and tests/training/test_real_exports.py check
+it); the
 closest are Olist's landing page (alone 0.68 against 0.62 without it: under the floor
 and the margin), X Education's time on the website (0.74 against 0.81) and occupation
 (0.76 against 0.87).
@@ -260,7 +261,7 @@ def beats_the_rest(
     Both directions, because a real signal that grows while the others fade (a campaign
     change, a new sales team) outranks the rest forward in time and falls behind them
     backward; a record of the outcome outranks them either way. On such a drifting export
-    (tests/test_leakage.py) the growing field reaches 0.79 alone against 0.58 forward, but
+    (tests/training/test_leakage.py) the growing field reaches 0.79 alone against 0.58 forward, but
     0.57 against 0.76 backward; a call length 0.83 against 0.67 and 0.80 against 0.66.
     The others must know something (ROC AUC at least ``rest_floor``, 0.6, both ways):
     in an export with one informative column and a few empty ones, that column beats the

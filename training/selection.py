@@ -36,7 +36,7 @@ import pandas as pd
 from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.pipeline import Pipeline
 
-from training.heads import (
+from scoring.heads import (
     FAMILIES,
     CalibratedHead,
     fit_estimator,

@@ -82,7 +82,7 @@ class _DropPickleNotice(logging.Filter):
 @contextmanager
 def quiet_pickle_notice() -> Iterator[None]:
     """Drop MLflow's per-call notice that a Python-object model is cloudpickled. The model
-    is a pickled ``training.model`` object on purpose (one code path for training, batch
+    is a pickled ``scoring.model`` object on purpose (one code path for training, batch
     and serving); load models only from a store you trust, as the README says. Every
     other MLflow message still shows."""
     logger = logging.getLogger("mlflow.pyfunc")

@@ -17,6 +17,8 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 from sklearn.metrics import average_precision_score, brier_score_loss, log_loss, roc_auc_score
 
+from crm.contract import CrmData, read_tables
+from crm.importer import CustomFields, load_custom_fields
 from features.build import (
     DEFAULT_HALF_LIVES_DAYS,
     FeatureConfig,
@@ -26,10 +28,14 @@ from features.build import (
     fit_features,
 )
 from features.content import load_content
-from features.contract import CrmData, read_tables
-from features.importer import CustomFields, load_custom_fields
 from features.personas import load_personas
 from features.quadrant_policy import load_quadrant_policy
+from scoring.heads import FAMILIES, CalibratedHead
+from scoring.model import (
+    DEFAULT_LGBM_PARAMS,
+    LeadScoringModel,
+    LeadScoringPyfunc,
+)
 from training import evaluate as ev
 from training.baselines import fit_baselines
 from training.dataset import (
@@ -42,15 +48,9 @@ from training.dataset import (
 from training.decay import learn_half_lives
 from training.drift import drift_report, plot_drift
 from training.example import safe_input_example
-from training.heads import FAMILIES, CalibratedHead
 from training.holdout import export_end, holdout_set
 from training.latewins import late_wins
 from training.leakage import LeakageError, LeakageFinding, blocking, check_leakage
-from training.model import (
-    DEFAULT_LGBM_PARAMS,
-    LeadScoringModel,
-    LeadScoringPyfunc,
-)
 from training.selection import (
     Choice,
     choose,

@@ -18,10 +18,10 @@ import numpy as np
 import optuna
 from sklearn.metrics import log_loss, roc_auc_score
 
-from features.contract import read_tables
-from features.importer import load_custom_fields
+from crm.contract import read_tables
+from crm.importer import load_custom_fields
+from scoring.model import make_pipeline
 from training.dataset import build_training_set
-from training.model import make_pipeline
 from training.tracking import git_commit, tracking_uri, use_store
 from training.train import import_feature_config
 

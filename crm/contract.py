@@ -1,0 +1,342 @@
+"""The canonical data contract: four tables every CRM export is mapped onto.
+
+accounts, leads, events and stage_history are stored as Parquet files named
+``<table>.parquet`` in one folder. ``validate_tables`` checks all of them at once and
+returns every problem (table, row key, column, reason); nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# The kinds of custom lead attribute (``attr_*`` columns) an import mapping may declare;
+# features/build.py turns each kind into a feature.
+CUSTOM_KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean")
+
+EVENT_TYPES: tuple[str, ...] = (
+    "page_view",
+    "blog_read",
+    "newsletter_open",
+    "newsletter_click",
+    "email_open",
+    "email_click",
+    "webinar_registered",
+    "webinar_attended",
+    "content_download",
+    "form_submit",
+    "pricing_view",
+    "demo_request",
+    "trade_fair_visit",
+    "unsubscribe",
+    "email_bounce",
+    "referral",
+)
+
+STAGES: tuple[str, ...] = ("visit", "lead", "mql", "sal", "opportunity", "customer")
+STAGE_RANK: dict[str, int] = {s: i for i, s in enumerate(STAGES)}
+
+EMAIL_DOMAIN_KINDS: tuple[str, ...] = ("business", "free")
+
+TABLES: tuple[str, ...] = ("accounts", "leads", "events", "stage_history")
+
+# Rows listed per column and reason; beyond that a count stands for the rest.
+MAX_LISTED = 1000
+
+# column -> kind; kinds: id, str, num, time, bool, cat:<allowed values attr>
+SCHEMAS: dict[str, dict[str, str]] = {
+    "accounts": {
+        "account_id": "id",
+        "industry": "str?",
+        "employees": "num?",
+        "annual_revenue": "num?",
+        "country": "str?",
+    },
+    "leads": {
+        "lead_id": "id",
+        "account_id": "str?",
+        "created_at": "time",
+        "job_title": "str?",
+        "source": "str?",
+        "email_domain_kind": "email_domain_kind?",
+        "do_not_email": "bool?",
+    },
+    "events": {
+        "lead_id": "str",
+        "at": "time",
+        "type": "event_type",
+        "topic": "str?",
+        "content_id": "str?",
+    },
+    "stage_history": {
+        "lead_id": "str",
+        "stage": "stage",
+        "entered_at": "time",
+    },
+}
+
+# Which column identifies a row in error messages.
+ROW_KEYS: dict[str, tuple[str, ...]] = {
+    "accounts": ("account_id",),
+    "leads": ("lead_id",),
+    "events": ("lead_id", "at"),
+    "stage_history": ("lead_id", "stage"),
+}
+
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    "event_type": EVENT_TYPES,
+    "stage": STAGES,
+    "email_domain_kind": EMAIL_DOMAIN_KINDS,
+}
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One bad value: where it is and why it is bad."""
+
+    table: str
+    row: str
+    column: str
+    reason: str
+
+    def __str__(self) -> str:
+        where = "" if self.table == "-" else self.table
+        if self.row != "-":
+            where += f"[{self.row}]"
+        if self.column != "-":
+            where += f".{self.column}"
+        return f"{where}: {self.reason}" if where else self.reason
+
+
+class DataContractError(ValueError):
+    """Raised with every problem found in a data folder, not only the first."""
+
+    def __init__(self, problems: list[Problem], limit: int = 50) -> None:
+        self.problems = problems
+        lines = [str(p) for p in problems[:limit]]
+        if len(problems) > limit:
+            lines.append(f"... and {len(problems) - limit} more problems")
+        super().__init__(f"{len(problems)} problem(s) in the data:\n" + "\n".join(lines))
+
+
+@dataclass(frozen=True)
+class CrmData:
+    """The four canonical tables, validated and typed."""
+
+    accounts: pd.DataFrame
+    leads: pd.DataFrame
+    events: pd.DataFrame
+    stage_history: pd.DataFrame
+
+    def table(self, name: str) -> pd.DataFrame:
+        return getattr(self, name)
+
+
+def _row_label(df: pd.DataFrame, table: str, idx: np.ndarray) -> list[str]:
+    keys = [k for k in ROW_KEYS[table] if k in df.columns]
+    if not keys:
+        return [f"row {i}" for i in idx]
+    out = []
+    for i in idx:
+        parts = [f"{k}={df[k].iloc[i]}" for k in keys]
+        out.append(f"row {i} " + ",".join(parts))
+    return out
+
+
+def _problems_for(
+    df: pd.DataFrame, table: str, column: str, bad: np.ndarray, reason: str
+) -> list[Problem]:
+    idx = np.flatnonzero(bad)
+    labels = _row_label(df, table, idx[:MAX_LISTED])
+    out = [Problem(table, lab, column, reason) for lab in labels]
+    if len(idx) > MAX_LISTED:
+        out.append(Problem(table, "-", column, f"{reason}: {len(idx) - MAX_LISTED} more rows"))
+    return out
+
+
+def _coerce_time(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """Parse to naive UTC timestamps; returns (values, mask of unparseable non-null)."""
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        parsed = s.dt.tz_convert("UTC").dt.tz_localize(None)
+    elif pd.api.types.is_datetime64_any_dtype(s.dtype):
+        parsed = s
+    else:
+        parsed = pd.to_datetime(s, errors="coerce", utc=True, format="mixed").dt.tz_localize(None)
+    parsed = parsed.astype("datetime64[ns]")
+    bad = (parsed.isna() & s.notna()).to_numpy()
+    return parsed, bad
+
+
+def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check one table against the contract and return it typed, with all problems found."""
+    schema = SCHEMAS[table]
+    problems: list[Problem] = []
+    # a shallow copy: columns are replaced, never written into, so the caller's frame stays
+    # as it was (copy-on-write) without holding a second copy of a big export in memory
+    out = df.copy(deep=False)
+    for column, kind in schema.items():
+        optional = kind.endswith("?")
+        kind = kind.rstrip("?")
+        if column not in out.columns:
+            if optional:
+                out[column] = pd.Series([None] * len(out), dtype="object")
+            else:
+                problems.append(Problem(table, "-", column, "required column is missing"))
+                continue
+        s = out[column]
+        missing = s.isna().to_numpy()
+        if not optional and kind != "bool":
+            problems += _problems_for(out, table, column, missing, "required value is missing")
+        if kind in ("id", "str"):
+            if s.dtype != "str":
+                out[column] = s.astype("str")
+            if kind == "id":
+                dup = out[column].duplicated(keep=False).to_numpy() & ~missing
+                problems += _problems_for(out, table, column, dup, "duplicate id")
+        elif kind == "num":
+            num = pd.to_numeric(s, errors="coerce")
+            bad = (num.isna() & ~missing).to_numpy()
+            problems += _problems_for(out, table, column, bad, f"not a number: {column}")
+            arr = num.to_numpy(dtype="float64", na_value=np.nan)
+            neg = np.nan_to_num(arr, nan=0.0) < 0
+            problems += _problems_for(out, table, column, neg, "must not be negative")
+            inf = np.isinf(arr)
+            problems += _problems_for(out, table, column, inf, "must be finite")
+            out[column] = arr
+        elif kind == "time":
+            parsed, bad = _coerce_time(s)
+            problems += _problems_for(out, table, column, bad, "not a valid timestamp")
+            out[column] = parsed
+        elif kind == "bool":
+            mapped = s.map(_to_bool)
+            bad = (mapped.isna() & ~missing).to_numpy()
+            problems += _problems_for(out, table, column, bad, "not a boolean (true/false)")
+            out[column] = mapped.fillna(False).astype(bool)
+        else:
+            allowed = _ALLOWED[kind]
+            if isinstance(s.dtype, pd.CategoricalDtype):
+                # decide per category, not per row (45M events carry 16 event types)
+                known = s.cat.categories.astype(str).isin(allowed)
+                codes = s.cat.codes.to_numpy()
+                bad = np.zeros(len(s), dtype=bool)
+                bad[codes >= 0] = ~known[codes[codes >= 0]]
+                vals = s.astype("string") if bad.any() else None
+            else:
+                vals = s.astype("string")
+                bad = (~vals.isin(allowed)).to_numpy(dtype=bool, na_value=False) & ~missing
+            for i in np.flatnonzero(bad)[:MAX_LISTED]:
+                problems.append(
+                    Problem(
+                        table,
+                        _row_label(out, table, np.array([i]))[0],
+                        column,
+                        f"unknown value {vals.iloc[i]!r}; allowed: {', '.join(allowed)}",
+                    )
+                )
+            if vals is None:  # categorical with only allowed categories: recode, no strings
+                position = pd.Index(list(allowed)).get_indexer(s.cat.categories.astype(str))
+                recoded = np.where(codes >= 0, position[codes], -1)
+                out[column] = pd.Categorical.from_codes(
+                    recoded, dtype=pd.CategoricalDtype(categories=list(allowed))
+                )
+            else:
+                out[column] = pd.Categorical(vals.where(~bad, None), categories=list(allowed))
+    return out, problems
+
+
+def _to_bool(v: object) -> object:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return None
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)) and v in (0, 1):
+        return bool(v)
+    t = str(v).strip().lower()
+    if t in ("true", "yes", "y", "1"):
+        return True
+    if t in ("false", "no", "n", "0"):
+        return False
+    return None
+
+
+def validate(
+    accounts: pd.DataFrame,
+    leads: pd.DataFrame,
+    events: pd.DataFrame,
+    stage_history: pd.DataFrame,
+) -> CrmData:
+    """Validate all four tables together; raise DataContractError listing every problem."""
+    problems: list[Problem] = []
+    typed: dict[str, pd.DataFrame] = {}
+    for name, df in zip(TABLES, (accounts, leads, events, stage_history), strict=True):
+        typed[name], found = validate_table(df, name)
+        problems += found
+    if not problems:
+        problems += _cross_checks(typed)
+    if problems:
+        raise DataContractError(problems)
+    return CrmData(**typed)
+
+
+def _cross_checks(t: dict[str, pd.DataFrame]) -> list[Problem]:
+    problems: list[Problem] = []
+    known_leads = t["leads"]["lead_id"]
+    known_accounts = t["accounts"]["account_id"]
+    checks = [
+        (t["events"], "events", "lead_id", known_leads, "leads"),
+        (t["stage_history"], "stage_history", "lead_id", known_leads, "leads"),
+        (t["leads"], "leads", "account_id", known_accounts, "accounts"),
+    ]
+    for df, name, column, known, other in checks:
+        col = df[column]
+        bad = (col.notna() & ~col.isin(known)).to_numpy()
+        idx = np.flatnonzero(bad)
+        for i, label in zip(idx[:MAX_LISTED], _row_label(df, name, idx[:MAX_LISTED]), strict=True):
+            reason = f"unknown {column} {col.iloc[i]!r} (not in {other})"
+            problems.append(Problem(name, label, column, reason))
+        if len(idx) > MAX_LISTED:
+            reason = f"{len(idx) - MAX_LISTED} more rows with an unknown {column}"
+            problems.append(Problem(name, "-", column, reason))
+    return problems
+
+
+def read_tables(folder: str | Path) -> CrmData:
+    """Read and validate ``accounts/leads/events/stage_history.parquet`` from a folder."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataContractError([Problem("-", "-", "-", f"data folder {folder} does not exist")])
+    frames = {}
+    missing = []
+    for name in TABLES:
+        path = folder / f"{name}.parquet"
+        if not path.exists():
+            missing.append(Problem(name, "-", "-", f"file {path} is missing"))
+            continue
+        try:
+            frames[name] = pd.read_parquet(path)
+        except Exception as exc:  # noqa: BLE001 - a corrupt file is a user error
+            missing.append(Problem(name, "-", "-", f"cannot read {path}: {exc}"))
+    if missing:
+        raise DataContractError(missing)
+    return validate(**frames)
+
+
+def write_tables(data: CrmData, folder: str | Path) -> None:
+    """Write the four tables as Parquet (dictionary-encoded, so ids load as categoricals fast)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in TABLES:
+        data.table(name).to_parquet(folder / f"{name}.parquet", index=False)
+
+
+def data_end(data: CrmData) -> pd.Timestamp:
+    """The moment the export was taken: the latest recorded timestamp anywhere."""
+    candidates = [
+        data.events["at"].max() if len(data.events) else pd.NaT,
+        data.stage_history["entered_at"].max() if len(data.stage_history) else pd.NaT,
+        data.leads["created_at"].max(),
+    ]
+    return max(c for c in candidates if pd.notna(c))

@@ -1,0 +1,1 @@
+"""Shipped, commented mappings of two public CRM exports (`leadscore import --mapping`)."""

@@ -1,0 +1,1 @@
+"""The funnel report and model-card rendering."""

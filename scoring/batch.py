@@ -1,0 +1,480 @@
+"""The one scoring path: canonical tables -> features -> model -> answer rows.
+
+The HTTP service and `leadscore score` (batch) both call ``score_tables``, so a lead gets
+the same answer either way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import multiprocessing as mp
+import os
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from crm.contract import CrmData
+from features.build import compute_features
+from features.content import funnel_profile
+
+EMPTY_STAGES = pd.DataFrame(
+    {
+        "lead_id": pd.Series(dtype="str"),
+        "stage": pd.Series(dtype="str"),
+        "entered_at": pd.Series(dtype="datetime64[ns]"),
+    }
+)
+
+
+def score_tables(
+    model: Any,
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    stage_history: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Score leads as of one moment; returns one answer row per lead, index = lead_id:
+    probabilities, fit and interest, quadrant, then persona, lifecycle stage, segment,
+    content phase and next content from the configuration versioned with the model."""
+    X = compute_features(leads, accounts, events, as_of, model.feature_config)
+    answers = model.score(X)
+    history = EMPTY_STAGES if stage_history is None else stage_history
+    profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
+    out = answers.join(profile)
+    out["flags"] = input_flags(leads, accounts, X).reindex(out.index).to_numpy()
+    return out
+
+
+# raw column -> (feature column, name in the API); the API nests account fields in `company`
+_FLAGGED_CATEGORIES = (
+    ("accounts", "industry", "industry", "company.industry"),
+    ("accounts", "country", "country", "company.country"),
+    ("leads", "source", "source", "source"),
+)
+_FLAGGED_MISSING = (
+    ("leads", "job_title", "job_title"),
+    ("leads", "source", "source"),
+    ("leads", "email_domain_kind", "email"),
+    ("accounts", "industry", "company.industry"),
+    ("accounts", "employees", "company.employees"),
+    ("accounts", "annual_revenue", "company.annual_revenue"),
+    ("accounts", "country", "company.country"),
+)
+
+
+def expected_custom_fields(model: Any) -> dict[str, Any]:
+    """The import's custom attributes (name -> kind) and counters a model was trained on,
+    named as the API takes them (without the attr_/counter_ prefixes)."""
+    config = getattr(model, "feature_config", None)
+    attrs = getattr(config, "custom_attributes", ())
+    counters = getattr(config, "counters", ())
+    return {
+        "attributes": {a.name.removeprefix("attr_"): a.kind for a in attrs},
+        "counters": [c.removeprefix("counter_") for c in counters],
+    }
+
+
+def _custom_flags(leads: pd.DataFrame, X: pd.DataFrame, flags: list[list[str]]) -> None:
+    """Custom fields sent that the model does not use, and expected ones that are missing."""
+    x_columns = X.columns.tolist()  # once: iterating an Arrow-backed Index is slow
+    expected = {*x_columns}
+    custom = [c for c in leads.columns.tolist() if c.startswith(("attr_", "counter_"))]
+    for c in custom:
+        if c not in expected:
+            for i in np.flatnonzero(leads[c].notna().to_numpy()):
+                flags[i].append(f"unknown field {c.split('_', 1)[1]!r} (not used by this model)")
+    for c in x_columns:
+        if c.startswith(("attr_", "counter_")):
+            present = leads[c].notna().to_numpy() if c in leads else np.zeros(len(leads), bool)
+            for i in np.flatnonzero(~present):
+                flags[i].append(
+                    f"missing {c.split('_', 1)[0].replace('attr', 'attribute')} "
+                    f"{c.split('_', 1)[1]!r}"
+                )
+
+
+def _account_rows(accounts: pd.DataFrame, leads: pd.DataFrame) -> np.ndarray:
+    """Row in ``accounts`` of each lead's account (its first row, as drop_duplicates keeps
+    it), -1 when there is none."""
+    ids = accounts["account_id"]
+    if len(ids) <= 256 and len(leads) <= 256:  # a request: dicts beat pandas' set-up
+        listed = ids.tolist()
+        if all(type(a) is str for a in listed):
+            first: dict[str, int] = {}
+            for i, a in enumerate(listed):
+                first.setdefault(a, i)
+            wanted = leads["account_id"].tolist()
+            return np.fromiter(
+                (first.get(a, -1) if type(a) is str else -1 for a in wanted), np.intp, len(wanted)
+            )
+    keep = ~ids.duplicated().to_numpy()
+    rows = np.flatnonzero(keep)
+    if len(rows) == 0:
+        return np.full(len(leads), -1, dtype=np.intp)
+    pos = pd.Index(ids[keep]).get_indexer(leads["account_id"])
+    return np.where(pos >= 0, rows[np.maximum(pos, 0)], -1)
+
+
+def input_flags(leads: pd.DataFrame, accounts: pd.DataFrame, X: pd.DataFrame) -> pd.Series:
+    """Per lead (index lead_id), what was scored but is worth a look: optional fields that
+    are missing and categories the model does not know (scored as "other")."""
+    n = len(leads)
+    acc_row = _account_rows(accounts, leads) if "account_id" in leads else None
+
+    def raw(table: str, column: str) -> np.ndarray:
+        if table == "leads":
+            if column not in leads:
+                return np.full(n, None, dtype=object)
+            return leads[column].to_numpy(dtype=object)
+        if acc_row is None or column not in accounts or column == "account_id":
+            return np.full(n, None, dtype=object)
+        values = np.append(accounts[column].to_numpy(dtype=object), None)
+        return values[acc_row]
+
+    flags: list[list[str]] = [[] for _ in range(n)]
+    for table, column, name in _FLAGGED_MISSING:
+        values = raw(table, column)
+        for i in np.flatnonzero(pd.isna(values)):
+            flags[i].append(f"missing {name}")
+    # each lead's row in X (the three category columns only, not a reindex of all of X)
+    row = X.index.get_indexer(leads["lead_id"])
+    for table, column, feature, name in _FLAGGED_CATEGORIES:
+        if feature not in X:
+            continue
+        values = raw(table, column)
+        known = np.append(X[feature].astype(object).to_numpy(), np.nan)[row]  # -1: absent
+        unknown = (known == "other") & ~pd.isna(values)
+        for i in np.flatnonzero(unknown):
+            flags[i].append(f"unknown {name.split('.')[-1]} {str(values[i])[:60]!r}")
+    _custom_flags(leads, X, flags)  # reads X's column names only
+    return pd.Series(flags, index=leads["lead_id"].to_numpy(), dtype=object)
+
+
+def score_batch(
+    model: Any,
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    chunk_size: int = 50_000,
+    on_chunk: Callable[[int], None] = lambda n: None,
+    stage_history: pd.DataFrame | None = None,
+    workers: int = 1,
+) -> pd.DataFrame:
+    """``score_tables`` over chunks of leads, as one frame (``iter_score_batch``'s chunks
+    joined); ``on_chunk(n_leads)`` reports progress."""
+    parts = []
+    for part in iter_score_batch(
+        model, leads, accounts, events, as_of, chunk_size, stage_history, workers
+    ):
+        parts.append(part)
+        on_chunk(len(part))
+    return pd.concat(parts) if parts else pd.DataFrame()
+
+
+def iter_score_batch(
+    model: Any,
+    leads: pd.DataFrame,
+    accounts: pd.DataFrame,
+    events: pd.DataFrame,
+    as_of: pd.Timestamp,
+    chunk_size: int = 50_000,
+    stage_history: pd.DataFrame | None = None,
+    workers: int = 1,
+) -> Iterator[pd.DataFrame]:
+    """``score_tables`` over chunks of leads, so memory stays bounded on big exports: yields
+    each chunk's answer frame in lead order, and holds no answers after handing them out.
+
+    Each chunk gets its own leads' events, stage changes and accounts (events keep their
+    input order, so every answer equals the one ``score_tables`` gives on the whole
+    tables). ``workers`` > 1 scores chunks in that many forked processes (0 = one per
+    core), each with a single-threaded model.
+    """
+    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
+    # the tables, the model and the libraries outlive the scoring: keep them out of the
+    # cyclic garbage collector's scans while it runs (each chunk allocates millions of
+    # objects, which triggers collections that would walk them all again and again)
+    frozen = gc.get_freeze_count() == 0
+    if frozen:
+        gc.freeze()
+    try:
+        yield from _score_chunks(model, plan, workers)
+    finally:
+        if frozen:
+            gc.unfreeze()
+
+
+def _score_chunks(model: Any, plan: _ChunkPlan, workers: int) -> Iterator[pd.DataFrame]:
+    workers = (os.cpu_count() or 1) if workers <= 0 else workers
+    workers = min(workers, plan.n_chunks)
+    if workers <= 1 or "fork" not in mp.get_all_start_methods():
+        for i in range(plan.n_chunks):
+            yield plan.score(model, i)
+        return
+    global _JOB
+    _JOB = (model, plan)
+    try:
+        # fork: the workers share the tables with this process (copy-on-write), only the
+        # chunk number goes in and the answer rows come back, one chunk at a time
+        with mp.get_context("fork").Pool(workers) as pool:
+            yield from pool.imap(_score_chunk, range(plan.n_chunks))
+    finally:
+        _JOB = None
+
+
+def score_to_parquet(
+    path: str | os.PathLike[str],
+    model: Any,
+    data: CrmData,
+    as_of: pd.Timestamp,
+    chunk_size: int = 50_000,
+    workers: int = 1,
+    columns: Mapping[str, Any] | None = None,
+    on_part: Callable[[pd.DataFrame], None] = lambda part: None,
+) -> int:
+    """Score every lead of ``data`` in chunks (``iter_score_batch``) straight into one
+    Parquet file (``write_answers``), as `leadscore score` does; ``on_part`` sees each
+    chunk's answers before they are written (progress, tallies). Returns the rows written."""
+
+    def parts() -> Iterator[pd.DataFrame]:
+        for part in iter_score_batch(
+            model, data.leads, data.accounts, data.events, as_of, chunk_size,
+            data.stage_history, workers,
+        ):  # fmt: skip
+            on_part(part)
+            yield part
+
+    return write_answers(path, parts(), columns)
+
+
+def write_answers(
+    path: str | os.PathLike[str],
+    parts: Iterable[pd.DataFrame],
+    columns: Mapping[str, Any] | None = None,
+) -> int:
+    """Write answer frames (index lead_id) to one Parquet file as they come, each with
+    ``columns`` (name -> one value for every row) appended: the file
+    ``pd.concat(parts).reset_index()`` with those columns would give with ``to_parquet``,
+    without ever holding all answers. Written to a temporary file beside ``path`` and
+    renamed at the end, so a failure (bad input, a chunk that fails) leaves nothing
+    partial at ``path``. Returns the number of rows written."""
+    import pyarrow.parquet as pq
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # created by the writer (permissions as for any new file), a name no one else uses
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.part")
+    writer: pq.ParquetWriter | None = None
+    schema: pa.Schema | None = None
+    rows = 0
+
+    def with_columns(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame.assign(**dict(columns or {}))
+
+    try:
+        for part in parts:
+            frame = with_columns(part.reset_index())
+            if writer is None:
+                schema = _answer_schema(frame)
+                writer = pq.ParquetWriter(tmp, schema)
+            writer.write_table(_answer_table(frame, schema, rows))
+            rows += len(frame)
+        if writer is None:  # no leads: what to_parquet writes for no answers
+            with_columns(pd.DataFrame().reset_index()).to_parquet(tmp, index=False)
+        else:
+            writer.close()
+            writer = None
+        os.replace(tmp, path)
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(OSError, pa.ArrowException):  # report the first error
+                writer.close()
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return rows
+
+
+# answer columns whose Arrow type a chunk may not show (every list empty, every value None)
+_ANSWER_TYPES = {
+    "flags": pa.list_(pa.string()),
+    "next_content": pa.list_(pa.string()),
+    "reasons": pa.list_(
+        pa.struct(
+            [
+                ("feature", pa.string()),
+                ("value", pa.string()),
+                ("contribution", pa.float64()),
+                ("text", pa.string()),
+            ]
+        )
+    ),
+}
+
+
+def _has_null(t: pa.DataType) -> bool:
+    if pa.types.is_null(t):
+        return True
+    return any(_has_null(t.field(i).type) for i in range(t.num_fields))
+
+
+def _answer_schema(frame: pd.DataFrame) -> pa.Schema:
+    """The file's schema from the first chunk, with the known types of columns the chunk
+    leaves undetermined (a list column whose lists are all empty reads as list<null>)."""
+    schema = pa.Schema.from_pandas(frame, preserve_index=False)
+    for i, field in enumerate(schema):
+        if _has_null(field.type) and field.name in _ANSWER_TYPES:
+            schema = schema.set(i, field.with_type(_ANSWER_TYPES[field.name]))
+    return schema
+
+
+def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.Table:
+    try:
+        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
+        got = pa.Schema.from_pandas(frame, preserve_index=False)
+        diff = [
+            f"{f.name}: {got.field(f.name).type} (file: {f.type})"
+            for f in schema
+            if f.name in got.names and got.field(f.name).type != f.type
+        ]
+        raise ValueError(
+            f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
+            f"chunk ({'; '.join(diff) or exc})"
+        ) from exc
+
+
+_JOB: tuple[Any, _ChunkPlan] | None = None  # what forked workers score
+_WORKER_MODEL: dict[int, Any] = {}
+
+
+def _score_chunk(i: int) -> pd.DataFrame:
+    model, plan = _JOB  # type: ignore[misc]
+    scorer = _WORKER_MODEL.get(id(model))
+    if scorer is None:  # one thread per process: the processes already use every core
+        scorer = model.for_serving() if hasattr(model, "for_serving") else model
+        _WORKER_MODEL[id(model)] = scorer
+    return plan.score(scorer, i)
+
+
+def _lead_positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Position of each id in the (unique, text) lead index; -1 for unknown or missing."""
+    if isinstance(ids.dtype, pd.CategoricalDtype):
+        lookup = np.append(index.get_indexer(ids.cat.categories.astype("str")), -1)
+        return lookup[ids.array.codes]
+    array = ids.array
+    if hasattr(array, "__arrow_array__"):  # Arrow hash look-up, no Python strings
+        values = pa.array(array)
+        keys = pa.array(index.array).cast(values.type)
+        found = pc.index_in(values, value_set=keys)
+        return found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.intp)
+    return index.get_indexer(ids.astype("str"))
+
+
+def _group_rows(positions: np.ndarray, chunk_size: int, n_chunks: int) -> tuple:
+    """Rows ordered by chunk (input order kept inside a chunk) and each chunk's bounds."""
+    keep = positions >= 0
+    chunk = positions // chunk_size
+    chunk = chunk.astype(np.int16 if n_chunks < 2**15 else np.int32)  # int16: radix sort
+    rows = np.flatnonzero(keep)
+    order = rows[np.argsort(chunk[rows], kind="stable")]
+    bounds = np.zeros(n_chunks + 1, dtype=np.intp)
+    np.cumsum(np.bincount(chunk[rows], minlength=n_chunks), out=bounds[1:])
+    return order, bounds
+
+
+class _ChunkPlan:
+    """Which rows of each table belong to chunk i (leads i*chunk_size ...)."""
+
+    def __init__(self, **kw: Any) -> None:
+        self.__dict__.update(kw)
+
+    @classmethod
+    def build(
+        cls,
+        leads: pd.DataFrame,
+        accounts: pd.DataFrame,
+        events: pd.DataFrame,
+        stage_history: pd.DataFrame | None,
+        as_of: pd.Timestamp,
+        chunk_size: int,
+    ) -> _ChunkPlan:
+        if chunk_size < 1:
+            raise ValueError("chunk_size must be at least 1")
+        index = pd.Index(leads["lead_id"].astype("str").array).drop_duplicates()
+        n_chunks = -(-len(leads) // chunk_size)
+        if len(index) != len(leads):
+            dup = leads.loc[leads["lead_id"].duplicated(), "lead_id"].unique()[:5].tolist()
+            raise ValueError(f"leads.lead_id must be unique; duplicated: {dup}")
+        ev_order, ev_bounds = _group_rows(
+            _lead_positions(events["lead_id"], index), chunk_size, n_chunks
+        )
+        st_order = st_bounds = None
+        if stage_history is not None:
+            st_order, st_bounds = _group_rows(
+                _lead_positions(stage_history["lead_id"], index), chunk_size, n_chunks
+            )
+        return cls(
+            leads=leads,
+            accounts_by_id=accounts.set_index("account_id", drop=False),
+            events=events,
+            stage_history=stage_history,
+            as_of=as_of,
+            chunk_size=chunk_size,
+            n_chunks=n_chunks,
+            ev=(ev_order, ev_bounds),
+            st=(st_order, st_bounds),
+        )
+
+    def tables(self, i: int) -> tuple[pd.DataFrame, ...]:
+        start = i * self.chunk_size
+        part = self.leads.iloc[start : start + self.chunk_size]
+        order, bounds = self.ev
+        ev = self.events.iloc[order[bounds[i] : bounds[i + 1]]]
+        acc_ids = part["account_id"].dropna().unique() if "account_id" in part else []
+        acc = self.accounts_by_id
+        acc = acc.loc[acc.index.intersection(acc_ids)].reset_index(drop=True)
+        hist = None
+        if self.stage_history is not None:
+            order, bounds = self.st
+            hist = self.stage_history.iloc[order[bounds[i] : bounds[i + 1]]]
+        return part, acc, ev, hist
+
+    def score(self, model: Any, i: int) -> pd.DataFrame:
+        part, acc, ev, hist = self.tables(i)
+        return score_tables(model, part, acc, ev, self.as_of, hist)
+
+
+def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dict[str, Any]]:
+    """Answer frame -> JSON-ready dicts, one per lead, each naming the model (the values
+    ``DataFrame.to_dict("records")`` gives, read column by column)."""
+    columns = answers.columns.tolist()
+    values = [_native(answers.iloc[:, j]) for j in range(len(columns))]
+    ids = [str(i) for i in answers.index.tolist()]
+    if not columns:
+        return [{"lead_id": lead_id, "model": model_ref} for lead_id in ids]
+    return [
+        {"lead_id": lead_id, **dict(zip(columns, row, strict=True)), "model": model_ref}
+        for lead_id, row in zip(ids, zip(*values, strict=True), strict=True)
+    ]
+
+
+def _native(column: pd.Series) -> list[Any]:
+    """A column's values as ``to_dict("records")`` gives them: NumPy numbers as Python
+    numbers, object values through pandas' ``maybe_box_native``, other columns as their
+    iteration yields them."""
+    from pandas.core.dtypes.cast import maybe_box_native
+
+    if isinstance(column.dtype, np.dtype):
+        if column.dtype.kind in "fiub":
+            return column.to_numpy().tolist()
+        if column.dtype == object:
+            return [maybe_box_native(v) for v in column.to_numpy()]
+    return list(column)

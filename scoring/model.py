@@ -1,0 +1,417 @@
+"""The object that MLflow logs and BentoML serves.
+
+``LeadScoringModel`` bundles, for one funnel target, a calibrated conversion model over all
+features, a calibrated fit model (firmographics only) and a calibrated interest model
+(engagement only), plus the quadrant policy learned on training data. Its ``score`` method
+turns a feature frame (from ``features.build.compute_features``) into the answer columns;
+training, batch scoring and the HTTP service all call it, so there is one scoring path.
+
+Serving never imports this module by name: it receives the unpickled object from the
+model store and calls ``score``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import mlflow.pyfunc
+import numpy as np
+import pandas as pd
+from scipy.special import expit
+from sklearn.pipeline import Pipeline
+
+from features.build import FeatureConfig
+from features.content import ContentLibrary
+from features.personas import PersonaConfig
+from features.quadrant_policy import QuadrantPolicy, assign_quadrants
+from scoring.heads import (  # noqa: F401 (ColumnSelector: where pickles look for it)
+    DEFAULT_LGBM_PARAMS,
+    CalibratedHead,
+    ColumnSelector,
+    lightgbm_pipeline,
+)
+from scoring.trees import MAX_NUMPY_DEPTH, Prepared, TreeEnsemble, prepare
+
+N_REASONS = 3  # reasons per direction: the top 3 pushing the score up and the top 3 down
+
+
+def make_pipeline(columns: list[str], params: dict[str, Any], seed: int) -> Pipeline:
+    """Column selection + LightGBM (tuning and half-life search fit these directly)."""
+    return lightgbm_pipeline(columns, params, seed)
+
+
+def fitted_pipeline(head: CalibratedHead) -> Pipeline:
+    """The fitted estimator pipeline inside a head."""
+    return head.estimator
+
+
+def single_thread(head: CalibratedHead) -> None:
+    """Online scoring answers few rows: OpenMP start-up costs more than the trees."""
+    head.single_thread()
+
+
+def contributions(head: CalibratedHead, X: pd.DataFrame) -> pd.DataFrame:
+    """Per-feature contributions to the head's raw score (log-odds, before calibration)
+    plus a ``bias`` column; each row sums to the raw score."""
+    return head.contributions(X)
+
+
+def raw_score(head: CalibratedHead, X: pd.DataFrame) -> np.ndarray:
+    """The head's raw score (log-odds before calibration)."""
+    return head.raw(X)
+
+
+class FastHead:
+    """A LightGBM head evaluated on a NumPy block: the booster on category codes and
+    floats, then the head's sigmoid, exactly as ``predict_proba`` computes them, without
+    the per-call pandas conversions of the Pipeline (the online path answers
+    one lead at a time, where those conversions cost more than the trees)."""
+
+    def __init__(self, head: CalibratedHead) -> None:
+        pipe = head.estimator
+        self.columns: list[str] = list(pipe.named_steps["select"].columns_)
+        self.categories: dict[str, pd.CategoricalDtype] = dict(
+            pipe.named_steps["select"].categories_
+        )
+        self.booster = pipe.named_steps["lgbm"].booster_
+        self.lgbm = pipe.named_steps["lgbm"]
+        self.slope = head.slope
+        self.intercept = head.intercept
+        self.raw = True  # the sigmoid reads the raw score (log-odds)
+
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The head's columns as one float64 block; categories as their training codes."""
+        out = np.empty((len(X), len(self.columns)))
+        numeric = [i for i, c in enumerate(self.columns) if c not in self.categories]
+        if numeric:
+            names = [self.columns[i] for i in numeric]
+            out[:, numeric] = X[names].to_numpy(dtype=np.float64, na_value=np.nan)
+        for i, c in enumerate(self.columns):
+            if c in self.categories:
+                s = X[c]
+                if s.dtype != self.categories[c]:
+                    s = s.astype(self.categories[c])
+                codes = s.cat.codes.to_numpy().astype(np.float64)
+                codes[codes < 0] = np.nan
+                out[:, i] = codes
+        return out
+
+    @property
+    def trees(self) -> TreeEnsemble | None:
+        """The booster's trees in NumPy (built on first use; None where LightGBM's own
+        ``predict`` is used: unsupported models, or trees so deep that NumPy's
+        level-by-level walk would be slower than the booster)."""
+        ens = self.__dict__.get("_trees", False)
+        if ens is False:
+            ens = TreeEnsemble(self.booster)
+            if not (ens.supported and self.raw and ens.depth <= MAX_NUMPY_DEPTH):
+                ens = None
+            self.__dict__["_trees"] = ens
+        return ens
+
+    def decisions(
+        self, M: np.ndarray, prepared: Prepared | None = None, cols: np.ndarray | None = None
+    ) -> np.ndarray | None:
+        """Every split's decision for every row (shared by :meth:`proba` and
+        :meth:`contributions`), or None where the booster is used. ``M`` may hold more
+        columns than the head: ``cols`` are the head's columns in it."""
+        trees = self.trees
+        if trees is None:
+            return None
+        return trees.decisions(prepare(M) if prepared is None else prepared, cols)
+
+    def proba(
+        self,
+        M: np.ndarray,
+        go_left: np.ndarray | None = None,
+        prepared: Prepared | None = None,
+        cols: np.ndarray | None = None,
+    ) -> np.ndarray:
+        trees = self.trees
+        if trees is not None:
+            if go_left is None:
+                go_left = self.decisions(M, prepared, cols)
+            response = trees.raw(None, go_left)
+        else:
+            block = M if cols is None else M[:, cols]
+            response = self.booster.predict(block, raw_score=self.raw, num_threads=self.threads())
+        return expit(self.slope * response + self.intercept)
+
+    def contributions(self, M: np.ndarray, go_left: np.ndarray | None = None) -> np.ndarray:
+        trees = self.trees
+        if trees is not None:
+            return trees.contributions(M, go_left, threads=self.threads())
+        return self.booster.predict(M, pred_contrib=True, num_threads=self.threads())
+
+    def threads(self) -> int:
+        """Read at every call: ``for_serving`` (or a forked batch worker) sets 1."""
+        return int(getattr(self.lgbm, "n_jobs", None) or 1)
+
+
+#: feature -> {value key: (value text, phrase)}: the words depend only on the pair, and
+#: most values repeat (counts, categories, rounded days), so each pair is phrased once.
+_PHRASES: dict[str, dict[Any, tuple[str | None, str]]] = {}
+_MAX_PHRASES = 50_000  # per feature
+
+
+def _phrase_all(feature: str, values: list[Any]) -> list[tuple[str | None, str]]:
+    """(value text, phrase) for each value of one feature, from the memo where possible."""
+    from scoring.reasons import phrase, value_text
+
+    memo = _PHRASES.get(feature)
+    if memo is None or len(memo) >= _MAX_PHRASES:
+        memo = _PHRASES[feature] = {}
+    out = []
+    for v in values:
+        # floats are their own key, except zeros (0.0 and -0.0 are equal but print
+        # differently); other types carry their type (1.0 == True, but reads differently)
+        key = v if type(v) is float and v != 0.0 else (type(v), repr(v) if v == 0.0 else v)
+        try:
+            hit = memo.get(key)
+        except TypeError:  # an unhashable custom value: phrase it every time
+            hit = None
+            key = None
+        if hit is None:
+            hit = (value_text(v), phrase(feature, v))
+            if key is not None:
+                memo[key] = hit
+        out.append(hit)
+    return out
+
+
+def reasons_from_array(
+    contrib: np.ndarray, columns: list[str], X: pd.DataFrame, n: int = N_REASONS
+) -> list[list[dict]]:
+    """``reasons`` on a contributions array (last column = bias): per lead the ``n``
+    features pushing the score up most (contribution > 0, largest first) and the ``n``
+    pushing it down most (< 0, most negative first), with the lead's value in words.
+
+    Picks are made on whole arrays, values are read by column, and the words for a
+    (feature, value) pair are made once (batch scoring phrases millions of reasons)."""
+    c = contrib[:, :-1]
+    m = len(c)
+    if m == 0:
+        return []
+    order = np.argsort(-c, axis=1, kind="stable")
+    picked = np.concatenate([order[:, :n], order[:, ::-1][:, :n]], axis=1)
+    signed = np.take_along_axis(c, picked, axis=1)
+    keep = np.concatenate([signed[:, :n] > 0, signed[:, n:] < 0], axis=1)
+    # every kept reason, lead by lead and in answer order
+    flat = np.flatnonzero(keep.ravel())
+    rows = flat // (2 * n)
+    feats = picked.ravel()[flat]
+    contributions = signed.ravel()[flat].tolist()
+    value_texts: list[Any] = [None] * len(flat)
+    texts: list[Any] = [None] * len(flat)
+    for j in np.unique(feats).tolist():
+        at = np.flatnonzero(feats == j)
+        feature = columns[j]
+        v = X[feature].to_numpy()[rows[at]]
+        if v.dtype.kind == "f":
+            values = v.tolist()
+            for k in np.flatnonzero(np.isnan(v)).tolist():
+                values[k] = np.nan
+        else:
+            v = v.astype(object)
+            missing = pd.isna(v)
+            if missing.any():  # as NaN, except None and text, which stay as they are
+                missing &= np.fromiter(
+                    (x is not None and not isinstance(x, str) for x in v), bool, len(v)
+                )
+                v[missing] = np.nan
+            values = v.tolist()
+        for k, (value_text, text) in zip(at.tolist(), _phrase_all(feature, values), strict=True):
+            value_texts[k] = value_text
+            texts[k] = text
+    names = [columns[j] for j in feats.tolist()]
+    reasons = [
+        {"feature": f, "value": vt, "contribution": round(cv, 4), "text": tx}
+        for f, vt, cv, tx in zip(names, value_texts, contributions, texts, strict=True)
+    ]
+    bounds = np.searchsorted(rows, np.arange(m + 1)).tolist()
+    return [reasons[bounds[i] : bounds[i + 1]] for i in range(m)]
+
+
+@dataclass
+class LeadScoringModel:
+    """Calibrated conversion, fit and interest models for one target, the quadrant cut-offs
+    learned on training data, and the marketing configuration (personas, content) that
+    was in force when it was trained: all versioned together."""
+
+    target: str
+    from_stage: str
+    horizon_days: int
+    feature_columns: list[str]
+    conversion: CalibratedHead
+    fit: CalibratedHead
+    interest: CalibratedHead
+    policy: QuadrantPolicy
+    fit_threshold: float
+    interest_threshold: float
+    feature_config: FeatureConfig
+    personas: PersonaConfig
+    content: ContentLibrary
+    metadata: dict[str, Any] = field(default_factory=dict)
+    # calibrated conversion heads for the other funnel steps (e.g. {"mql": ...}): one
+    # served model answers p_mql and p_sal; ``target`` is the primary one (p_convert)
+    heads: dict[str, CalibratedHead] = field(default_factory=dict)
+
+    @property
+    def quadrant_thresholds(self) -> dict[str, Any]:
+        return {
+            "fit_threshold": round(self.fit_threshold, 2),
+            "interest_threshold": round(self.interest_threshold, 2),
+            "method": self.policy.method,
+            "capacity_per_week": self.policy.capacity_per_week,
+        }
+
+    @property
+    def probability_field(self) -> str:
+        return f"p_{self.target}"
+
+    def for_serving(self) -> LeadScoringModel:
+        for head in self.all_heads():
+            single_thread(head)
+        return self
+
+    def all_heads(self) -> list[CalibratedHead]:
+        return [self.conversion, self.fit, self.interest, *self.heads.values()]
+
+    @property
+    def family(self) -> str:
+        """The model family of the conversion head (lightgbm, logistic, naive_bayes)."""
+        return self.conversion.family
+
+    @property
+    def targets(self) -> list[str]:
+        """Every funnel target answered, the primary one first."""
+        return [self.target, *(t for t in self.heads if t != self.target)]
+
+    def contributions(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Conversion-head contributions (log-odds) per feature plus ``bias``."""
+        return contributions(self.conversion, X)
+
+    def raw_score(self, X: pd.DataFrame) -> np.ndarray:
+        return raw_score(self.conversion, X)
+
+    def fast_heads(self) -> dict[str, FastHead]:
+        """NumPy views of every head, built once per loaded model (not pickled)."""
+        cached = self.__dict__.get("_fast")
+        if cached is None:
+            cached = {
+                "conversion": FastHead(self.conversion),
+                "fit": FastHead(self.fit),
+                "interest": FastHead(self.interest),
+                **{
+                    f"p_{t}": FastHead(h)
+                    for t, h in getattr(self, "heads", {}).items()
+                    if t != self.target
+                },
+            }
+            conv = cached["conversion"].columns
+            position = {c: i for i, c in enumerate(conv)}
+            # where each head's columns sit in the conversion head's block (None: all of it)
+            self.__dict__["_cols"] = {
+                name: None
+                if h.columns == conv
+                else np.array([position[c] for c in h.columns], dtype=np.intp)
+                for name, h in cached.items()
+            }
+            self.__dict__["_fast"] = cached
+        return cached
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_fast", None)
+        state.pop("_cols", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        if not isinstance(state.get("conversion"), CalibratedHead):
+            raise TypeError(
+                "this model was trained by an older leadscore (heads without a model "
+                "family); retrain it with `leadscore train`"
+            )
+        self.__dict__.update(state)
+
+    def score(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Feature frame -> answer frame (index = lead_id), the one scoring path."""
+        if any(h.family != "lightgbm" for h in self.all_heads()):
+            return self._score_frames(X)
+        heads = self.fast_heads()
+        conv = heads["conversion"]
+        M = conv.matrix(X)
+        prepared = prepare(M)  # read once, as LightGBM reads a dense row, for every head
+        cols = self.__dict__["_cols"]  # set by fast_heads with the heads
+        go_left = conv.decisions(M, prepared)
+        p = np.round(conv.proba(M, go_left), 6)
+        fit_score = np.round(100.0 * heads["fit"].proba(M, None, prepared, cols["fit"]), 1)
+        interest_score = np.round(
+            100.0 * heads["interest"].proba(M, None, prepared, cols["interest"]), 1
+        )
+        extra = {
+            name: np.round(h.proba(M, None, prepared, cols[name]), 6)
+            for name, h in heads.items()
+            if name.startswith("p_")
+        }
+        return self._answers(
+            X, p, fit_score, interest_score, extra, lambda: conv.contributions(M, go_left)
+        )
+
+    def _score_frames(self, X: pd.DataFrame) -> pd.DataFrame:
+        """``score`` for heads of any family, through the heads' own frame methods (the
+        NumPy fast path above is LightGBM's); same answer fields, same reasons."""
+        p = np.round(self.conversion.predict_proba(X)[:, 1], 6)
+        fit_score = np.round(100.0 * self.fit.predict_proba(X)[:, 1], 1)
+        interest_score = np.round(100.0 * self.interest.predict_proba(X)[:, 1], 1)
+        extra = {
+            f"p_{t}": np.round(h.predict_proba(X)[:, 1], 6)
+            for t, h in self.heads.items()
+            if t != self.target
+        }
+        return self._answers(
+            X, p, fit_score, interest_score, extra,
+            lambda: self.conversion.contributions(X).to_numpy(),
+        )  # fmt: skip
+
+    def _answers(
+        self,
+        X: pd.DataFrame,
+        p: np.ndarray,
+        fit_score: np.ndarray,
+        interest_score: np.ndarray,
+        extra: dict[str, np.ndarray],
+        contributions: Callable[[], np.ndarray],
+    ) -> pd.DataFrame:
+        """The answer frame both scoring paths return; ``contributions`` (conversion head,
+        last column the bias) is called only when there are leads to give reasons for."""
+        out = pd.DataFrame(
+            {
+                "p_convert": p,
+                self.probability_field: p,
+                **extra,
+                "fit_score": fit_score,
+                "interest_score": interest_score,
+                "quadrant": assign_quadrants(
+                    fit_score, interest_score, self.fit_threshold, self.interest_threshold
+                ),
+            },
+            index=X.index,
+        )
+        if len(X):
+            out["reasons"] = reasons_from_array(contributions(), self.conversion.columns, X)
+        else:
+            out["reasons"] = []
+        return out
+
+
+class LeadScoringPyfunc(mlflow.pyfunc.PythonModel):
+    """MLflow pyfunc wrapper: input = feature frame, output = answer frame."""
+
+    def __init__(self, model: LeadScoringModel) -> None:
+        self.model = model
+
+    def predict(self, context: Any, model_input: pd.DataFrame, params: Any = None) -> pd.DataFrame:
+        return self.model.score(model_input).reset_index(drop=True)

@@ -1,0 +1,78 @@
+"""Per-lead reasons: signed LightGBM contributions that add up to the raw score, in plain
+words, on every scored lead."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scoring.reasons import phrase
+from training.registry import load_version
+from training.tracking import MODEL_NAME
+
+
+@pytest.fixture(scope="module")
+def model_and_holdout(trained):
+    from crm.contract import read_tables
+    from training.dataset import build_training_set
+
+    model = load_version(MODEL_NAME, trained.result.model_version)
+    data = read_tables(trained.data_dir)
+    ts = build_training_set(data, model.target, model.horizon_days, model.feature_config)
+    hold = ts.split().holdout
+    return model, ts.X.iloc[hold]
+
+
+def test_contributions_plus_bias_equal_raw_score_for_top_100(model_and_holdout):
+    model, X = model_and_holdout
+    scored = model.score(X)
+    top = scored["p_convert"].to_numpy().argsort()[::-1][:100]
+    Xt = X.iloc[top]
+    contrib = model.contributions(Xt)
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy(), model.raw_score(Xt), atol=1e-9)
+
+
+def test_every_scored_lead_has_signed_reasons_in_words(model_and_holdout):
+    model, X = model_and_holdout
+    scored = model.score(X.iloc[:50])
+    assert {"p_mql", "p_sal", "p_convert", "reasons"} <= set(scored.columns)
+    for reasons in scored["reasons"]:
+        assert 1 <= len(reasons) <= 6
+        ups = [r for r in reasons if r["contribution"] > 0]
+        downs = [r for r in reasons if r["contribution"] < 0]
+        assert len(ups) <= 3 and len(downs) <= 3
+        assert [r["contribution"] for r in ups] == sorted(
+            (r["contribution"] for r in ups), reverse=True
+        )
+        for r in reasons:
+            assert set(r) == {"feature", "value", "contribution", "text"}
+            assert isinstance(r["text"], str) and r["text"]
+
+
+def test_one_lead_is_fast(model_and_holdout):
+    import time
+
+    model, X = model_and_holdout
+    model.for_serving()
+    one = X.iloc[:1]
+    model.score(one)
+    t0 = time.perf_counter()
+    for _ in range(5):
+        model.score(one)
+    assert (time.perf_counter() - t0) / 5 < 0.25
+
+
+@pytest.mark.parametrize(
+    ("feature", "value", "words"),
+    [
+        ("days_since_last_live", 3.0, "webinar or trade fair 3 days ago"),
+        ("size_band", "5000+", "company with 5000+ employees"),
+        ("n_webinar_attended_30d", 2.0, "2 webinars attended in the last 30 days"),
+        ("n_demo_request_7d", 0.0, "no demo request in the last 7 days"),
+        ("free_mail", 1.0, "free-mail"),
+        ("industry", None, "industry unknown"),
+        ("attr_budget_band", "high", "budget band: high"),
+    ],
+)
+def test_phrases_read_like_a_sales_rep_would_say_it(feature, value, words):
+    assert words in phrase(feature, value)
