@@ -36,6 +36,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from scoring.registry import load_registered
+
 ROOT = Path(__file__).resolve().parents[1]
 GOALS = {"events_per_s": 2_000_000, "leads_per_s": 100_000, "peak_gib": 8.0}
 
@@ -114,7 +116,7 @@ def _model(tracking_uri: str) -> Any:
 
     os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     mlflow.set_tracking_uri(tracking_uri)
-    return mlflow.pyfunc.load_model("models:/lead-scorer@champion").unwrap_python_model().model
+    return load_registered()
 
 
 # --------------------------------------------------------------------------- engines

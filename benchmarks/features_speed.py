@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from crm.contract import EVENT_TYPES
+from crm.vocabulary import EVENT_TYPES
 from features.build import FEATURE_COLUMNS, compute_features
 
 AS_OF = pd.Timestamp("2025-01-01")

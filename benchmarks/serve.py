@@ -23,6 +23,7 @@ import pandas as pd
 
 from crm.contract import data_end, read_tables
 from features.build import compute_features
+from scoring.registry import scoring_model
 from serving.loadgen import run_load
 from serving.model_store import import_registered
 from serving.process import free_port, start_server, stop_server, wait_ready
@@ -80,7 +81,7 @@ def main() -> None:
     picks = d.leads.sample(n=min(1000, len(d.leads)), random_state=1)
     leads = tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history)
     model = import_registered(MODEL_NAME, "champion", tracking_uri())
-    pyfunc_model = __import__("bentoml").mlflow.load_model(model).unwrap_python_model().model
+    pyfunc_model = scoring_model(__import__("bentoml").mlflow.load_model(model))
     X = compute_features(picks, d.accounts, d.events, moment, pyfunc_model.feature_config)
     mlflow_rows = X.reset_index(drop=True)
 

@@ -13,33 +13,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# The kinds of custom lead attribute (``attr_*`` columns) an import mapping may declare;
-# features/build.py turns each kind into a feature.
-CUSTOM_KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean")
-
-EVENT_TYPES: tuple[str, ...] = (
-    "page_view",
-    "blog_read",
-    "newsletter_open",
-    "newsletter_click",
-    "email_open",
-    "email_click",
-    "webinar_registered",
-    "webinar_attended",
-    "content_download",
-    "form_submit",
-    "pricing_view",
-    "demo_request",
-    "trade_fair_visit",
-    "unsubscribe",
-    "email_bounce",
-    "referral",
+from crm.vocabulary import (
+    EMAIL_DOMAIN_KINDS,
+    EVENT_TYPES,
+    NO_WORDS,
+    STAGES,
+    YES_WORDS,
 )
-
-STAGES: tuple[str, ...] = ("visit", "lead", "mql", "sal", "opportunity", "customer")
-STAGE_RANK: dict[str, int] = {s: i for i, s in enumerate(STAGES)}
-
-EMAIL_DOMAIN_KINDS: tuple[str, ...] = ("business", "free")
 
 TABLES: tuple[str, ...] = ("accounts", "leads", "events", "stage_history")
 
@@ -255,9 +235,9 @@ def _to_bool(v: object) -> object:
     if isinstance(v, (int, np.integer)) and v in (0, 1):
         return bool(v)
     t = str(v).strip().lower()
-    if t in ("true", "yes", "y", "1"):
+    if t in YES_WORDS:
         return True
-    if t in ("false", "no", "n", "0"):
+    if t in NO_WORDS:
         return False
     return None
 

@@ -62,16 +62,9 @@ from pydantic import (
     model_validator,
 )
 
-from crm.contract import (
-    CUSTOM_KINDS,
-    EVENT_TYPES,
-    SCHEMAS,
-    STAGE_RANK,
-    STAGES,
-    validate,
-    write_tables,
-)
+from crm.contract import SCHEMAS, validate, write_tables
 from crm.email import email_domain_kind
+from crm.vocabulary import CUSTOM_KINDS, EVENT_TYPES, STAGE_RANK, STAGES
 
 MAPPINGS_DIR = Path(__file__).resolve().parent / "mappings"
 CUSTOM_FIELDS_FILE = "custom_fields.json"

@@ -60,7 +60,8 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from crm.contract import EVENT_TYPES, STAGES, CrmData, validate, write_tables
+from crm.contract import CrmData, validate, write_tables
+from crm.vocabulary import EVENT_TYPES, STAGES
 
 DAY = 86_400  # seconds
 SAL_HORIZON_DAYS = 90

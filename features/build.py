@@ -32,7 +32,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from crm.contract import CUSTOM_KINDS, EVENT_TYPES
+from crm.vocabulary import CUSTOM_KINDS, EVENT_TYPES
 from features import geo
 from features.jobtitle import DEPARTMENTS, SENIORITIES, parse_job_title
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crm.contract import STAGE_RANK, STAGES
+from crm.vocabulary import STAGE_RANK, STAGES
 from features.personas import (
     SMALL,
     AsOf,

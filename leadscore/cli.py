@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from scoring.registry import scoring_model
 from serving.process import (
     bentoml_bin,
     free_port,
@@ -639,7 +640,7 @@ def score(
     bento_model = _import_served(alias, model_name)
     import bentoml
 
-    model = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model
+    model = scoring_model(bentoml.mlflow.load_model(bento_model))
     if engine == "spark":
         _score_spark(bento_model, model, data, out, as_of, master)
         return
@@ -859,7 +860,7 @@ def report(
         else:
             import bentoml
 
-            scorer = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model
+            scorer = scoring_model(bentoml.mlflow.load_model(bento_model))
             labels = bento_model.info.labels
             label = f"{labels.get('mlflow_model')} version {labels.get('mlflow_version')} ({model})"
     with console.status("building the report"):

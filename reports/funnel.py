@@ -39,7 +39,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from crm.contract import STAGES, CrmData
+from crm.contract import CrmData
+from crm.vocabulary import STAGES
 
 STAGE_LABELS: dict[str, str] = {
     "visit": "visit",

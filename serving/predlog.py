@@ -57,7 +57,7 @@ import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 
-from crm.contract import STAGES
+from crm.vocabulary import STAGES
 
 logger = logging.getLogger(__name__)
 

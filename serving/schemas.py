@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from crm.contract import EVENT_TYPES, SCHEMAS, STAGES
+from crm.contract import SCHEMAS
 from crm.email import email_domain_kind
+from crm.vocabulary import EVENT_TYPES, STAGES
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 StageName = Literal[STAGES]  # type: ignore[valid-type]

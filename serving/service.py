@@ -41,6 +41,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from scoring.batch import answer_records, expected_custom_fields, score_tables
+from scoring.registry import scoring_model
 from serving import metrics
 from serving.auth import BearerTokenMiddleware, is_loopback, load_tokens
 from serving.errors import (
@@ -361,7 +362,7 @@ class LeadScoringService:
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
             watch_parent()
         pyfunc = bentoml.mlflow.load_model(self.bento_model)
-        self.model = pyfunc.unwrap_python_model().model.for_serving()
+        self.model = scoring_model(pyfunc).for_serving()
         labels = self.bento_model.info.labels
         self.model_ref = {
             "name": labels.get("mlflow_model", str(self.bento_model.tag.name)),

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from crm.contract import STAGE_RANK, STAGES, CrmData, data_end
+from crm.contract import CrmData, data_end
+from crm.vocabulary import STAGE_RANK, STAGES
 from features.build import FeatureConfig, compute_features
 
 #: Days after entry into the from-stage at which a lead not yet at the target is snapshotted

@@ -27,6 +27,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from scoring.registry import scoring_model
 from training.tracking import MODEL_NAME, experiment_for, use_store
 
 if TYPE_CHECKING:  # imported where used: the CLI imports this module for every command
@@ -98,7 +99,7 @@ def load_version(model_name: str, version: str) -> Any:
         pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
     except TypeError as exc:  # LeadScoringModel refuses a pickle of an older layout
         raise RegistryError(f"version {version} of {model_name!r} cannot be loaded: {exc}") from exc
-    return pyfunc.unwrap_python_model().model
+    return scoring_model(pyfunc)
 
 
 def data_source(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import mlflow
 
-MODEL_NAME = "lead-scorer"
+from scoring.registry import MODEL_NAME
+
 EXPERIMENT = "leadscore"
 DEFAULT_STORE = Path("mlruns")
 

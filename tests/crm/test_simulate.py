@@ -8,7 +8,8 @@ import pandas as pd
 import pytest
 
 from crm import simulate as sim
-from crm.contract import EVENT_TYPES, STAGES, read_tables, validate
+from crm.contract import read_tables, validate
+from crm.vocabulary import EVENT_TYPES, STAGES
 
 END = pd.Timestamp("2025-12-31")
 EMAIL_TYPES = list(sim.EMAIL_TYPES)

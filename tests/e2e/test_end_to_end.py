@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from crm.contract import data_end, read_tables
 from leadscore.cli import app
 from scoring.batch import score_batch
+from scoring.registry import scoring_model
 from serving.model_store import import_registered
 from serving.process import free_port, start_server, stop_server, wait_ready
 from serving.schemas import tables_to_requests
@@ -108,7 +109,7 @@ def test_batch_and_http_give_identical_answers(server, sample):
     }
     r = httpx.post(f"{url}/score", json=body, headers=AUTH, timeout=60)
     http = pd.DataFrame(r.json()["scores"])
-    model = bentoml.mlflow.load_model(bento_model).unwrap_python_model().model
+    model = scoring_model(bentoml.mlflow.load_model(bento_model))
     batch = score_batch(
         model, picks, d.accounts, d.events, moment, chunk_size=7, stage_history=d.stage_history
     )

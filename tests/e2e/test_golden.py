@@ -15,6 +15,8 @@ import httpx
 import pytest
 from serving_helpers import AUTH, crm_sample, request_leads
 
+from scoring.registry import scoring_model
+
 pytestmark = pytest.mark.slow
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -69,7 +71,7 @@ def test_batch_answers_match_the_golden_record(trained, sample, record_golden):
 
     d, picks, moment = sample
     pyfunc = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion")
-    model = pyfunc.unwrap_python_model().model
+    model = scoring_model(pyfunc)
     answers = score_tables(model, picks, d.accounts, d.events, moment, d.stage_history)
     check("batch_answers", answer_records(answers, {"name": MODEL_NAME}), record_golden)
 

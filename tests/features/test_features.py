@@ -8,7 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.contract import EVENT_TYPES, validate
+from crm.contract import validate
+from crm.vocabulary import EVENT_TYPES
 from features import build, geo
 from features.build import (
     CATEGORICAL_FEATURES,

@@ -11,12 +11,13 @@ import pytest
 
 from crm.contract import data_end, read_tables
 from scoring.batch import score_batch, score_tables, write_answers
+from scoring.registry import load_registered
 from training.tracking import MODEL_NAME
 
 
 @pytest.fixture(scope="module")
 def scored(trained):
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").unwrap_python_model().model
+    model = load_registered()
     d = read_tables(trained.data_dir)
     moment = data_end(d) + pd.Timedelta(seconds=1)
     leads = d.leads.sample(n=900, random_state=5)
@@ -76,7 +77,7 @@ def test_cli_streams_the_answers_score_batch_gives_to_parquet(trained, tmp_path)
     assert [p.name for p in out.parent.iterdir()] == ["scored.parquet"]  # no temp file left
     assert pq.ParquetFile(out).metadata.num_row_groups == 4  # 6,000 leads, one per chunk
 
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").unwrap_python_model().model
+    model = load_registered()
     d = read_tables(trained.data_dir)
     moment = data_end(d) + pd.Timedelta(seconds=1)
     version = mlflow.MlflowClient().get_model_version_by_alias(MODEL_NAME, "champion").version

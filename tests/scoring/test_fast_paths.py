@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from crm.contract import EVENT_TYPES, STAGES
 from crm.email import email_domain_kind
+from crm.vocabulary import EVENT_TYPES, STAGES
 from serving.schemas import Company, Lead, leads_to_tables
 
 

@@ -33,6 +33,7 @@ import pytest
 import yaml
 from serving_helpers import AUTH, LEAD_KEY_SECRET, crm_sample, request_leads
 
+from scoring.registry import scoring_model
 from serving.process import bentoml_bin, free_port, stop_server, wait_ready
 from training.tracking import MODEL_NAME
 
@@ -251,7 +252,7 @@ def test_built_bento_scores_without_mlflow(bento_server, built: Built, trained):
 
     # the same numbers as the registered champion scored in this process
     model = import_registered(MODEL_NAME, "champion", trained.tracking_uri)
-    scorer = bentoml.mlflow.load_model(model).unwrap_python_model().model
+    scorer = scoring_model(bentoml.mlflow.load_model(model))
     batch = score_batch(
         scorer, picks, d.accounts, d.events, moment, chunk_size=50, stage_history=d.stage_history
     ).loc[[s["lead_id"] for s in scores]]

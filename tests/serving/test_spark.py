@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 from typer.testing import CliRunner
@@ -22,8 +21,8 @@ from features.spark import (
     spark_session,
 )
 from scoring.batch import score_tables
+from scoring.registry import load_registered
 from serving.spark_batch import from_spark_answers, score_spark
-from training.tracking import MODEL_NAME
 
 pytest.importorskip("pyspark")
 if shutil.which("java") is None:
@@ -76,7 +75,7 @@ def _cfg():
 
 def test_scores_on_spark_equal_pandas_row_for_row(spark, small, trained):
     folder, d = small
-    model = mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion").unwrap_python_model().model
+    model = load_registered()
     moment = data_end(d) + pd.Timedelta(seconds=1)
     tables = read_spark_tables(spark, folder)
     got = from_spark_answers(score_spark(model, tables, moment, n_buckets=3).toPandas())

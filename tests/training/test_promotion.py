@@ -94,7 +94,8 @@ def _relabel_without_signal(src: Path, out: Path, share: float = 0.5, seed: int 
     replaced by chance: every MQL reaches SAL after an exponential delay (the same for
     everyone, and memoryless, so even a snapshot's age says nothing), later stages
     dropped. Features keep all their variety; the labels carry no signal."""
-    from crm.contract import STAGE_RANK, CrmData, read_tables, write_tables
+    from crm.contract import CrmData, read_tables, write_tables
+    from crm.vocabulary import STAGE_RANK
 
     data = read_tables(src)
     rng = np.random.default_rng(seed)
