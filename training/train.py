@@ -5,7 +5,7 @@ from __future__ import annotations
 import tempfile
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,7 @@ from scoring.model import (
 )
 from training import evaluate as ev
 from training.baselines import fit_baselines
+from training.config import TrainConfig
 from training.dataset import (
     TimeSplit,
     TrainingSet,
@@ -274,6 +275,7 @@ def choose_and_fit(
     calibration_prior: str = "auto",
     progress: Progress = lambda msg: None,
     families: tuple[str, ...] = FAMILIES,
+    personas_path: Path | None = None,
 ) -> FittedModel:
     """Choose family, weighting, tree count and calibration prior on the validation folds
     (``training.selection``), then fit the conversion, fit and interest heads of that
@@ -323,7 +325,7 @@ def choose_and_fit(
         fit_threshold=float(t_fit),
         interest_threshold=float(t_int),
         feature_config=config,
-        personas=load_personas(),
+        personas=load_personas(personas_path),
         content=load_content(),
         metadata={"choice": choice.to_dict()},
     )
@@ -397,6 +399,36 @@ def segment_labels(data: CrmData, ts: TrainingSet, idx: np.ndarray, model: LeadS
 
 def train(
     data_dir: str | Path,
+    config: TrainConfig | None = None,
+    *,
+    progress: Progress = lambda msg: None,
+    warn: Progress | None = None,
+    **overrides: Any,
+) -> TrainResult:
+    """The whole training job for the export in ``data_dir``, as ``config`` asks (fields of
+    :class:`TrainConfig` may also be given as keywords, over ``config``); returns the
+    holdout metrics and the registered version. ``warn``: where warnings go as they arise
+    (default: ``progress``); they are also in the result."""
+    cfg = replace(config or TrainConfig(), **overrides)
+    return _train(
+        data_dir,
+        target=cfg.target,
+        horizon_days=cfg.horizon_days,
+        seed=cfg.seed,
+        params=cfg.lightgbm_params,
+        progress=progress,
+        allow_leaky=cfg.allow_leaky,
+        targets=cfg.targets,
+        learn_decay=cfg.learn_decay,
+        calibration_prior=cfg.calibration_prior,
+        warn=warn,
+        model_name=cfg.model_name,
+        personas_path=cfg.personas_path,
+    )
+
+
+def _train(
+    data_dir: str | Path,
     target: str = "sal",
     horizon_days: int = 90,
     seed: int = 7,
@@ -408,6 +440,7 @@ def train(
     calibration_prior: str = "auto",
     warn: Progress | None = None,
     model_name: str = MODEL_NAME,
+    personas_path: Path | None = None,
 ) -> TrainResult:
     """The whole training job; returns the holdout metrics and the registered version.
 
@@ -450,7 +483,9 @@ def train(
             data, target=target, horizon_days=horizon_days, config=config, end=end
         )
     leakage_findings = leakage_gate(ts, split, config, custom, allow_leaky, progress)
-    fitted = choose_and_fit(ts, split, params, seed, config, calibration_prior, progress)
+    fitted = choose_and_fit(
+        ts, split, params, seed, config, calibration_prior, progress, personas_path=personas_path
+    )
     model, choice = fitted.model, fitted.choice
     hold = split.holdout
     y_hold = ts.y[hold]
