@@ -42,18 +42,12 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.lifecycle import LIFECYCLE_STAGES, funnel_stages, lifecycle_stages, segments
-from features.personas import (
-    AsOf,
-    ConfigError,
-    PersonaConfig,
-    assign_personas,
-    events_before,
-    lead_index,
-    positions,
-    read_yaml_config,
-    resolve_as_of,
-)
+from crm.vocabulary import LIFECYCLE_STAGES
+from features.config import ConfigError, read_yaml_config
+from features.encoding import lead_index, positions
+from features.lifecycle import funnel_stages, lifecycle_stages, segments
+from features.personas import PersonaConfig, assign_personas
+from features.pointintime import AsOf, Moment, events_before
 
 PHASES: tuple[str, ...] = ("awareness", "consideration", "decision")
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("content_catalog.csv")
@@ -254,16 +248,16 @@ def _customer_key(key: str) -> bool:
     return stage in LIFECYCLE_STAGES[1:]
 
 
-_DEFAULT: list[ContentLibrary] = []
-
-
+# The shipped files, read once per process (the frozen ContentLibrary is shared; its own
+# candidate cache lives on it and is bounded).
+@lru_cache(maxsize=1)
 def _default_library() -> ContentLibrary:
-    if not _DEFAULT:
-        _DEFAULT.append(load_content())
-    return _DEFAULT[0]
+    return load_content()
 
 
 # ---------------------------------------------------------------- phase
+# A bounded cache of a pure function of an immutable tuple; callers only read the Index
+# and the look-up dict it returns.
 @lru_cache(maxsize=64)
 def _type_index(types: tuple[str, ...]) -> tuple[pd.Index, dict[str, int]]:
     return pd.Index(types), {t: i for i, t in enumerate(types)}
@@ -272,7 +266,7 @@ def _type_index(types: tuple[str, ...]) -> tuple[pd.Index, dict[str, int]]:
 def content_phase(
     events: pd.DataFrame,
     funnel_stage: pd.Series,
-    as_of: AsOf,
+    as_of: Moment | AsOf,
     decision_stages: tuple[str, ...] = ("mql", "sal", "opportunity"),
     decision_types: tuple[str, ...] = ("pricing_view", "demo_request"),
     decision_window_days: float = 30.0,
@@ -291,19 +285,18 @@ def content_phase(
     decision, from the funnel stage and recent engagement (rule in the module docstring)."""
     ids = lead_index(funnel_stage.index)
     n = len(ids)
-    cut = resolve_as_of(as_of, ids)
+    snapshot = AsOf.resolve(as_of, ids)
     decision = np.isin(funnel_stage.to_numpy(dtype=object), list(decision_stages))
     consider = np.zeros(n, dtype=bool)
     if len(events):
-        rows, pos, at = events_before(events, ids, cut)
-        age = (cut[pos] if isinstance(cut, np.ndarray) else cut) - at
+        rows, pos, _, age = events_before(events, ids, snapshot)
         types = tuple(dict.fromkeys((*decision_types, *consideration_types, *visit_types)))
         tpos = positions(events["type"], *_type_index(types))[rows]
 
         def recent(kinds: tuple[str, ...], days: float) -> np.ndarray:
             is_kind = np.zeros(len(types) + 1, dtype=bool)  # the last slot: other types
             is_kind[[types.index(k) for k in kinds]] = True
-            hit = is_kind[tpos] & (age < np.timedelta64(int(days * 86400), "s"))
+            hit = is_kind[tpos] & AsOf.in_window(age, days, include_start=False)
             return np.bincount(pos[hit], minlength=n)
 
         decision |= recent(decision_types, decision_window_days) > 0
@@ -319,7 +312,7 @@ def next_content(
     phase: pd.Series,
     consumed: pd.DataFrame | None = None,
     n: int = 3,
-    as_of: AsOf | None = None,
+    as_of: Moment | AsOf | None = None,
     library: ContentLibrary | None = None,
 ) -> pd.Series:
     """Up to ``n`` content ids per lead (a list; index = ``segment.index``) for its segment
@@ -351,7 +344,7 @@ def next_content(
     valid = cand >= 0
     if consumed is not None and len(consumed) and "content_id" in consumed.columns:
         if as_of is not None:
-            rows, pos, _ = events_before(consumed, ids, as_of)
+            rows, pos, _, _ = events_before(consumed, ids, as_of)
         else:
             pos_all = positions(consumed["lead_id"], ids)
             rows = np.flatnonzero(pos_all >= 0)
@@ -380,20 +373,23 @@ def funnel_profile(
     leads: pd.DataFrame,
     events: pd.DataFrame,
     stage_history: pd.DataFrame,
-    as_of: AsOf,
+    as_of: Moment | AsOf,
     personas: PersonaConfig | None = None,
     library: ContentLibrary | None = None,
     n_content: int = 3,
     phase_options: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Persona, lifecycle stage, segment, funnel stage, content phase and next content per
-    lead (index lead_id), all as of ``as_of``: the answer's marketing columns."""
-    who = assign_personas(leads, events, as_of, personas)
-    stage = lifecycle_stages(leads, stage_history, events, as_of)
-    funnel = funnel_stages(leads, stage_history, as_of)
+    lead (index lead_id), all as of ``as_of``: the answer's marketing columns.
+
+    ``as_of`` is resolved once for the leads and the same snapshot serves every step."""
+    snapshot = AsOf.resolve(as_of, lead_index(leads))
+    who = assign_personas(leads, events, snapshot, personas)
+    stage = lifecycle_stages(leads, stage_history, events, snapshot)
+    funnel = funnel_stages(leads, stage_history, snapshot)
     seg = segments(who, stage)
-    phase = content_phase(events, funnel, as_of, **dict(phase_options or {}))
-    nxt = next_content(seg, phase, events, n=n_content, as_of=as_of, library=library)
+    phase = content_phase(events, funnel, snapshot, **dict(phase_options or {}))
+    nxt = next_content(seg, phase, events, n=n_content, as_of=snapshot, library=library)
     columns = {c: who[c].to_numpy() for c in who.columns}
     for s in (stage, seg, funnel, phase, nxt):
         columns[s.name] = s.to_numpy()

@@ -270,6 +270,7 @@ def _key(value: str) -> str:
 _MISSING = frozenset({"", "select", "unknown", "n a", "na", "none", "null", "nan", "xx"})
 
 
+# A bounded cache of a pure function of an immutable str (country spellings repeat).
 @lru_cache(maxsize=4096)
 def country_code(value: str | None) -> str | None:
     """ISO-2 code for a country code or name; None when missing, "??" when unrecognised.

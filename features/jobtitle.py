@@ -227,6 +227,7 @@ def normalize_title(title: object) -> str:
     return text
 
 
+# A bounded cache of a pure function of an immutable str (titles repeat across leads).
 @lru_cache(maxsize=65536)
 def parse_job_title(title: str | None) -> tuple[str, str]:
     """(seniority, department) for one job title; see the module docstring for the rules."""

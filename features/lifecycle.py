@@ -26,65 +26,82 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crm.vocabulary import STAGE_RANK, STAGES
-from features.personas import (
-    SMALL,
-    AsOf,
-    events_before,
-    lead_index,
-    positions,
-    resolve_as_of,
-)
+from crm.vocabulary import LIFECYCLE_STAGES, STAGE_RANK, STAGES
+from features.encoding import SMALL, lead_index, positions
+from features.pointintime import NAT_NS, AsOf, Moment, rows_before
 
-LIFECYCLE_STAGES: tuple[str, ...] = ("prospect", "new_customer", "active_customer", "ambassador")
 ACTIVITY_TYPES: tuple[str, ...] = ("page_view", "blog_read")
 ACTIVITY_TOPICS: tuple[str, ...] = ("product_docs", "community")
 
-_NO_TIME = np.iinfo(np.int64).max
 _STAGE_INDEX = pd.Index(STAGES)
 _STAGE_LOOKUP = {s: i for i, s in enumerate(STAGES)}
 
 
 def _stage_entries(
-    stage_history: pd.DataFrame, ids: pd.Index, as_of: np.datetime64 | np.ndarray
+    stage_history: pd.DataFrame, as_of: AsOf
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(lead position, stage rank, entered_at as int64 ns) of entries strictly before as_of."""
-    pos = positions(stage_history["lead_id"], ids)
-    entered = stage_history["entered_at"].to_numpy(dtype="datetime64[ns]")
-    known = pos >= 0
-    cut = as_of[np.where(known, pos, 0)] if isinstance(as_of, np.ndarray) else as_of
-    keep = known & (entered < cut)
-    rank = positions(stage_history["stage"], _STAGE_INDEX, _STAGE_LOOKUP)
-    return pos[keep], rank[keep], entered[keep].view(np.int64)
+    rows, pos, entered, _ = rows_before(stage_history, as_of, "entered_at")
+    rank = positions(stage_history["stage"], _STAGE_INDEX, _STAGE_LOOKUP)[rows]
+    return pos, rank, entered
 
 
-def _first_purchase(
-    stage_history: pd.DataFrame, ids: pd.Index, cut: np.datetime64 | np.ndarray
-) -> np.ndarray:
-    """datetime64[ns] per lead: first ``customer`` entry before the cut, NaT if none."""
-    pos, rank, entered = _stage_entries(stage_history, ids, cut)
-    first = np.full(len(ids), _NO_TIME, dtype=np.int64)
+def _first_purchase(stage_history: pd.DataFrame, as_of: AsOf) -> np.ndarray:
+    """int64 ns per lead: first ``customer`` entry before as_of, NAT_NS if none."""
+    pos, rank, entered = _stage_entries(stage_history, as_of)
+    no_time = np.iinfo(np.int64).max
+    first = np.full(len(as_of.leads), no_time, dtype=np.int64)
     is_cust = rank == STAGE_RANK["customer"]
     np.minimum.at(first, pos[is_cust], entered[is_cust])
-    out = first.view("datetime64[ns]").copy()
-    out[first == _NO_TIME] = np.datetime64("NaT")
-    return out
+    first[first == no_time] = NAT_NS
+    return first
 
 
 def purchase_times(
-    leads: pd.DataFrame | pd.Index, stage_history: pd.DataFrame, as_of: AsOf
+    leads: pd.DataFrame | pd.Index, stage_history: pd.DataFrame, as_of: Moment | AsOf
 ) -> pd.Series:
     """First entry into ``customer`` strictly before ``as_of`` per lead (NaT if none)."""
     ids = lead_index(leads)
-    out = _first_purchase(stage_history, ids, resolve_as_of(as_of, ids))
+    out = _first_purchase(stage_history, AsOf.resolve(as_of, ids)).view("datetime64[ns]")
     return pd.Series(out, index=ids, name="purchased_at")
+
+
+def _after_purchase(
+    events: pd.DataFrame,
+    as_of: AsOf,
+    purchased: np.ndarray,
+    referral_types: tuple[str, ...],
+    activity_types: tuple[str, ...],
+    activity_topics: tuple[str, ...],
+) -> tuple[np.ndarray, np.ndarray]:
+    """(referred, active) per lead: a referral, or product or community activity, after the
+    purchase and before as_of."""
+    n = len(as_of.leads)
+    referred = np.zeros(n, dtype=bool)
+    active = np.zeros(n, dtype=bool)
+    if not len(events):
+        return referred, active
+    is_cust = purchased != NAT_NS
+    rows, pos, at, _ = rows_before(events, as_of)
+    after = is_cust[pos]
+    after[after] = at[after] > purchased[pos[after]]
+    rows, pos = rows[after], pos[after]
+    sub = events.iloc[rows]
+    etype = sub["type"].astype(object).to_numpy()
+    ref = np.isin(etype, list(referral_types))
+    referred[pos[ref]] = True
+    if "topic" in sub.columns:
+        topic = sub["topic"].astype(object).to_numpy()
+        act = np.isin(etype, list(activity_types)) & np.isin(topic, list(activity_topics))
+        active[pos[act]] = True
+    return referred, active
 
 
 def lifecycle_stages(
     leads: pd.DataFrame,
     stage_history: pd.DataFrame,
     events: pd.DataFrame,
-    as_of: AsOf,
+    as_of: Moment | AsOf,
     new_customer_days: float = 90.0,
     referral_types: tuple[str, ...] = ("referral",),
     activity_types: tuple[str, ...] = ACTIVITY_TYPES,
@@ -92,41 +109,28 @@ def lifecycle_stages(
 ) -> pd.Series:
     """Lifecycle stage per lead (index lead_id, leads order); rules in the module docstring."""
     ids = lead_index(leads)
-    n = len(ids)
-    cut = resolve_as_of(as_of, ids)
-    purchased = _first_purchase(stage_history, ids, cut)
-    is_cust = ~np.isnat(purchased)
-    code = np.zeros(n, dtype=np.int8)  # prospect
+    snapshot = AsOf.resolve(as_of, ids)
+    purchased = _first_purchase(stage_history, snapshot)
+    is_cust = purchased != NAT_NS
+    code = np.zeros(len(ids), dtype=np.int8)  # prospect
     if is_cust.any():
-        cut_arr = cut if isinstance(cut, np.ndarray) else np.full(n, cut)
-        window = np.timedelta64(int(round(new_customer_days * 86400)), "s")
-        recent = is_cust & (cut_arr - purchased < window)
-        referred = np.zeros(n, dtype=bool)
-        active = np.zeros(n, dtype=bool)
-        if len(events):
-            rows, pos, at = events_before(events, ids, cut)
-            after = is_cust[pos]
-            after[after] = at[after] > purchased[pos[after]]
-            rows, pos = rows[after], pos[after]
-            sub = events.iloc[rows]
-            etype = sub["type"].astype(object).to_numpy()
-            ref = np.isin(etype, list(referral_types))
-            referred[pos[ref]] = True
-            if "topic" in sub.columns:
-                topic = sub["topic"].astype(object).to_numpy()
-                act = np.isin(etype, list(activity_types)) & np.isin(topic, list(activity_topics))
-                active[pos[act]] = True
+        since = snapshot.ns - np.where(is_cust, purchased, snapshot.ns)
+        recent = is_cust & AsOf.in_window(since, new_customer_days, include_start=False)
+        referred, active = _after_purchase(
+            events, snapshot, purchased, referral_types, activity_types, activity_topics
+        )
         code = np.select([~is_cust, recent, referred, active], [0, 1, 3, 2], default=1)
     names = np.array(LIFECYCLE_STAGES, dtype=object)[code]
     return pd.Series(names, index=ids, name="lifecycle_stage")
 
 
-def funnel_stages(leads: pd.DataFrame, stage_history: pd.DataFrame, as_of: AsOf) -> pd.Series:
+def funnel_stages(
+    leads: pd.DataFrame, stage_history: pd.DataFrame, as_of: Moment | AsOf
+) -> pd.Series:
     """The furthest funnel stage (visit .. customer) entered strictly before ``as_of``;
     ``lead`` for a lead with no recorded stage yet (it is in the leads table)."""
     ids = lead_index(leads)
-    cut = resolve_as_of(as_of, ids)
-    pos, rank, _ = _stage_entries(stage_history, ids, cut)
+    pos, rank, _ = _stage_entries(stage_history, AsOf.resolve(as_of, ids))
     best = np.full(len(ids), STAGE_RANK["lead"], dtype=np.int64)
     ok = rank >= 0
     np.maximum.at(best, pos[ok], rank[ok])

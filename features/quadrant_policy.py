@@ -29,10 +29,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from features.personas import read_yaml_config
+from crm.vocabulary import QUADRANTS
+from features.config import read_yaml_config
 
 DEFAULT_QUADRANT_POLICY_PATH = Path(__file__).with_name("quadrant_policy.yaml")
-QUADRANTS: tuple[str, ...] = ("qualified", "qualified_low_interest", "low_fit_interested", "drop")
 _WEEK = pd.Timedelta(days=7)
 
 

@@ -69,7 +69,7 @@ def user_errors(fn: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         from crm.contract import DataContractError
         from crm.importer import ImportDataError, ImportOutputError, MappingError
-        from features.personas import ConfigError
+        from features.config import ConfigError
         from serving.model_store import ModelNotFound
         from training.dataset import TrainingDataError
         from training.leakage import LeakageError
@@ -913,7 +913,7 @@ def personas_discover(
     from rich.markup import escape
 
     from crm.contract import data_end, read_tables
-    from features.personas import discover_personas
+    from features.persona_discovery import discover_personas
 
     moment = _parse_moment(as_of)
     d = read_tables(data)

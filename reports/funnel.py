@@ -638,7 +638,7 @@ class _Page:
         seg = self.profile["segment"]
         size = seg.value_counts()
         personas = self.profile["persona"].value_counts().index.tolist()
-        from features.lifecycle import LIFECYCLE_STAGES
+        from crm.vocabulary import LIFECYCLE_STAGES
 
         order = [f"{p}/{s}" for p in personas for s in LIFECYCLE_STAGES if f"{p}/{s}" in size.index]
         order += [s for s in size.index if s not in order]

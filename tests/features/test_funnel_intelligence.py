@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from features.config import ConfigError
 from features.content import (
     content_phase,
     funnel_profile,
@@ -18,13 +19,8 @@ from features.content import (
     next_content,
 )
 from features.lifecycle import funnel_stages, lifecycle_stages, segments
-from features.personas import (
-    ConfigError,
-    assign_personas,
-    discover_personas,
-    load_personas,
-    parse_personas,
-)
+from features.persona_discovery import discover_personas
+from features.personas import assign_personas, load_personas, parse_personas
 from features.quadrant_policy import (
     QuadrantPolicy,
     assign_quadrants,
