@@ -33,6 +33,7 @@ import pandas as pd
 
 from crm.contract import TABLES, DataContractError, Problem, validate
 from features.build import FeatureConfig, compute_features
+from features.pointintime import NAT_NS, naive_utc
 
 if TYPE_CHECKING:  # pyspark is an optional dependency: imported where it is used
     from pyspark.sql import DataFrame, SparkSession
@@ -47,7 +48,6 @@ TIME_COLUMNS: dict[str, tuple[str, ...]] = {
     "events": ("at",),
     "stage_history": ("entered_at",),
 }
-_NAT = np.iinfo(np.int64).min  # missing times travel as int64 min (= NaT), never as null
 LEADS_PER_BUCKET = 25_000
 
 
@@ -95,7 +95,8 @@ def _table_path(folder: str | Path, name: str) -> str:
 def read_spark_tables(spark: SparkSession, folder: str | Path) -> SparkTables:
     """Read ``accounts/leads/events/stage_history.parquet`` from a folder (local, HDFS, S3...).
 
-    Times become int64 nanoseconds since the epoch (naive UTC), missing ones int64 min.
+    Times become int64 nanoseconds since the epoch (naive UTC), missing ones ``NAT_NS``
+    (int64 min: they travel as NaT, never as null).
     """
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
@@ -123,7 +124,7 @@ def read_spark_tables(spark: SparkSession, folder: str | Path) -> SparkTables:
                 ns = F.unix_micros(F.col(column).cast("timestamp")) * F.lit(1000)
             else:  # text: parsed by Spark in UTC; validate() rejects what does not parse
                 ns = F.unix_micros(F.to_timestamp(F.col(column))) * F.lit(1000)
-            df = df.withColumn(column, F.coalesce(ns, F.lit(_NAT)))
+            df = df.withColumn(column, F.coalesce(ns, F.lit(NAT_NS)))
         frames[name] = df.withColumn("_row", F.monotonically_increasing_id())
     if problems:
         raise DataContractError(problems)
@@ -292,7 +293,7 @@ def compute_features_spark(
 ) -> DataFrame:
     """``compute_features`` for every lead, run per lead bucket on Spark: a Spark
     DataFrame with lead_id, the categorical features as text and the numbers as doubles."""
-    moment = pd.Timestamp(as_of)
+    moment = naive_utc(as_of)  # the as-of moment as every worker will read it
     left, right = bucketed(tables, n_buckets or n_buckets_for(tables))
 
     def features(leads_part: pd.DataFrame, events_part: pd.DataFrame) -> pd.DataFrame:
@@ -330,7 +331,7 @@ def data_end_spark(tables: SparkTables) -> pd.Timestamp:
         ("leads", "created_at"),
     ):
         value = tables.table(name).agg(F.max(column)).first()[0]
-        if value is not None and value != _NAT:
+        if value is not None and value != NAT_NS:
             latest.append(value)
     if not latest:
         raise DataContractError([Problem("-", "-", "-", "the data holds no timestamp")])

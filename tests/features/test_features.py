@@ -10,7 +10,7 @@ import pytest
 
 from crm.contract import validate
 from crm.vocabulary import EVENT_TYPES
-from features import build, geo
+from features import build, encoding, geo
 from features.build import (
     CATEGORICAL_FEATURES,
     ENGAGEMENT_FEATURES,
@@ -103,12 +103,12 @@ def test_one_row_frame_matches_its_row_in_a_big_frame():
             "topic": [f"t{i}" for i in rng.integers(0, 12, 3000)],
         }
     )
-    assert len(ev) > build._SMALL and n > build._SMALL
+    assert len(ev) > encoding.SMALL and n > encoding.SMALL
     big = compute_features(leads, make_accounts(), ev, AS_OF)
     for lead_id in ["L0", "L1", "L2", "L123"]:
         one_lead = leads[leads["lead_id"] == lead_id]
         one_ev = ev[ev["lead_id"] == lead_id]
-        assert 0 < len(one_ev) <= build._SMALL
+        assert 0 < len(one_ev) <= encoding.SMALL
         one = compute_features(one_lead, make_accounts(), one_ev, AS_OF)
         assert (one.dtypes == big.dtypes).all()
         for col in CATEGORICAL_FEATURES:
@@ -201,7 +201,7 @@ def test_per_lead_as_of_series():
 
 
 def test_as_of_series_must_cover_every_lead():
-    with pytest.raises(ValueError, match="no time for 1 lead"):
+    with pytest.raises(ValueError, match="no timestamp for 1 lead"):
         features(as_of=pd.Series([AS_OF, AS_OF], index=["L0", "L1"]))
 
 
@@ -369,7 +369,7 @@ def test_long_columns_give_the_same_result_for_every_encoding():
     for variant in (as_str, as_object, as_category):
         pd.testing.assert_frame_equal(features(variant), expected)
     chunks = np.array_split(np.arange(n_events), 25)  # short frames take the dict path
-    assert max(len(c) for c in chunks) <= build._SMALL
+    assert max(len(c) for c in chunks) <= encoding.SMALL
     per_chunk = sum(features(ev.iloc[c])["n_events_total"] for c in chunks)
     pd.testing.assert_series_equal(per_chunk, expected["n_events_total"])
     bad = as_str.copy()
