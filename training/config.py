@@ -52,7 +52,9 @@ class TrainConfig:
                 f"calibration_prior must be one of {', '.join(CALIBRATION_PRIORS)}, "
                 f"got {self.calibration_prior!r}"
             )
-        if isinstance(self.params, dict):  # accept a mapping, keep it hashable and frozen
+        if self.params is None:
+            object.__setattr__(self, "params", ())
+        elif isinstance(self.params, dict):  # accept a mapping, keep it hashable and frozen
             object.__setattr__(self, "params", tuple(sorted(self.params.items())))
         object.__setattr__(self, "allow_leaky", tuple(self.allow_leaky))
         if self.targets is not None:
