@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm.importer import MONTHS, snake_name
+from crm.importer.mapping_values import MONTHS, snake_name
 
 SAMPLE_ROWS = 200_000
 _DATE_FORMATS = (
