@@ -201,7 +201,7 @@ def after_sal_events(
     n_act = 1 + rng.poisson(8.0, len(ci))
     li = np.repeat(ci, n_act)
     off = rng.gamma(1.2, 60.0, len(li))
-    first_act = np.r_[0, np.cumsum(n_act)[:-1]]
+    first_act = np.cumsum(n_act) - n_act  # where each customer's activity starts
     off[first_act] = rng.uniform(1.0, 45.0, len(ci))
     at = cust_at[li] + seconds(off)
     et = np.where(rng.random(len(li)) < 0.6, EVENT_CODE["page_view"], EVENT_CODE["blog_read"])

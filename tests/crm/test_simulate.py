@@ -62,6 +62,13 @@ def test_output_passes_the_contract_and_round_trips(small: tuple, tmp_path) -> N
     assert set(written_truth["lead_id"]) == set(read.leads["lead_id"])
 
 
+@pytest.mark.parametrize("n_leads", [1, 7])
+def test_a_handful_of_leads_without_a_customer_simulates(n_leads: int) -> None:
+    data, truth = sim.simulate(n_leads=n_leads, seed=2)
+    assert len(data.leads) == n_leads == len(truth)
+    assert "customer" not in set(data.stage_history["stage"].astype(str))
+
+
 def test_tables_have_the_designed_shape(small: tuple) -> None:
     data, truth = small
     n = 3_000
