@@ -23,7 +23,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from crm.importer import MONTHS, snake_name
+from crm.importer.mapping_values import MONTHS, snake_name
+from crm.vocabulary import NO_WORDS, YES_WORDS
 
 SAMPLE_ROWS = 200_000
 _DATE_FORMATS = (
@@ -39,7 +40,7 @@ _DATE_FORMATS = (
     "%m/%d/%Y %H:%M",
 )
 _PLACEHOLDERS = ("Select", "N/A", "n/a", "NA", "null", "NULL", "None", "-", "?", "(blank)")
-_BOOL_TEXT = {"yes", "no", "true", "false", "y", "n", "0", "1", "t", "f"}
+_BOOL_TEXT = YES_WORDS | NO_WORDS  # a column of only these reads as yes/no
 _POSITIVE = {"1", "yes", "true", "won", "closed won", "converted", "y", "t", "success", "win"}
 _NEGATIVE = {"0", "no", "false", "lost", "closed lost", "n", "f", "failure", "lose"}
 
@@ -238,6 +239,21 @@ def _join_key(main: _Source, other: _Source) -> str | None:
     return shared[0] if shared else None
 
 
+@dataclass
+class _Draft:
+    """The mapping being written: its lines, and the columns some key already names (the
+    rest are sorted into leaky, known after the outcome, attributes, counters, left out)."""
+
+    lines: list[str] = field(default_factory=list)
+    used: set[str] = field(default_factory=set)
+
+    def say(self, line: str) -> None:
+        self.lines.append(line)
+
+    def text(self) -> str:
+        return "\n".join(self.lines).rstrip() + "\n"
+
+
 def draft_mapping(files: list[Path], name: str | None = None) -> str:
     """A commented mapping YAML for the export in ``files`` (the first is the main table)."""
     sources = [_read(Path(f), f"source{i}" if i else "leads") for i, f in enumerate(files)]
@@ -249,8 +265,33 @@ def draft_mapping(files: list[Path], name: str | None = None) -> str:
     for src in sources:
         for c, col in src.columns.items():
             columns.setdefault(c, col)
+    label, label_at, outcome_source = _pick_outcome(sources, columns)
 
-    label = _pick_label(main)
+    draft = _Draft()
+    title = name or snake_name(main.path.stem).replace("_", "-")
+    _say_header(draft, sources, title)
+    _say_sources(draft, sources, outcome_source)
+    if missing:
+        draft.say(f"missing_values: [{', '.join(_q(m) for m in missing)}]")
+        draft.say("# these texts fill >= 1 % of some column: read as 'not answered'")
+        draft.say("")
+    draft.say("fields:")
+    lead_id = _pick_id(main)
+    _say_lead_id(draft, main, lead_id)
+    _say_created_at(draft, main, lead_id, label_at)
+    _say_named_fields(draft, main, label)
+    draft.say("")
+    _say_label(draft, main, columns, label, label_at)
+    _say_other_columns(draft, columns)
+    return draft.text()
+
+
+def _pick_outcome(
+    sources: list[_Source], columns: dict[str, _Column]
+) -> tuple[_Column | None, _Column | None, _Source | None]:
+    """The label column, the column dating the outcome, and the joined source the label
+    comes from (if it does not come from the main table)."""
+    label = _pick_label(sources[0])
     label_at = _pick_label_time(columns, label)
     if label is None:  # an outcome file joined on (Olist's closed deals): its date is the label
         label = label_at = next(
@@ -265,10 +306,12 @@ def draft_mapping(files: list[Path], name: str | None = None) -> str:
     outcome_source = next(
         (s for s in sources[1:] if label is not None and label.name in s.columns), None
     )
+    return label, label_at, outcome_source
 
-    out: list[str] = []
-    say = out.append
-    title = name or snake_name(main.path.stem).replace("_", "-")
+
+def _say_header(draft: _Draft, sources: list[_Source], title: str) -> None:
+    main = sources[0]
+    say = draft.say
     say(f"# Drafted by `leadscore mapping init` from {', '.join(s.path.name for s in sources)}")
     say(f"# ({len(main.df):,} rows read). Every choice below says why; check each one, and")
     say("# those marked EDIT above all. Reference: docs/MAPPING.md; check it with")
@@ -276,8 +319,13 @@ def draft_mapping(files: list[Path], name: str | None = None) -> str:
     say("version: 1")
     say(f"name: {_q(title)}")
     say("")
+
+
+def _say_sources(draft: _Draft, sources: list[_Source], outcome_source: _Source | None) -> None:
+    """``sources``: each file with the CSV options sniffed; further files joined onto the
+    first on a shared column, the one the label comes from marked ``after_outcome``."""
+    say = draft.say
     say("sources:")
-    used: set[str] = set()
     for i, src in enumerate(sources):
         say(f"  - name: {src.name}")
         say(f"    file: {_q(src.path.name)}")
@@ -293,39 +341,48 @@ def draft_mapping(files: list[Path], name: str | None = None) -> str:
         if src.trailing_empty:
             say("    # every line ends in a separator: the unnamed, empty last column is dropped")
         if i:
-            key = _join_key(main, src)
-            if key is None:
-                first = next(iter(src.df.columns))
-                lead_key = _pick_id(main)
-                say(
-                    f"    join: {{left_on: {_q(lead_key.name if lead_key else first)}, "
-                    f"right_on: {_q(first)}, how: left}}"
-                )
-                say("    # EDIT: no column name is shared with the main table; name the keys")
-            else:
-                say(f"    join: {{on: {_q(key)}, how: left}}")
-                say(f"    # {key!r} is the only shared column name (or the most id-like one)")
-                used.add(key)
+            _say_join(draft, sources[0], src)
             if src is outcome_source:
                 say("    after_outcome: true")
                 say("    # the label comes from this file: its rows exist only for leads with")
                 say("    # an outcome, so none of its columns may become a feature")
-                used.update(c for c in src.df.columns)
+                draft.used.update(c for c in src.df.columns)
     say("")
-    if missing:
-        say(f"missing_values: [{', '.join(_q(m) for m in missing)}]")
-        say("# these texts fill >= 1 % of some column: read as 'not answered'")
-        say("")
 
-    say("fields:")
-    lead_id = _pick_id(main)
+
+def _say_join(draft: _Draft, main: _Source, src: _Source) -> None:
+    key = _join_key(main, src)
+    if key is None:
+        first = next(iter(src.df.columns))
+        lead_key = _pick_id(main)
+        draft.say(
+            f"    join: {{left_on: {_q(lead_key.name if lead_key else first)}, "
+            f"right_on: {_q(first)}, how: left}}"
+        )
+        draft.say("    # EDIT: no column name is shared with the main table; name the keys")
+    else:
+        draft.say(f"    join: {{on: {_q(key)}, how: left}}")
+        draft.say(f"    # {key!r} is the only shared column name (or the most id-like one)")
+        draft.used.add(key)
+
+
+def _say_lead_id(draft: _Draft, main: _Source, lead_id: _Column | None) -> None:
     if lead_id is None:
         first = next(iter(main.df.columns))
-        say(f"  lead_id: {_q(first)}  # EDIT: no column is unique in every row")
-        used.add(first)
+        draft.say(f"  lead_id: {_q(first)}  # EDIT: no column is unique in every row")
+        draft.used.add(first)
     else:
-        say(f"  lead_id: {_q(lead_id.name)}  # {lead_id.why}")
-        used.add(lead_id.name)
+        draft.say(f"  lead_id: {_q(lead_id.name)}  # {lead_id.why}")
+        draft.used.add(lead_id.name)
+
+
+def _say_created_at(
+    draft: _Draft, main: _Source, lead_id: _Column | None, label_at: _Column | None
+) -> None:
+    """``created_at`` from the earliest-sounding date column; else from a unique number
+    taken as the order leads came in; else from the rows' order (within the months a
+    column names, or between two dates)."""
+    say = draft.say
     dates = [c for c in main.columns.values() if c.kind == "date" and c is not label_at]
     dates.sort(key=lambda c: (not _CREATED.search(c.name), -len(c.values)))
     orders = [c for c in main.columns.values() if c.kind == "id" and c is not lead_id]
@@ -334,31 +391,37 @@ def draft_mapping(files: list[Path], name: str | None = None) -> str:
         d = dates[0]
         say(f"  created_at: {{column: {_q(d.name)}, format: {_q(d.date_format)}}}")
         say(f"  # {d.name!r}: {d.why}; the earliest-sounding date column")
-        used.add(d.name)
-    elif orders and pd.to_numeric(orders[0].values, errors="coerce").notna().all():
+        draft.used.add(d.name)
+        return
+    if orders and pd.to_numeric(orders[0].values, errors="coerce").notna().all():
         o = orders[0]
         say(f'  created_at: {{from_order: {_q(o.name)}, start: "2020-01-01", step: 1h}}')
         say(f"  # no date column: {o.name!r} is a unique number, taken as the order leads came")
         say("  # in; EDIT start (the first lead's date) and step (the time between two leads)")
-        used.add(o.name)
+        draft.used.add(o.name)
+        return
+    months = [
+        c
+        for c in main.columns.values()
+        if 2 <= c.values.nunique() <= 12
+        and set(c.values.str.strip().str.lower().unique()) <= set(MONTHS)
+        and not c.values.str.fullmatch(r"\d+").all()
+    ]
+    if months:
+        m = months[0]
+        say(f"  created_at: {{row_order: {{month: {_q(m.name)}, year: 2020}}}}")
+        say(f"  # no date column; {m.name!r} names months: rows taken as in time order.")
+        say("  # EDIT year: the year of the first row")
+        draft.used.add(m.name)
     else:
-        months = [
-            c
-            for c in main.columns.values()
-            if 2 <= c.values.nunique() <= 12
-            and set(c.values.str.strip().str.lower().unique()) <= set(MONTHS)
-            and not c.values.str.fullmatch(r"\d+").all()
-        ]
-        if months:
-            m = months[0]
-            say(f"  created_at: {{row_order: {{month: {_q(m.name)}, year: 2020}}}}")
-            say(f"  # no date column; {m.name!r} names months: rows taken as in time order.")
-            say("  # EDIT year: the year of the first row")
-            used.add(m.name)
-        else:
-            say('  created_at: {row_order: {start: "2020-01-01", end: "2020-12-31"}}')
-            say("  # no date column: rows taken as in time order, evenly spread between the")
-            say("  # dates. EDIT start and end: the dates of the first and the last row")
+        say('  created_at: {row_order: {start: "2020-01-01", end: "2020-12-31"}}')
+        say("  # no date column: rows taken as in time order, evenly spread between the")
+        say("  # dates. EDIT start and end: the dates of the first and the last row")
+
+
+def _say_named_fields(draft: _Draft, main: _Source, label: _Column | None) -> None:
+    """Canonical fields recognised by their column names, and e-mail addresses read for
+    their kind only."""
     for fld, patterns in _FIELD_NAMES.items():
         hit = next(
             (
@@ -366,23 +429,31 @@ def draft_mapping(files: list[Path], name: str | None = None) -> str:
                 for pattern in patterns
                 for c in main.columns.values()
                 if pattern.search(c.name)
-                and c.name not in used
+                and c.name not in draft.used
                 and c.kind in (("boolean",) if fld == "do_not_email" else ("categorical",))
                 and not (label and c.name == label.name)
             ),
             None,
         )
         if hit is not None:
-            say(f"  {fld}: {_q(hit.name)}  # by its name; {hit.why}")
+            draft.say(f"  {fld}: {_q(hit.name)}  # by its name; {hit.why}")
     email = next(
         (c for c in main.columns.values() if c.kind == "text" and _looks_like_email(c)), None
     )
     if email is not None:
-        say(f"  email_domain_kind: {{column: {_q(email.name)}, from_email: true}}")
-        say("  # e-mail addresses: only their kind (business, free, ...) is kept")
-        used.add(email.name)
-    say("")
+        draft.say(f"  email_domain_kind: {{column: {_q(email.name)}, from_email: true}}")
+        draft.say("  # e-mail addresses: only their kind (business, free, ...) is kept")
+        draft.used.add(email.name)
 
+
+def _say_label(
+    draft: _Draft,
+    main: _Source,
+    columns: dict[str, _Column],
+    label: _Column | None,
+    label_at: _Column | None,
+) -> None:
+    say = draft.say
     say("label:")
     if label is None:
         candidates = [c.name for c in columns.values() if c.kind in ("boolean", "categorical")]
@@ -390,84 +461,105 @@ def draft_mapping(files: list[Path], name: str | None = None) -> str:
         say(f"  column: {_q(guess)}  # EDIT: the column that says whether a lead converted")
         say("  stage: customer")
         say("  at: {offset: 1d}")
+        say("")
+        return
+    draft.used.add(label.name)
+    positive, negative, drop = _label_lists(label)
+    if label is label_at:
+        say(f"  column: {_q(label.name)}  # an outcome date: a lead with one is positive")
+        positive = negative = drop = []
     else:
-        used.add(label.name)
-        positive, negative, drop = _label_lists(label)
-        if label is label_at:
-            say(f"  column: {_q(label.name)}  # an outcome date: a lead with one is positive")
-            positive = negative = drop = []
-        else:
-            say(f"  column: {_q(label.name)}  # by its name; values: {label.why}")
-        if positive:
-            say(f"  positive: [{', '.join(_q(v) for v in positive)}]")
-        if negative and positive:
-            say(f"  negative: [{', '.join(_q(v) for v in negative)}]")
-        if drop and positive:
-            say(f"  drop: [{', '.join(_q(v) for v in drop)}]")
-            say("  # EDIT: rows with these values are left out (no outcome yet?); move a value")
-            say("  # to positive or negative if it is one")
-        if not positive and label is not label_at:
-            say("  # EDIT: no value reads as positive: list them under positive/negative/drop")
-        say("  stage: customer  # EDIT if the label means an earlier stage (mql, sal, ...)")
-        if label_at is not None:
-            say(f"  at: {{column: {_q(label_at.name)}, format: {_q(label_at.date_format)}}}")
-            say(f"  # {label_at.name!r} reads as the date of the outcome")
-            used.add(label_at.name)
-        else:
-            say("  at: {offset: 1d}  # no outcome date found: EDIT the delay after created_at")
+        say(f"  column: {_q(label.name)}  # by its name; values: {label.why}")
+    if positive:
+        say(f"  positive: [{', '.join(_q(v) for v in positive)}]")
+    if negative and positive:
+        say(f"  negative: [{', '.join(_q(v) for v in negative)}]")
+    if drop and positive:
+        say(f"  drop: [{', '.join(_q(v) for v in drop)}]")
+        say("  # EDIT: rows with these values are left out (no outcome yet?); move a value")
+        say("  # to positive or negative if it is one")
+    if not positive and label is not label_at:
+        say("  # EDIT: no value reads as positive: list them under positive/negative/drop")
+    say("  stage: customer  # EDIT if the label means an earlier stage (mql, sal, ...)")
+    if label_at is not None:
+        say(f"  at: {{column: {_q(label_at.name)}, format: {_q(label_at.date_format)}}}")
+        say(f"  # {label_at.name!r} reads as the date of the outcome")
+        draft.used.add(label_at.name)
+    else:
+        say("  at: {offset: 1d}  # no outcome date found: EDIT the delay after created_at")
     say("")
 
-    leaky, after, left_out, attributes, counters = [], [], [], [], []
+
+@dataclass
+class _Rest:
+    """The columns no key names yet, by what the draft does with them."""
+
+    leaky: list[_Column] = field(default_factory=list)
+    after: list[_Column] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)
+    attributes: list[_Column] = field(default_factory=list)
+    counters: list[_Column] = field(default_factory=list)
+
+
+def _sort_rest(columns: dict[str, _Column], used: set[str]) -> _Rest:
+    rest = _Rest()
     for c in columns.values():
         if c.name in used:
             continue
         if c.kind == "empty":
-            left_out.append(f"{c.name} ({c.why})")
+            rest.left_out.append(f"{c.name} ({c.why})")
         elif c.kind == "date" or _AFTER.search(c.name):
-            after.append(c)  # even when filled in one way only: its emptiness tells
+            rest.after.append(c)  # even when filled in one way only: its emptiness tells
         elif c.kind in ("constant", "id"):
-            left_out.append(f"{c.name} ({c.why})")
+            rest.left_out.append(f"{c.name} ({c.why})")
         elif _SALES_FILLED.search(c.name):
-            leaky.append(c)
+            rest.leaky.append(c)
         elif c.kind == "text":
-            left_out.append(f"{c.name} (free text: {c.why})")
+            rest.left_out.append(f"{c.name} (free text: {c.why})")
         elif c.kind == "numeric" and _COUNTER.search(c.name):
-            counters.append(c)
+            rest.counters.append(c)
         else:
-            attributes.append(c)
-    if leaky:
+            rest.attributes.append(c)
+    return rest
+
+
+def _say_other_columns(draft: _Draft, columns: dict[str, _Column]) -> None:
+    """``leaky``, ``known_after_outcome``, the columns left out (as a comment),
+    ``attributes`` and ``counters``, each with why."""
+    say = draft.say
+    rest = _sort_rest(columns, draft.used)
+    if rest.leaky:
         say("# Names that suggest sales fill them in during or after contact: left out of the")
         say("# features; `leadscore import --include-leaky` maps them for the leakage check.")
         say("leaky:")
-        for c in leaky:
+        for c in rest.leaky:
             say(f"  - {_q(c.name)}  # {c.why}")
         say("")
-    if after:
+    if rest.after:
         say("# Dates and names that suggest the outcome (won, closed, reason, amount): known")
         say("# only after it, left out quietly. Move a column to attributes if it is known")
         say("# when the lead comes in.")
         say("known_after_outcome:")
-        for c in after:
+        for c in rest.after:
             say(f"  - {_q(c.name)}  # {c.why}")
         say("")
-    if left_out:
+    if rest.left_out:
         say("# Left out (no key needed, only mapped columns are imported):")
-        for text in left_out:
+        for text in rest.left_out:
             say(f"#   {text}")
         say("")
-    if attributes:
+    if rest.attributes:
         say("# Lead attributes (features), kind from the values seen:")
         say("attributes:")
-        for c in attributes:
+        for c in rest.attributes:
             say(f"  {_q(c.name)}: {c.kind}  # {c.why}")
         say("")
-    if counters:
+    if rest.counters:
         say("# Numbers whose names suggest engagement counts (no event log in this export):")
         say("counters:")
-        for c in counters:
+        for c in rest.counters:
             say(f"  {_q(c.name)}: {{}}  # {c.why}")
         say("")
-    return "\n".join(out).rstrip() + "\n"
 
 
 def _pick_label_time(columns: dict[str, _Column], label: _Column | None) -> _Column | None:

@@ -14,7 +14,8 @@ import copy
 from collections.abc import Iterator
 from typing import Any
 
-from crm.importer import KINDS, ExportMapping
+from crm.importer.mapping_model import ExportMapping
+from crm.vocabulary import CUSTOM_KINDS
 
 SCHEMA_DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -40,7 +41,7 @@ def mapping_json_schema() -> dict[str, Any]:
     }
     props["attributes"]["additionalProperties"] = {
         "anyOf": [
-            {"enum": list(KINDS), "description": "the kind (shorthand for {kind: ...})"},
+            {"enum": list(CUSTOM_KINDS), "description": "the kind (shorthand for {kind: ...})"},
             _ref("AttributeSpec"),
         ]
     }

@@ -13,7 +13,7 @@ import yaml
 from typer.testing import CliRunner
 
 from crm.contract import read_tables
-from crm.importer import _Loader, import_export, load_custom_fields, load_mapping
+from crm.importer import MappingLoader, import_export, load_custom_fields, load_mapping
 from crm.mapping_schema import mapping_json_schema
 from leadscore.cli import app
 
@@ -134,7 +134,7 @@ def test_x_education_draft_validates_and_imports(tmp_path):
     assert code == 0, out
     mapping = load_mapping(drafted)
     schema = mapping_json_schema()
-    raw = yaml.load(drafted.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    raw = yaml.load(drafted.read_text(encoding="utf-8"), Loader=MappingLoader)  # noqa: S506
     assert list(jsonschema.Draft202012Validator(schema).iter_errors(raw)) == []
     assert mapping.fields["lead_id"].column == "Prospect ID"
     assert mapping.fields["created_at"].from_order == "Lead Number"

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from crm.importer import MAPPINGS_DIR, _Loader
+from crm.importer import MAPPINGS_DIR, MappingLoader
 from crm.mapping_schema import mapping_json_schema, schema_key_paths
 from leadscore.cli import app
 
@@ -33,12 +33,12 @@ def test_cli_prints_the_schema():
 
 @pytest.mark.parametrize("path", sorted(MAPPINGS_DIR.glob("*.yaml")), ids=lambda p: p.stem)
 def test_shipped_mappings_fit_the_schema(path):
-    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)  # noqa: S506
+    raw = yaml.load(path.read_text(encoding="utf-8"), Loader=MappingLoader)  # noqa: S506
     assert list(validator().iter_errors(raw)) == []
 
 
 def test_schema_refuses_what_the_loader_refuses():
-    raw = yaml.load((MAPPINGS_DIR / "olist.yaml").read_text(), Loader=_Loader)  # noqa: S506
+    raw = yaml.load((MAPPINGS_DIR / "olist.yaml").read_text(), Loader=MappingLoader)  # noqa: S506
     bad = {**raw, "weights": 3}
     assert any("weights" in e.message for e in validator().iter_errors(bad))
     bad = {**raw, "attributes": {"origin": "text"}}

@@ -9,7 +9,9 @@ import pytest
 
 from crm import simulate as sim
 from crm.contract import read_tables, validate
-from crm.vocabulary import EVENT_TYPES, STAGES
+from crm.simulate.draws import sigmoid
+from crm.simulate.funnel import interest_logit
+from crm.vocabulary import EVENT_TYPES, SIMULATED_PERSONAS, STAGES
 
 END = pd.Timestamp("2025-12-31")
 EMAIL_TYPES = list(sim.EMAIL_TYPES)
@@ -60,6 +62,13 @@ def test_output_passes_the_contract_and_round_trips(small: tuple, tmp_path) -> N
     assert set(written_truth["lead_id"]) == set(read.leads["lead_id"])
 
 
+@pytest.mark.parametrize("n_leads", [1, 7])
+def test_a_handful_of_leads_without_a_customer_simulates(n_leads: int) -> None:
+    data, truth = sim.simulate(n_leads=n_leads, seed=2)
+    assert len(data.leads) == n_leads == len(truth)
+    assert "customer" not in set(data.stage_history["stage"].astype(str))
+
+
 def test_tables_have_the_designed_shape(small: tuple) -> None:
     data, truth = small
     n = 3_000
@@ -87,7 +96,7 @@ def test_truth_columns_and_consistency(small: tuple) -> None:
         "lead_id", "persona", "fit", "interest", "p_mql", "p_sal", "mql_at", "lifecycle_stage",
     ]  # fmt: skip
     assert (truth["lead_id"].to_numpy() == data.leads["lead_id"].to_numpy()).all()
-    assert set(truth["persona"].astype(str)) == set(sim.PERSONAS)
+    assert set(truth["persona"].astype(str)) == set(SIMULATED_PERSONAS)
     for col in ("fit", "interest", "p_mql"):
         assert truth[col].between(0, 1, inclusive="neither").all()
     sh = data.stage_history
@@ -152,8 +161,8 @@ def test_sal_probability_is_fit_plus_pre_mql_interest_plus_small_noise(big: tupl
     ref = ((ref_ts - t0).dt.total_seconds()).to_numpy().astype(np.int64)
     created = data.leads.set_index("lead_id").loc[lead_index, "created_at"]
     created_s = ((created - t0).dt.total_seconds()).to_numpy().astype(np.int64)
-    logit = sim._interest_logit(lead, sec, etype, ref, created_s)
-    np.testing.assert_allclose(sim._sigmoid(logit), truth["interest"], rtol=1e-9, atol=1e-12)
+    logit = interest_logit(lead, sec, etype, ref, created_s)
+    np.testing.assert_allclose(sigmoid(logit), truth["interest"], rtol=1e-9, atol=1e-12)
 
     # the sales rules on top, recomputed from the export (leads whose e-mail kind or
     # company size is missing in the export are left out: the rule cannot be read off)
@@ -278,10 +287,10 @@ def test_persona_topic_shares_and_role_signal(big: tuple) -> None:
     data, truth = big
     ev = data.events
     persona = truth.set_index("lead_id")["persona"].astype(str)
-    n_personas = len(sim.PERSONAS)
+    n_personas = len(SIMULATED_PERSONAS)
     # persona code per topic: 0..2 for motive topics, 3 for general topics
     topic_code = np.full(len(sim.TOPICS), n_personas)
-    for i, p in enumerate(sim.PERSONAS):
+    for i, p in enumerate(SIMULATED_PERSONAS):
         topic_code[[sim.TOPICS.index(t) for t in sim.MOTIVE_TOPICS[p]]] = i
     topical = ev[ev["type"].isin(sim.TOPICAL_TYPES) & ev["topic"].notna()]
     topical = topical[~topical["topic"].isin(sim.CUSTOMER_TOPICS)]
@@ -289,7 +298,7 @@ def test_persona_topic_shares_and_role_signal(big: tuple) -> None:
     lead = pd.Index(truth["lead_id"]).get_indexer(topical["lead_id"])
     lead_persona = truth["persona"].cat.codes.to_numpy()[lead]
     own = motive == lead_persona
-    for i, p in enumerate(sim.PERSONAS):
+    for i, p in enumerate(SIMULATED_PERSONAS):
         assert 0.70 <= own[lead_persona == i].mean() <= 0.85, p
     assert 0.10 <= (motive == n_personas).mean() <= 0.25
 
