@@ -159,8 +159,9 @@ class TreeEnsemble:
       tree is known (the "pattern"), so each tree's additions to ``phi`` are computed once
       per pattern by a line-by-line port of ``Tree::TreeSHAP`` (scoring/treeshap.py) and
       replayed per row in the same order. Stumps have two patterns per tree; deeper trees
-      fill the tables lazily, and trees beyond :data:`_MAX_PATTERN_NODES` internal nodes (or a call that would need
-      too many new patterns) are handed to LightGBM's own ``pred_contrib``.
+      fill the tables lazily, and trees beyond :data:`_MAX_PATTERN_NODES` internal nodes
+      (or a call that would need too many new patterns) are handed to LightGBM's own
+      ``pred_contrib``.
 
     Models this does not cover (several trees per iteration, averaged output, linear trees)
     set :attr:`supported` False; callers then use the booster.
