@@ -172,12 +172,35 @@ def score_batch(
     """``score_tables`` over chunks of leads, as one frame (``iter_score_batch``'s chunks
     joined); ``on_chunk(n_leads)`` reports progress."""
     parts = []
-    for part in iter_score_batch(
-        model, leads, accounts, events, as_of, chunk_size, stage_history, workers
-    ):
-        parts.append(part)
-        on_chunk(len(part))
+    with gc_frozen():  # the tables and the model outlive the run (see gc_frozen)
+        for part in iter_score_batch(
+            model, leads, accounts, events, as_of, chunk_size, stage_history, workers
+        ):
+            parts.append(part)
+            on_chunk(len(part))
     return pd.concat(parts) if parts else pd.DataFrame()
+
+
+@contextlib.contextmanager
+def gc_frozen() -> Iterator[None]:
+    """Keep every object alive at the start of a batch run out of the cyclic garbage
+    collector's scans until the run ends (``gc.freeze``, undone after).
+
+    The tables, the model and the libraries outlive the scoring, while each chunk
+    allocates millions of objects, which triggers collections that would walk them all
+    again and again. Forked workers inherit the frozen heap, and a collection in a worker
+    no longer writes to (and so copies) the pages shared with the parent. A run inside
+    another frozen run (the service freezes its heap at start-up) leaves the freeze alone.
+    ``score_batch`` and ``score_to_parquet`` enter it at their start; whoever iterates
+    ``iter_score_batch`` directly may do the same."""
+    frozen = gc.get_freeze_count() == 0
+    if frozen:
+        gc.freeze()
+    try:
+        yield
+    finally:
+        if frozen:
+            gc.unfreeze()
 
 
 def iter_score_batch(
@@ -196,20 +219,11 @@ def iter_score_batch(
     Each chunk gets its own leads' events, stage changes and accounts (events keep their
     input order, so every answer equals the one ``score_tables`` gives on the whole
     tables). ``workers`` > 1 scores chunks in that many forked processes (0 = one per
-    core), each with a single-threaded model.
+    core), each with a single-threaded model. Iterating has no effect beyond scoring:
+    the garbage-collector freeze of a batch run is the caller's (``gc_frozen``).
     """
     plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
-    # the tables, the model and the libraries outlive the scoring: keep them out of the
-    # cyclic garbage collector's scans while it runs (each chunk allocates millions of
-    # objects, which triggers collections that would walk them all again and again)
-    frozen = gc.get_freeze_count() == 0
-    if frozen:
-        gc.freeze()
-    try:
-        yield from _score_chunks(model, plan, workers)
-    finally:
-        if frozen:
-            gc.unfreeze()
+    yield from _score_chunks(model, plan, workers)
 
 
 def _score_chunks(model: Any, plan: _ChunkPlan, workers: int) -> Iterator[pd.DataFrame]:
@@ -219,15 +233,11 @@ def _score_chunks(model: Any, plan: _ChunkPlan, workers: int) -> Iterator[pd.Dat
         for i in range(plan.n_chunks):
             yield plan.score(model, i)
         return
-    global _JOB
-    _JOB = (model, plan)
-    try:
-        # fork: the workers share the tables with this process (copy-on-write), only the
-        # chunk number goes in and the answer rows come back, one chunk at a time
-        with mp.get_context("fork").Pool(workers) as pool:
-            yield from pool.imap(_score_chunk, range(plan.n_chunks))
-    finally:
-        _JOB = None
+    # fork: the workers share the tables with this process (copy-on-write; a forked
+    # pool hands the initializer its arguments without pickling them), only the chunk
+    # number goes in and the answer rows come back, one chunk at a time
+    with mp.get_context("fork").Pool(workers, _start_worker, (model, plan)) as pool:
+        yield from pool.imap(_score_chunk, range(plan.n_chunks))
 
 
 def score_to_parquet(
@@ -252,7 +262,8 @@ def score_to_parquet(
             on_part(part)
             yield part
 
-    return write_answers(path, parts(), columns)
+    with gc_frozen():  # the tables and the model outlive the run (see gc_frozen)
+        return write_answers(path, parts(), columns)
 
 
 def write_answers(
@@ -351,16 +362,20 @@ def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.
         ) from exc
 
 
-_JOB: tuple[Any, _ChunkPlan] | None = None  # what forked workers score
-_WORKER_MODEL: dict[int, Any] = {}
+#: in a forked batch worker only: the model and the chunk plan it scores (``_start_worker``)
+_WORKER_JOB: tuple[Any, _ChunkPlan] | None = None
+
+
+def _start_worker(model: Any, plan: _ChunkPlan) -> None:
+    """Pool initializer, run once in each forked worker: the job it scores, with a
+    single-threaded model (the processes already use every core)."""
+    global _WORKER_JOB
+    scorer = model.for_serving() if hasattr(model, "for_serving") else model
+    _WORKER_JOB = (scorer, plan)
 
 
 def _score_chunk(i: int) -> pd.DataFrame:
-    model, plan = _JOB  # type: ignore[misc]
-    scorer = _WORKER_MODEL.get(id(model))
-    if scorer is None:  # one thread per process: the processes already use every core
-        scorer = model.for_serving() if hasattr(model, "for_serving") else model
-        _WORKER_MODEL[id(model)] = scorer
+    scorer, plan = _WORKER_JOB  # type: ignore[misc]
     return plan.score(scorer, i)
 
 
@@ -468,13 +483,12 @@ def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dic
 
 def _native(column: pd.Series) -> list[Any]:
     """A column's values as ``to_dict("records")`` gives them: NumPy numbers as Python
-    numbers, object values through pandas' ``maybe_box_native``, other columns as their
-    iteration yields them."""
-    from pandas.core.dtypes.cast import maybe_box_native
-
+    numbers, object values as ``to_dict`` boxes them (NumPy scalars inside as Python
+    ones, datetimes as Timestamps, ``pd.NA`` as None), other columns as their iteration
+    yields them."""
     if isinstance(column.dtype, np.dtype):
         if column.dtype.kind in "fiub":
             return column.to_numpy().tolist()
         if column.dtype == object:
-            return [maybe_box_native(v) for v in column.to_numpy()]
+            return column.to_frame("values").to_dict(orient="list")["values"]
     return list(column)

@@ -32,9 +32,8 @@ from scoring.heads import (  # noqa: F401 (ColumnSelector: where pickles look fo
     ColumnSelector,
     lightgbm_pipeline,
 )
+from scoring.reasons import reasons_from_array
 from scoring.trees import MAX_NUMPY_DEPTH, Prepared, TreeEnsemble, prepare
-
-N_REASONS = 3  # reasons per direction: the top 3 pushing the score up and the top 3 down
 
 
 def make_pipeline(columns: list[str], params: dict[str, Any], seed: int) -> Pipeline:
@@ -148,90 +147,6 @@ class FastHead:
     def threads(self) -> int:
         """Read at every call: ``for_serving`` (or a forked batch worker) sets 1."""
         return int(getattr(self.lgbm, "n_jobs", None) or 1)
-
-
-#: feature -> {value key: (value text, phrase)}: the words depend only on the pair, and
-#: most values repeat (counts, categories, rounded days), so each pair is phrased once.
-_PHRASES: dict[str, dict[Any, tuple[str | None, str]]] = {}
-_MAX_PHRASES = 50_000  # per feature
-
-
-def _phrase_all(feature: str, values: list[Any]) -> list[tuple[str | None, str]]:
-    """(value text, phrase) for each value of one feature, from the memo where possible."""
-    from scoring.reasons import phrase, value_text
-
-    memo = _PHRASES.get(feature)
-    if memo is None or len(memo) >= _MAX_PHRASES:
-        memo = _PHRASES[feature] = {}
-    out = []
-    for v in values:
-        # floats are their own key, except zeros (0.0 and -0.0 are equal but print
-        # differently); other types carry their type (1.0 == True, but reads differently)
-        key = v if type(v) is float and v != 0.0 else (type(v), repr(v) if v == 0.0 else v)
-        try:
-            hit = memo.get(key)
-        except TypeError:  # an unhashable custom value: phrase it every time
-            hit = None
-            key = None
-        if hit is None:
-            hit = (value_text(v), phrase(feature, v))
-            if key is not None:
-                memo[key] = hit
-        out.append(hit)
-    return out
-
-
-def reasons_from_array(
-    contrib: np.ndarray, columns: list[str], X: pd.DataFrame, n: int = N_REASONS
-) -> list[list[dict]]:
-    """``reasons`` on a contributions array (last column = bias): per lead the ``n``
-    features pushing the score up most (contribution > 0, largest first) and the ``n``
-    pushing it down most (< 0, most negative first), with the lead's value in words.
-
-    Picks are made on whole arrays, values are read by column, and the words for a
-    (feature, value) pair are made once (batch scoring phrases millions of reasons)."""
-    c = contrib[:, :-1]
-    m = len(c)
-    if m == 0:
-        return []
-    order = np.argsort(-c, axis=1, kind="stable")
-    picked = np.concatenate([order[:, :n], order[:, ::-1][:, :n]], axis=1)
-    signed = np.take_along_axis(c, picked, axis=1)
-    keep = np.concatenate([signed[:, :n] > 0, signed[:, n:] < 0], axis=1)
-    # every kept reason, lead by lead and in answer order
-    flat = np.flatnonzero(keep.ravel())
-    rows = flat // (2 * n)
-    feats = picked.ravel()[flat]
-    contributions = signed.ravel()[flat].tolist()
-    value_texts: list[Any] = [None] * len(flat)
-    texts: list[Any] = [None] * len(flat)
-    for j in np.unique(feats).tolist():
-        at = np.flatnonzero(feats == j)
-        feature = columns[j]
-        v = X[feature].to_numpy()[rows[at]]
-        if v.dtype.kind == "f":
-            values = v.tolist()
-            for k in np.flatnonzero(np.isnan(v)).tolist():
-                values[k] = np.nan
-        else:
-            v = v.astype(object)
-            missing = pd.isna(v)
-            if missing.any():  # as NaN, except None and text, which stay as they are
-                missing &= np.fromiter(
-                    (x is not None and not isinstance(x, str) for x in v), bool, len(v)
-                )
-                v[missing] = np.nan
-            values = v.tolist()
-        for k, (value_text, text) in zip(at.tolist(), _phrase_all(feature, values), strict=True):
-            value_texts[k] = value_text
-            texts[k] = text
-    names = [columns[j] for j in feats.tolist()]
-    reasons = [
-        {"feature": f, "value": vt, "contribution": round(cv, 4), "text": tx}
-        for f, vt, cv, tx in zip(names, value_texts, contributions, texts, strict=True)
-    ]
-    bounds = np.searchsorted(rows, np.arange(m + 1)).tolist()
-    return [reasons[bounds[i] : bounds[i + 1]] for i in range(m)]
 
 
 @dataclass

@@ -14,6 +14,8 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from scoring.treeshap import tree_shap
+
 #: LightGBM's kZeroThreshold (a float literal, 1e-35f, widened to double)
 _K_ZERO = float(np.float32(1e-35))
 _INT_MIN = -(2**31)
@@ -73,6 +75,72 @@ def _ordered_sum(values: np.ndarray) -> np.ndarray:
     return out
 
 
+#: LightGBM's missing types, as the dump names them -> the code the split groups use
+_MISSING_TYPES = {"None": 0, "Zero": 1, "NaN": 2}
+
+
+class _ParsedTrees:
+    """The trees of ``booster.dump_model()`` read into flat lists, node by node in the
+    order of a depth-first walk (left child first): internal nodes and leaves are each
+    numbered across all trees, a child is a node number or ``~leaf number``, and each
+    tree keeps its root and its nodes and leaves in LightGBM's own index order."""
+
+    def __init__(self) -> None:
+        self.feat: list[int] = []
+        self.thr: list[float] = []
+        self.missing_type: list[int] = []
+        self.default_left: list[bool] = []
+        self.is_cat: list[bool] = []
+        self.left: list[int] = []
+        self.right: list[int] = []
+        self.count: list[int] = []
+        self.cat_sets: list[frozenset[int]] = []  # category codes going left, per split
+        self.cat_slot: list[int] = []  # node -> its row in cat_sets (-1: numerical)
+        self.leaf_value: list[float] = []
+        self.leaf_count: list[int] = []
+        self.roots: list[int] = []
+        self.trees: list[dict[str, Any]] = []  # per tree: root, nodes, leaves
+
+    def add(self, root: dict[str, Any]) -> None:
+        """One tree (``tree_structure`` of the dump)."""
+        node_ids: dict[int, int] = {}
+        leaf_ids: dict[int, int] = {}
+        r = self._walk(root, node_ids, leaf_ids)
+        self.roots.append(r)
+        nodes = [node_ids[k] for k in sorted(node_ids)]
+        leaves = [leaf_ids[k] for k in sorted(leaf_ids)]
+        self.trees.append({"root": r, "nodes": nodes, "leaves": leaves})
+
+    def _walk(self, n: dict[str, Any], node_ids: dict[int, int], leaf_ids: dict[int, int]) -> int:
+        if "leaf_value" in n:  # a leaf: encoded as ~global leaf id
+            leaf_ids[int(n.get("leaf_index", 0))] = len(self.leaf_value)
+            self.leaf_value.append(float(n["leaf_value"]))
+            self.leaf_count.append(int(n.get("leaf_count", 0)))
+            return ~(len(self.leaf_value) - 1)
+        g = len(self.feat)
+        node_ids[int(n["split_index"])] = g
+        self.feat.append(int(n["split_feature"]))
+        categorical = n["decision_type"] == "=="
+        self.is_cat.append(categorical)
+        if categorical:
+            cats = frozenset(int(v) for v in str(n["threshold"]).split("||") if v != "")
+            self.cat_slot.append(len(self.cat_sets))
+            self.cat_sets.append(cats)
+            self.thr.append(np.nan)
+        else:
+            self.cat_slot.append(-1)
+            self.thr.append(float(n["threshold"]))
+        self.missing_type.append(_MISSING_TYPES[str(n.get("missing_type", "None"))])
+        self.default_left.append(bool(n.get("default_left", False)))
+        self.count.append(int(n.get("internal_count", 0)))
+        self.left.append(0)
+        self.right.append(0)
+        lc = self._walk(n["left_child"], node_ids, leaf_ids)
+        rc = self._walk(n["right_child"], node_ids, leaf_ids)
+        self.left[g], self.right[g] = lc, rc
+        return g
+
+
 class TreeEnsemble:
     """A LightGBM booster's trees evaluated with NumPy, bit for bit as LightGBM does.
 
@@ -89,10 +157,11 @@ class TreeEnsemble:
     * :meth:`contributions` gives ``pred_contrib`` exactly: LightGBM's TreeSHAP is a fixed
       sequence of floating-point operations once the decision at every internal node of a
       tree is known (the "pattern"), so each tree's additions to ``phi`` are computed once
-      per pattern by a line-by-line port of ``Tree::TreeSHAP`` and replayed per row in the
-      same order. Stumps have two patterns per tree; deeper trees fill the tables lazily,
-      and trees beyond :data:`_MAX_PATTERN_NODES` internal nodes (or a call that would need
-      too many new patterns) are handed to LightGBM's own ``pred_contrib``.
+      per pattern by a line-by-line port of ``Tree::TreeSHAP`` (scoring/treeshap.py) and
+      replayed per row in the same order. Stumps have two patterns per tree; deeper trees
+      fill the tables lazily, and trees beyond :data:`_MAX_PATTERN_NODES` internal nodes
+      (or a call that would need too many new patterns) are handed to LightGBM's own
+      ``pred_contrib``.
 
     Models this does not cover (several trees per iteration, averaged output, linear trees)
     set :attr:`supported` False; callers then use the booster.
@@ -111,65 +180,44 @@ class TreeEnsemble:
             and not any(_has_linear(t["tree_structure"]) for t in trees)
         )
         self.n_trees = len(trees)
-        feat, thr, mt, dleft, iscat, left, right, count = [], [], [], [], [], [], [], []
-        cat_sets: list[frozenset[int]] = []
-        cat_slot: list[int] = []
-        leaf_value: list[float] = []
-        leaf_count: list[int] = []
-        roots: list[int] = []
-        self._trees: list[dict[str, Any]] = []
+        parsed = _ParsedTrees()
         for t in trees:
-            node_ids: dict[int, int] = {}
-            leaf_ids: dict[int, int] = {}
-            root = t["tree_structure"]
+            parsed.add(t["tree_structure"])
+        self._trees = parsed.trees
+        self._node_arrays(parsed)
+        self._split_groups(parsed)
+        # depth of the deepest leaf: how many steps from the roots reach every leaf
+        self.depth = max((_depth(self, int(r)) for r in self.roots), default=0)
+        if self.depth <= 1:
+            self._stump_values()
+        # the expected value of each tree, added up in order (pred_contrib's bias column)
+        bias = 0.0
+        for tr in self._trees:
+            bias += _expected_value(self, tr)
+        self.bias = bias
+        self._shap_init()
 
-            def walk(n: dict[str, Any], node_ids=node_ids, leaf_ids=leaf_ids) -> int:
-                if "leaf_value" in n:  # a leaf: encoded as ~global leaf id
-                    leaf_ids[int(n.get("leaf_index", 0))] = len(leaf_value)
-                    leaf_value.append(float(n["leaf_value"]))
-                    leaf_count.append(int(n.get("leaf_count", 0)))
-                    return ~(len(leaf_value) - 1)
-                g = len(feat)
-                node_ids[int(n["split_index"])] = g
-                feat.append(int(n["split_feature"]))
-                categorical = n["decision_type"] == "=="
-                iscat.append(categorical)
-                if categorical:
-                    cats = frozenset(int(v) for v in str(n["threshold"]).split("||") if v != "")
-                    cat_slot.append(len(cat_sets))
-                    cat_sets.append(cats)
-                    thr.append(np.nan)
-                else:
-                    cat_slot.append(-1)
-                    thr.append(float(n["threshold"]))
-                mt.append({"None": 0, "Zero": 1, "NaN": 2}[str(n.get("missing_type", "None"))])
-                dleft.append(bool(n.get("default_left", False)))
-                count.append(int(n.get("internal_count", 0)))
-                left.append(0)
-                right.append(0)
-                lc = walk(n["left_child"], node_ids, leaf_ids)
-                rc = walk(n["right_child"], node_ids, leaf_ids)
-                left[g], right[g] = lc, rc
-                return g
+    def _node_arrays(self, parsed: _ParsedTrees) -> None:
+        """The parsed trees as flat arrays: internal nodes (split feature, threshold,
+        missing type, default direction, children: a node id, or ~leaf id for a leaf) and
+        leaves (value, training count), numbered across all trees."""
+        self.feat = np.asarray(parsed.feat, dtype=np.intp)
+        self.thr = np.asarray(parsed.thr, dtype=np.float64)
+        self.missing_type = np.asarray(parsed.missing_type, dtype=np.int8)
+        self.default_left = np.asarray(parsed.default_left, dtype=bool)
+        self.is_cat = np.asarray(parsed.is_cat, dtype=bool)
+        self.left = np.asarray(parsed.left, dtype=np.intp)
+        self.right = np.asarray(parsed.right, dtype=np.intp)
+        self.count = np.asarray(parsed.count, dtype=np.int64)
+        self.leaf_value = np.asarray(parsed.leaf_value, dtype=np.float64)
+        self.leaf_count = np.asarray(parsed.leaf_count, dtype=np.int64)
+        self.roots = np.asarray(parsed.roots, dtype=np.intp)
+        self.n_nodes = len(parsed.feat)
 
-            r = walk(root)
-            roots.append(r)
-            nodes = [node_ids[k] for k in sorted(node_ids)]
-            leaves = [leaf_ids[k] for k in sorted(leaf_ids)]
-            self._trees.append({"root": r, "nodes": nodes, "leaves": leaves})
-        self.feat = np.asarray(feat, dtype=np.intp)
-        self.thr = np.asarray(thr, dtype=np.float64)
-        self.missing_type = np.asarray(mt, dtype=np.int8)
-        self.default_left = np.asarray(dleft, dtype=bool)
-        self.is_cat = np.asarray(iscat, dtype=bool)
-        self.left = np.asarray(left, dtype=np.intp)
-        self.right = np.asarray(right, dtype=np.intp)
-        self.count = np.asarray(count, dtype=np.int64)
-        self.leaf_value = np.asarray(leaf_value, dtype=np.float64)
-        self.leaf_count = np.asarray(leaf_count, dtype=np.int64)
-        self.roots = np.asarray(roots, dtype=np.intp)
-        self.n_nodes = len(feat)
-        # numerical nodes by missing type: None (NaN read as 0), Zero (0 = missing), NaN
+    def _split_groups(self, parsed: _ParsedTrees) -> None:
+        """The splits :meth:`decisions` evaluates together: numerical nodes grouped by
+        missing type (None: NaN read as 0, Zero: 0 is missing, NaN), and the categorical
+        nodes with a (category set x code) membership table."""
         self._groups = []
         for kind in (0, 1, 2):
             idx = np.flatnonzero(~self.is_cat & (self.missing_type == kind))
@@ -180,30 +228,25 @@ class TreeEnsemble:
         cat = np.flatnonzero(self.is_cat)
         self._cat = cat
         self._cat_feat = self.feat[cat]
+        cat_sets = parsed.cat_sets
         width = max((max(s) + 1 for s in cat_sets if s), default=1)
         table = np.zeros((len(cat_sets), width + 1), dtype=bool)  # last column: not found
         for i, s in enumerate(cat_sets):
             table[i, sorted(s)] = True
         self._cat_table = table
         self._cat_width = width
-        self._cat_row = np.asarray([cat_slot[i] for i in cat], dtype=np.intp)
-        # depth of the deepest leaf: how many steps from the roots reach every leaf
-        self.depth = max((_depth(self, r) for r in roots), default=0)
-        if self.depth <= 1:  # stumps (and one-leaf trees): leaf values by root decision
-            r = self.roots
-            self._stump_node = np.where(r >= 0, r, 0)
-            self._stump_left = np.zeros(len(r))
-            self._stump_right = np.zeros(len(r))
-            split = r >= 0
-            self._stump_left[split] = self.leaf_value[~self.left[r[split]]]
-            self._stump_right[split] = self.leaf_value[~self.right[r[split]]]
-            self._stump_left[~split] = self._stump_right[~split] = self.leaf_value[~r[~split]]
-        # the expected value of each tree, added up in order (pred_contrib's bias column)
-        bias = 0.0
-        for tr in self._trees:
-            bias += _expected_value(self, tr)
-        self.bias = bias
-        self._shap_init()
+        self._cat_row = np.asarray([parsed.cat_slot[i] for i in cat], dtype=np.intp)
+
+    def _stump_values(self) -> None:
+        """Stumps (and one-leaf trees): each tree's leaf values by its root's decision."""
+        r = self.roots
+        self._stump_node = np.where(r >= 0, r, 0)
+        self._stump_left = np.zeros(len(r))
+        self._stump_right = np.zeros(len(r))
+        split = r >= 0
+        self._stump_left[split] = self.leaf_value[~self.left[r[split]]]
+        self._stump_right[split] = self.leaf_value[~self.right[r[split]]]
+        self._stump_left[~split] = self._stump_right[~split] = self.leaf_value[~r[~split]]
 
     # --------------------------------------------------------------- decisions
     def decisions(self, M: np.ndarray | Prepared, cols: np.ndarray | None = None) -> np.ndarray:
@@ -380,7 +423,7 @@ class TreeEnsemble:
             row = np.zeros(self._tree_width[t])
             local = self._tree_slots[t]
             counter: dict[int, int] = {}
-            for f, delta in _tree_shap(self, tr["root"], decide):
+            for f, delta in tree_shap(self, tr["root"], decide):
                 j = counter.get(f, 0)
                 counter[f] = j + 1
                 row[local[(f, j)]] = delta
@@ -472,10 +515,6 @@ def _leaf_paths(ens: TreeEnsemble, node: int, path: tuple[int, ...] = ()) -> lis
     ]
 
 
-def _data_count(ens: TreeEnsemble, node: int) -> int:
-    return int(ens.count[node]) if node >= 0 else int(ens.leaf_count[~node])
-
-
 def _expected_value(ens: TreeEnsemble, tree: dict[str, Any]) -> float:
     """``Tree::ExpectedValue``: leaves in leaf-index order, weighted by their counts."""
     leaves = tree["leaves"]
@@ -486,85 +525,3 @@ def _expected_value(ens: TreeEnsemble, tree: dict[str, Any]) -> float:
     for g in leaves:
         value += (int(ens.leaf_count[g]) / total) * float(ens.leaf_value[g])
     return value
-
-
-# A line-by-line port of LightGBM's TreeSHAP (src/io/tree.cpp: ExtendPath, UnwindPath,
-# UnwoundPathSum, TreeSHAP); path elements are [feature, zero_fraction, one_fraction,
-# pweight]. The operations and their order are LightGBM's, so the results are identical.
-def _extend_path(path: list[list], d: int, z: float, o: float, f: int) -> None:
-    path[d] = [f, z, o, 1.0 if d == 0 else 0.0]
-    for i in range(d - 1, -1, -1):
-        path[i + 1][3] += o * path[i][3] * (i + 1) / float(d + 1)
-        path[i][3] = z * path[i][3] * (d - i) / float(d + 1)
-
-
-def _unwind_path(path: list[list], d: int, k: int) -> None:
-    o = path[k][2]
-    z = path[k][1]
-    nxt = path[d][3]
-    for i in range(d - 1, -1, -1):
-        if o != 0:
-            tmp = path[i][3]
-            path[i][3] = nxt * (d + 1) / float((i + 1) * o)
-            nxt = tmp - path[i][3] * z * (d - i) / float(d + 1)
-        else:
-            path[i][3] = (path[i][3] * (d + 1)) / float(z * (d - i))
-    for i in range(k, d):
-        path[i][0], path[i][1], path[i][2] = path[i + 1][0], path[i + 1][1], path[i + 1][2]
-
-
-def _unwound_path_sum(path: list[list], d: int, k: int) -> float:
-    o = path[k][2]
-    z = path[k][1]
-    nxt = path[d][3]
-    total = 0.0
-    for i in range(d - 1, -1, -1):
-        if o != 0:
-            tmp = nxt * (d + 1) / float((i + 1) * o)
-            total += tmp
-            nxt = path[i][3] - tmp * z * ((d - i) / float(d + 1))
-        else:
-            total += (path[i][3] / z) / ((d - i) / float(d + 1))
-    return total
-
-
-def _tree_shap(ens: TreeEnsemble, root: int, go_left: dict[int, bool]) -> list[tuple[int, float]]:
-    """The additions ``phi[feature] += delta`` TreeSHAP makes for one tree, in order."""
-    out: list[tuple[int, float]] = []
-    if root < 0:
-        return out
-
-    def rec(node: int, d: int, parent: list[list], pz: float, po: float, pf: int) -> None:
-        path = [list(e) for e in parent[:d]] + [None]
-        _extend_path(path, d, pz, po, pf)
-        if node < 0:
-            value = float(ens.leaf_value[~node])
-            for i in range(1, d + 1):
-                w = _unwound_path_sum(path, d, i)
-                el = path[i]
-                out.append((el[0], w * (el[2] - el[1]) * value))
-            return
-        left, right = int(ens.left[node]), int(ens.right[node])
-        hot, cold = (left, right) if go_left[node] else (right, left)
-        w = float(_data_count(ens, node))
-        hot_z = _data_count(ens, hot) / w
-        cold_z = _data_count(ens, cold) / w
-        inc_z = 1.0
-        inc_o = 1.0
-        f = int(ens.feat[node])
-        k = 0
-        while k <= d:
-            if path[k][0] == f:
-                break
-            k += 1
-        if k != d + 1:
-            inc_z = path[k][1]
-            inc_o = path[k][2]
-            _unwind_path(path, d, k)
-            d -= 1
-            path = path[: d + 1]
-        rec(hot, d + 1, path, hot_z * inc_z, inc_o, f)
-        rec(cold, d + 1, path, cold_z * inc_z, 0.0, f)
-
-    rec(root, 0, [], 1.0, 1.0, -1)
-    return out

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import chi2
 
+from reports.charts import figure, save_png
+
 #: proportions are floored at this, so a bin empty on one side adds a bounded amount
 PSI_EPSILON = 1e-4
 #: PSI above this is a strong shift (the conventional cut; 0.1 to 0.25 is "moderate")
@@ -348,10 +350,9 @@ def drift_report(
 
 def plot_drift(report: DriftReport, path: Path) -> Path:
     """A PNG: the positive rate per slice beside the ``top`` features' largest PSI, with the
-    threshold drawn. Uses a bare ``Figure`` (no pyplot, no backend switch)."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.5))
+    threshold drawn, on a bare matplotlib figure (``reports.charts``: no pyplot, no backend
+    switch)."""
+    fig = figure(10, 4.5, layout=None)
     ax_rate, ax_psi = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2]})
     names = [s.name for s in report.slices]
     rates = [100 * (s.positive_rate or 0.0) for s in report.slices]
@@ -374,7 +375,4 @@ def plot_drift(report: DriftReport, path: Path) -> Path:
         title="Features that move most",
     )
     ax_psi.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    return path
+    return save_png(fig, path)

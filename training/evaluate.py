@@ -1,29 +1,39 @@
-"""Holdout evaluation: metrics, charts, slices, explanations and the model card.
+"""Holdout evaluation: metrics, the curves behind the charts, slices.
 
 Everything here works on (labels, probabilities) of one time holdout, so LightGBM and the
-baselines are measured on exactly the same rows. Charts are PNG files drawn with
-matplotlib's Agg backend (no display needed); the caller logs the folder to MLflow.
+baselines are measured on exactly the same rows. The charts and the model card are
+rendered by ``reports.model_card`` (PNG files on bare matplotlib figures, no display and
+no backend switch); the caller logs the folder to MLflow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from sklearn.metrics import (  # noqa: E402
+import numpy as np
+import pandas as pd
+from sklearn.metrics import (
     average_precision_score,
     brier_score_loss,
     log_loss,
     precision_recall_curve,
     roc_auc_score,
     roc_curve,
+)
+
+# model_card and the charts with nothing to compute here are drawn by reports alone;
+# training.train calls them as ev.* (hence the re-exports)
+from reports.model_card import (
+    model_card,  # noqa: F401
+    plot_decay_curves,  # noqa: F401
+    plot_gains_curves,
+    plot_importance,  # noqa: F401
+    plot_lift_curves,
+    plot_pr_curves,
+    plot_reliability_curves,
+    plot_roc_curves,
+    plot_shap_beeswarm,  # noqa: F401
 )
 
 ECE_BINS = 10
@@ -190,35 +200,23 @@ def slice_metrics(
 
 
 # --------------------------------------------------------------------------- charts
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+# The curves are computed here and drawn by reports.model_card (PNG files for the run).
 
 
 def plot_roc(y: np.ndarray, probs: Mapping[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    curves = {}
     for name, p in probs.items():
         fpr, tpr, _ = roc_curve(y, p)
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(y, p):.3f})")
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC, time holdout")
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+        curves[name] = (fpr, tpr, roc_auc_score(y, p))
+    return plot_roc_curves(curves, path)
 
 
 def plot_pr(y: np.ndarray, probs: Mapping[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    curves = {}
     for name, p in probs.items():
         prec, rec, _ = precision_recall_curve(y, p)
-        ax.plot(rec, prec, label=f"{name} (AP {average_precision_score(y, p):.3f})")
-    ax.axhline(np.mean(y), color="k", ls=":", lw=1)
-    ax.set(xlabel="recall", ylabel="precision", title="Precision-recall, time holdout")
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+        curves[name] = (rec, prec, average_precision_score(y, p))
+    return plot_pr_curves(curves, np.mean(y), path)
 
 
 def reliability_points(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd.DataFrame:
@@ -247,16 +245,11 @@ def _plot_reliability(
     path: Path,
     title: str = "Reliability, time holdout",
 ) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    points = {}
     for name, (y, p) in curves.items():
         pts = reliability_points(y, p)
-        ece = expected_calibration_error(y, p)
-        ax.plot(pts["mean_p"], pts["rate"], "o-", ms=3, label=f"{name} (ECE {ece:.3f}, n={len(y)})")
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="predicted probability", ylabel="observed rate", title=title, xlim=(0, 1),
-           ylim=(0, 1))  # fmt: skip
-    ax.legend(fontsize=8)
-    return _save(fig, path)
+        points[name] = (pts["mean_p"], pts["rate"], expected_calibration_error(y, p), len(y))
+    return plot_reliability_curves(points, path, title)
 
 
 def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -267,197 +260,12 @@ def _gains(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def plot_gains(y: np.ndarray, probs: Mapping[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
-    for name, p in probs.items():
-        share, gain = _gains(y, p)
-        ax.plot(share, gain, label=name)
-    ax.plot([0, 1], [0, 1], "k:", lw=1)
-    ax.set(xlabel="share of leads worked (best first)", ylabel="share of conversions found",
-           title="Cumulative gains, time holdout")  # fmt: skip
-    ax.legend(fontsize=8, loc="lower right")
-    return _save(fig, path)
+    return plot_gains_curves({name: _gains(y, p) for name, p in probs.items()}, path)
 
 
 def plot_lift(y: np.ndarray, probs: Mapping[str, np.ndarray], path: Path) -> Path:
-    fig, ax = plt.subplots(figsize=(5.5, 5))
+    curves = {}
     for name, p in probs.items():
         share, gain = _gains(y, p)
-        ax.plot(share, gain / share, label=name)
-    ax.axhline(1.0, color="k", ls=":", lw=1)
-    ax.set(xlabel="share of leads worked (best first)", ylabel="lift over random",
-           title="Lift, time holdout", xlim=(0.02, 1))  # fmt: skip
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-def plot_importance(importance: pd.Series, path: Path, title: str, top: int = 20) -> Path:
-    imp = importance.sort_values(ascending=True).tail(top)
-    fig, ax = plt.subplots(figsize=(6.5, 0.28 * len(imp) + 1.2))
-    ax.barh(imp.index, imp.to_numpy())
-    ax.set(title=title)
-    ax.tick_params(axis="y", labelsize=8)
-    return _save(fig, path)
-
-
-def plot_shap_beeswarm(contrib: pd.DataFrame, X: pd.DataFrame, path: Path, top: int = 15) -> Path:
-    """Contribution per lead and feature, coloured by the feature's rank (a SHAP summary)."""
-    values = contrib.drop(columns="bias")
-    order = values.abs().mean().sort_values(ascending=False).index[:top][::-1]
-    fig, ax = plt.subplots(figsize=(7, 0.35 * len(order) + 1.5))
-    rng = np.random.default_rng(0)
-    for k, col in enumerate(order):
-        x = values[col].to_numpy()
-        raw = X[col]
-        if isinstance(raw.dtype, pd.CategoricalDtype):
-            colour = raw.cat.codes.to_numpy(dtype=float)
-        else:
-            colour = pd.to_numeric(raw, errors="coerce").to_numpy(dtype=float)
-        colour = pd.Series(colour).rank(pct=True).fillna(0.5).to_numpy()
-        ax.scatter(x, k + rng.uniform(-0.3, 0.3, len(x)), c=colour, cmap="coolwarm", s=4)
-    ax.axvline(0, color="k", lw=0.8)
-    ax.set_yticks(range(len(order)), order, fontsize=8)
-    ax.set(xlabel="contribution to log-odds (red = high feature value)",
-           title="SHAP summary (LightGBM pred_contrib), time holdout")  # fmt: skip
-    return _save(fig, path)
-
-
-def plot_decay_curves(
-    half_lives: Mapping[str, float], defaults: Mapping[str, float], path: Path
-) -> Path:
-    days = np.linspace(0, 120, 241)
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    for i, (group, h) in enumerate(half_lives.items()):
-        colour = f"C{i}"
-        ax.plot(days, 0.5 ** (days / h), color=colour, label=f"{group}: {h:g} d (learned)")
-        d = defaults.get(group)
-        if d is not None and d != h:
-            ax.plot(days, 0.5 ** (days / d), color=colour, ls=":", lw=1)
-    ax.set(xlabel="days since the event", ylabel="weight",
-           title="Interest decay per event group (dotted: default)")  # fmt: skip
-    ax.legend(fontsize=8)
-    return _save(fig, path)
-
-
-# --------------------------------------------------------------------------- model card
-
-
-def model_card(info: Mapping[str, Any]) -> str:
-    """The model card in Markdown: data window, features, target, metrics, limits, use."""
-    comparison: pd.DataFrame = info["comparison"]
-    features: list[str] = info["features"]
-    informative: list[str] = info.get("informative_features", features)
-    top: pd.Series = info.get("top_features", pd.Series(dtype=float))
-    absent = len(features) - len(informative)
-    lines = [
-        f"# Model card: {info['model_name']} ({info['run_name']})",
-        "",
-        "## Intended use",
-        "Rank and prioritise leads and give marketing and sales calibrated probabilities "
-        "of the funnel steps below, with per-lead reasons. "
-        "Not for decisions about individuals beyond sales prioritisation; not for other "
-        "companies' funnels without retraining.",
-        "",
-        "## Targets",
-        *(f"- `{t}`: {d}" for t, d in info["targets"].items()),
-        f"- primary target (`p_convert`): `{info['primary']}`",
-        "",
-        "## Data",
-        f"- source: `{info['data_dir']}` (digest in the run's dataset inputs)",
-        "- time split by entry into the stage before the primary target (a lead's later "
-        "snapshots stay in its slice):",
-        *(f"  - {k}: {v}" for k, v in info["split"].items()),
-        "",
-        "## Features",
-        f"{len(features)} point-in-time features (firmographics, job title, source, "
-        "event counts per window, decayed interest per event group, recency"
-        + (
-            ", and the export's own attributes and counters)"
-            if any(f.startswith(("attr_", "counter_")) for f in features)
-            else ")"
-        )
-        + (
-            f"; {len(informative)} of them vary in this data, the other {absent} are "
-            "constant or empty here (this export does not record them)"
-            if absent
-            else ""
-        )
-        + ".",
-        "",
-        "Varying features: " + ", ".join(f"`{f}`" for f in informative),
-        "",
-        *(
-            [
-                "Most influential on the holdout (mean |contribution| to the log-odds):",
-                "",
-                _markdown_table(top.round(4).rename("mean_abs_contribution").to_frame()),
-                "",
-            ]
-            if len(top)
-            else []
-        ),
-        f"Interest half-lives (days): {info['half_lives']}",
-        "",
-        *_choice_lines(info.get("choice") or {}),
-        "## Metrics on the time holdout (primary target)",
-        _markdown_table(comparison.round(4)),
-        "",
-        *([f"**Skill verdict.** {s}", ""] if (s := info.get("skill_sentence")) else []),
-        *([f"{w}.", ""] if (w := info.get("interval_words")) else []),
-        *(f"- {k}: {v}" for k, v in info.get("extra_metrics", {}).items()),
-        "",
-        *_trust_lines(info),
-        "## Known limits",
-        "- Trained on one CRM's history; the funnel definition (what counts as MQL/SAL) is "
-        "that CRM's.",
-        "- Snapshots whose label window runs past the end of the data are censored, so the "
-        "most recent leads are not in training.",
-        "- Reasons are the model's per-feature contributions to the uncalibrated log-odds "
-        "(TreeSHAP for LightGBM, linear terms for logistic regression and naive Bayes); "
-        "correlated features share credit.",
-        "- Unseen categories are scored as missing.",
-        "- Snapshots are taken at fixed ages (see Targets); a lead older than the oldest "
-        "snapshot age is scored like one of that age. All snapshots of a lead fall in one "
-        "slice of the time split, by entry time; the labels of the latest fit snapshots "
-        "resolve inside the calibration and holdout periods (no purge gap).",
-        "- Calibrated on out-of-fold scores of the validation folds with the prior they "
-        "chose; when the conversion rate moves after training, probabilities lag until the "
-        "next retraining.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _choice_lines(choice: Mapping[str, Any]) -> list[str]:
-    """The model-choice section: which family won on the validation folds and by how much."""
-    if not choice:
-        return []
-    table = pd.DataFrame(choice.get("validation", {})).T
-    return [
-        "## Model choice (validation folds before the holdout)",
-        f"Served family: **{choice['family']}** ({choice['weighting']} weights"
-        + (f", {choice['n_trees']} trees" if choice.get("n_trees") else "")
-        + f", calibration prior {choice['calibration_prior']}). {choice['reason']}.",
-        "",
-        *([_markdown_table(table.round(4)), ""] if len(table) else []),
-    ]
-
-
-def _trust_lines(info: Mapping[str, Any]) -> list[str]:
-    """Drift, late wins and the run's warnings, for the model card."""
-    lines: list[str] = []
-    if info.get("drift_lines"):
-        lines += ["## Drift between the slices", "", *info["drift_lines"], ""]
-    if info.get("late_wins"):
-        lines += ["## Conversions after the horizon", "", info["late_wins"], ""]
-    if info.get("warnings"):
-        lines += ["## Warnings", "", *(f"- {w}" for w in info["warnings"]), ""]
-    return lines
-
-
-def _markdown_table(frame: pd.DataFrame) -> str:
-    """A frame as a GitHub Markdown table (index first), without extra dependencies."""
-    head = [str(frame.index.name or ""), *map(str, frame.columns)]
-    rows = [[str(i), *map(str, row)] for i, row in zip(frame.index, frame.to_numpy(), strict=True)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+        curves[name] = (share, gain / share)
+    return plot_lift_curves(curves, path)

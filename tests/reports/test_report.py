@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from leadscore.cli import app
-from reports.funnel import (
+from reports.conversion import (
     conversion_rates,
     funnel_counts,
     lead_transitions,
@@ -262,3 +262,16 @@ def test_personas_discover_explains_too_many_clusters(small_sim: Path, tmp_path:
     args = ["personas", "discover", "--data", str(small_sim), "--out", str(tmp_path / "p.yaml")]
     res = CliRunner().invoke(app, [*args, "--clusters", "5000"])
     assert res.exit_code == 2 and "n_clusters" in res.output
+
+
+def test_every_quadrant_and_stage_of_the_vocabulary_has_its_words_on_the_page():
+    from crm.vocabulary import QUADRANTS, STAGES
+    from reports.conversion import STAGE_LABELS
+    from reports.quadrant_mix import QUADRANT_STYLES, quadrant_style
+
+    assert list(QUADRANT_STYLES) == list(QUADRANTS)  # the page lists them in this order
+    for q in QUADRANTS:
+        style = quadrant_style(q)
+        assert style.label and style.todo and style.colour.startswith("#") and style.corner
+    assert quadrant_style("unheard_of").label == "unheard_of"
+    assert set(STAGE_LABELS) == set(STAGES)

@@ -143,3 +143,26 @@ def test_parquet_types_settled_when_a_first_chunk_leaves_them_open(scored, tmp_p
     got = pd.read_parquet(tmp_path / "a.parquet")
     assert got["flags"].map(list).tolist() == [*first["flags"], *second["flags"]]
     assert pq.read_schema(tmp_path / "a.parquet").field("flags").type == pa.list_(pa.string())
+
+
+def test_the_gc_freeze_is_the_batch_runs_not_the_iterations(scored):
+    """``score_batch`` freezes the heap for its run and undoes it after; iterating
+    ``iter_score_batch`` itself has no effect on the garbage collector."""
+    import gc
+
+    from scoring.batch import iter_score_batch
+
+    model, d, leads, moment, whole = scored
+    few = leads.head(20)
+    before = gc.get_freeze_count()  # 0 unless something in this process froze its heap
+    during: list[int] = []
+    score_batch(
+        model, few, d.accounts, d.events, moment, 10,
+        on_chunk=lambda n: during.append(gc.get_freeze_count()),
+    )  # fmt: skip
+    assert len(during) == 2 and all(n >= max(before, 1) for n in during)
+    assert gc.get_freeze_count() == before
+    chunks = iter_score_batch(model, few, d.accounts, d.events, moment, 10)
+    next(chunks)
+    assert gc.get_freeze_count() == before
+    chunks.close()

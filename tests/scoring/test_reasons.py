@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from crm.vocabulary import EVENT_TYPES
 from scoring.reasons import phrase
 from training.registry import load_version
 from training.tracking import MODEL_NAME
@@ -76,3 +77,9 @@ def test_one_lead_is_fast(model_and_holdout):
 )
 def test_phrases_read_like_a_sales_rep_would_say_it(feature, value, words):
     assert words in phrase(feature, value)
+
+
+@pytest.mark.parametrize("event_type", EVENT_TYPES)
+def test_every_event_type_of_the_vocabulary_has_its_own_words(event_type):
+    # a counter of an event type without words would fall back to "n <type> 30d: 2"
+    assert phrase(f"n_{event_type}_30d", 2.0).endswith("in the last 30 days")
