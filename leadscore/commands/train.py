@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from leadscore.shared import DataDir, ModelName, console, err, user_errors
+from leadscore.shared import DataDir, ModelName, console, err, fail, user_errors
 from scoring.registry import MODEL_NAME
 
 # ---------------------------------------------------------------- train's options
@@ -128,14 +128,14 @@ def _calibration_prior(value: str) -> str:
 
 
 def _train_config(**fields: Any) -> Any:
-    """The TrainConfig of the flags; a value it refuses (say ``--horizon-days 0``) is a
-    usage error, not a traceback."""
+    """The TrainConfig of the flags; a value it refuses (say ``--horizon-days 0``) is one
+    error message and exit code 2, not a traceback."""
     from training.config import TrainConfig
 
     try:
         return TrainConfig(**fields)
     except ValueError as exc:
-        raise typer.BadParameter(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 def _check_personas(path: Path | None) -> None:

@@ -90,8 +90,9 @@ def test_flags_become_one_train_config(tmp_path: Path, configs: list) -> None:
     assert res.stdout.strip() == '{"stub": true}'
 
 
-def test_a_setting_train_config_refuses_is_a_usage_error(tmp_path: Path, configs: list) -> None:
+def test_a_setting_train_config_refuses_is_a_clear_error(tmp_path: Path, configs: list) -> None:
     res = run_train(tmp_path, "--horizon-days", "0")
     assert res.exit_code == 2
-    assert "horizon_days must be a positive number of days" in res.output
+    assert "error: the horizon must be at least 1 day, got 0" in res.output
+    assert isinstance(res.exception, SystemExit)
     assert configs == []
