@@ -44,9 +44,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         if self.horizon_days <= 0:
-            raise ValueError(
-                f"horizon_days must be a positive number of days, got {self.horizon_days}"
-            )
+            # the words of training.dataset's check, which a caller of the CLI met before
+            raise ValueError(f"the horizon must be at least 1 day, got {self.horizon_days}")
         if self.calibration_prior not in CALIBRATION_PRIORS:
             raise ValueError(
                 f"calibration_prior must be one of {', '.join(CALIBRATION_PRIORS)}, "

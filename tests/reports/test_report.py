@@ -38,7 +38,7 @@ def small_sim(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def page(small_sim: Path) -> tuple[Path, str, str]:
     """`leadscore report --model champion` with no champion registered: page without quadrants.
     (The registry lookup is replaced, so the test needs no MLflow store.)"""
-    import leadscore.cli
+    import leadscore.commands.report
     from serving.model_store import ModelNotFound
 
     def no_model(alias: str) -> None:
@@ -47,7 +47,7 @@ def page(small_sim: Path) -> tuple[Path, str, str]:
     out = small_sim.parent / "out" / "report.html"
     args = ["report", "--data", str(small_sim), "--out", str(out), "--model", "champion"]
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(leadscore.cli, "_import_served", no_model)
+        mp.setattr(leadscore.commands.report, "import_served", no_model)
         res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     assert "wrote" in res.output
