@@ -13,14 +13,18 @@ import pytest
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
-#: Session fixtures that simulate, train or serve for real: a test that uses one of them is an
-#: end-to-end test and is marked ``slow`` (``make test-fast`` leaves those out).
+#: Session fixtures that simulate, train or serve for real: a test that uses one of them, or
+#: any test under tests/e2e, is marked ``slow`` (``make test-fast`` leaves those out).
 HEAVY_FIXTURES = frozenset({"sim_dir", "trained", "api_server"})
+
+
+E2E = Path(__file__).resolve().parent / "e2e"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        if HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+        heavy = HEAVY_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if heavy or E2E in Path(str(item.path)).parents:
             item.add_marker(pytest.mark.slow)
 
 

@@ -14,6 +14,8 @@ import pytest
 
 from serving.service import InsecureModeRefused, insecure_dev, listen_host
 
+pytestmark = pytest.mark.slow  # starts real servers
+
 BIN = Path(sys.executable).parent
 
 

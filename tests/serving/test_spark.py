@@ -30,6 +30,7 @@ if shutil.which("java") is None:
 
 # pyspark 4.3 warns about pandas 3 and its own use of a deprecated pandas keyword
 pytestmark = [
+    pytest.mark.slow,  # a local Spark session
     pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),
     pytest.mark.filterwarnings("ignore:The copy keyword is deprecated"),
 ]

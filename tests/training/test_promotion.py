@@ -213,6 +213,7 @@ def _imported_export(tmp_path: Path, n: int = 1500, seed: int = 3) -> Path:
     return out
 
 
+@pytest.mark.slow  # imports an export and trains two models
 def test_gate_scores_the_challengers_own_holdout_on_an_import(tmp_path, own_mlflow_store):
     """On an import with ``exported_at``, the gate rebuilds the holdout with that end: the
     same rows as train's holdout, all after the rows it was fitted and calibrated on. (Built

@@ -22,6 +22,8 @@ from training.train import (
     leakage_gate,
 )
 
+pytestmark = pytest.mark.slow  # trains on the two shared exports
+
 SHARED_DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 XED = SHARED_DATA / "x-education-leads" / "Leads.csv"
