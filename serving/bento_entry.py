@@ -22,7 +22,7 @@ from typing import Any
 import bentoml
 
 from serving.model_store import BENTO_MODEL_ARGUMENT
-from serving.service import SERVICE_ATTRIBUTE, start_service
+from serving.service import service_attribute, start_service
 
 
 def pinned_service() -> bentoml.Service:
@@ -33,14 +33,7 @@ def pinned_service() -> bentoml.Service:
 
 
 def __getattr__(name: str) -> Any:
-    if name != SERVICE_ATTRIBUTE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        service = pinned_service()
-    except AttributeError as e:  # not "no such attribute": a failure while building it
-        raise RuntimeError(f"building {SERVICE_ATTRIBUTE} failed: {e}") from e
-    globals()[name] = service  # once per process; BentoML finds it by identity here
-    return service
+    return service_attribute(globals(), name, pinned_service)
 
 
 __all__ = ["LeadScoringService"]  # noqa: F822 (built on first use by __getattr__)

@@ -28,6 +28,7 @@ import gc
 import logging
 import sys
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
@@ -417,15 +418,22 @@ def start_service(argv: list[str] | None = None, **overrides: Any) -> bentoml.Se
     return build_service(settings)
 
 
+def service_attribute(namespace: dict[str, Any], name: str, start: Callable[[], Any]) -> Any:
+    """A module's ``__getattr__`` for :data:`SERVICE_ATTRIBUTE`: ``start()`` builds the
+    service on first use and the module keeps it, once per process (BentoML also looks it
+    up by identity among the module's globals)."""
+    if name != SERVICE_ATTRIBUTE:
+        raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+    try:
+        service = start()
+    except AttributeError as e:  # not "no such attribute": a failure while building it
+        raise RuntimeError(f"building {SERVICE_ATTRIBUTE} failed: {e}") from e
+    namespace[name] = service
+    return service
+
+
 def __getattr__(name: str) -> Any:
     """``serving.service.LeadScoringService``, built on first use (PEP 562): BentoML's
     `bentoml serve serving.service:LeadScoringService` imports this module and then asks
     for the attribute, which is the start-up; a plain import reads nothing."""
-    if name != SERVICE_ATTRIBUTE:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    try:
-        service = start_service()
-    except AttributeError as e:  # not "no such attribute": a failure while building it
-        raise RuntimeError(f"building {SERVICE_ATTRIBUTE} failed: {e}") from e
-    globals()[name] = service  # once per process; BentoML finds it by identity here
-    return service
+    return service_attribute(globals(), name, start_service)
