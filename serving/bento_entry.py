@@ -6,29 +6,34 @@ The service takes its model tag from LEADSCORE_BENTO_MODEL (default
 served from a BentoML store would serve whichever ``lead-scorer`` model was imported last
 (for example by a later `leadscore serve --alias challenger`), not the one it packages.
 `leadscore build` therefore records the model tag as the bento argument ``model``
-(``bentoml build --arg model=<tag>``, kept in the bento's bento.yaml); this module sets
-LEADSCORE_BENTO_MODEL from it before the service module reads it. The pinned tag wins over
-an inherited LEADSCORE_BENTO_MODEL: a bento is one model, as built. A built bento also
-refuses LEADSCORE_INSECURE_DEV: it always needs API tokens.
+(``bentoml build --arg model=<tag>``, kept in the bento's bento.yaml); at start-up this
+module puts it into the service's settings. The pinned tag wins over an inherited
+LEADSCORE_BENTO_MODEL: a bento is one model, as built. A built bento also refuses
+LEADSCORE_INSECURE_DEV: it always needs API tokens.
+
+As :mod:`serving.service`, this module builds the service when BentoML asks for
+``LeadScoringService`` (PEP 562 ``__getattr__``), not when it is imported.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+from typing import Any
 
 import bentoml
 
 from serving.model_store import BENTO_MODEL_ARGUMENT
+from serving.service import service_attribute, start_service
 
-_pinned = getattr(bentoml.use_arguments(), BENTO_MODEL_ARGUMENT, None)
-if _pinned:
-    if "serving.service" in sys.modules:  # too late: it has read its model tag already
-        raise RuntimeError("serving.service was imported before the bento's model pin")
-    os.environ["LEADSCORE_BENTO_MODEL"] = str(_pinned)
-    # a built bento is never served without tokens (serving.service.insecure_dev)
-    os.environ["LEADSCORE_BUILT_BENTO"] = "1"
 
-from serving.service import LeadScoringService  # noqa: E402  (reads the variable at import)
+def pinned_service() -> bentoml.Service:
+    """The service with the bento's model pin (if any) in its settings: the pinned tag, and
+    the built-bento mark that refuses insecure dev mode."""
+    pinned = getattr(bentoml.use_arguments(), BENTO_MODEL_ARGUMENT, None)
+    return start_service(**({"bento_model": str(pinned), "built_bento": True} if pinned else {}))
 
-__all__ = ["LeadScoringService"]
+
+def __getattr__(name: str) -> Any:
+    return service_attribute(globals(), name, pinned_service)
+
+
+__all__ = ["LeadScoringService"]  # noqa: F822 (built on first use by __getattr__)

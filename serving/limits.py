@@ -40,7 +40,7 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 #: Most events accepted in one ``POST /score`` request, over all its leads.
 MAX_EVENTS_PER_REQUEST = 100_000
 #: Seconds a request may run (from its arrival) before its work stops; below BentoML's
-#: request timeout (:data:`serving.service.REQUEST_TIMEOUT_S`).
+#: request timeout (:data:`serving.settings.REQUEST_TIMEOUT_S`).
 DEFAULT_DEADLINE_S = 25.0
 
 _EVENT_KEY = re.compile(rb'"at"\s*:')

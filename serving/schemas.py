@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 import numpy as np
@@ -14,10 +14,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 
 from crm.contract import SCHEMAS
 from crm.email import email_domain_kind
-from crm.vocabulary import EVENT_TYPES, STAGES
+from crm.vocabulary import EMAIL_DOMAIN_KINDS, EVENT_TYPES, LIFECYCLE_STAGES, QUADRANTS, STAGES
+from features.content import PHASES
+from serving.timestamps import utc_naive
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 StageName = Literal[STAGES]  # type: ignore[valid-type]
+QuadrantName = Literal[QUADRANTS]  # type: ignore[valid-type]
+LifecycleStage = Literal[LIFECYCLE_STAGES]  # type: ignore[valid-type]
+ContentStage = Literal[PHASES]  # type: ignore[valid-type]
+EmailDomainKind = Literal[EMAIL_DOMAIN_KINDS]  # type: ignore[valid-type]
 MAX_LEADS_PER_REQUEST = 1000
 MAX_EVENTS_PER_LEAD = 20_000
 MAX_OUTCOMES_PER_REQUEST = 10_000
@@ -25,20 +31,6 @@ MAX_OUTCOMES_PER_REQUEST = 10_000
 CLOCK_SKEW = timedelta(minutes=5)
 
 
-def _utc_naive(v: datetime) -> datetime:
-    """Timestamps compare in UTC; naive ones are taken as UTC."""
-    if v.tzinfo is not None:
-        try:
-            v = v.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError as e:
-            raise ValueError("timestamp out of range (1970 to 2200)") from e
-    if not MIN_TIME <= v <= MAX_TIME:
-        raise ValueError(f"timestamp out of range ({MIN_TIME.year} to {MAX_TIME.year})")
-    return v
-
-
-MIN_TIME = datetime(1970, 1, 1)
-MAX_TIME = datetime(2200, 1, 1)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -72,7 +64,7 @@ class Event(BaseModel):
     topic: str | None = Field(None, max_length=200)
     content_id: Annotated[str, AfterValidator(_printable_id)] | None = Field(None, max_length=200)
 
-    _at = field_validator("at")(classmethod(lambda cls, v: _utc_naive(v)))
+    _at = field_validator("at")(classmethod(lambda cls, v: utc_naive(v)))
 
 
 class StageEntry(BaseModel):
@@ -80,7 +72,7 @@ class StageEntry(BaseModel):
     stage: StageName = Field(description="Funnel stage the lead entered")
     entered_at: datetime = Field(description="When it entered the stage (naive means UTC)")
 
-    _entered = field_validator("entered_at")(classmethod(lambda cls, v: _utc_naive(v)))
+    _entered = field_validator("entered_at")(classmethod(lambda cls, v: utc_naive(v)))
 
 
 CustomValue = str | bool | Annotated[float, Field(allow_inf_nan=False)] | None
@@ -95,7 +87,7 @@ class Lead(BaseModel):
     email: str | None = Field(
         None, max_length=320, description="Used only for business vs free-mail; never stored"
     )
-    email_domain_kind: Literal["business", "free"] | None = None
+    email_domain_kind: EmailDomainKind | None = None
     do_not_email: bool = False
     company: Company | None = None
     events: list[Event] = Field(default_factory=list, max_length=MAX_EVENTS_PER_LEAD)
@@ -120,7 +112,7 @@ class Lead(BaseModel):
         'name without the counter_ prefix, e.g. {"total_visits": 5}',
     )
 
-    _created = field_validator("created_at")(classmethod(lambda cls, v: _utc_naive(v)))
+    _created = field_validator("created_at")(classmethod(lambda cls, v: utc_naive(v)))
 
 
 class ModelRef(BaseModel):
@@ -142,15 +134,13 @@ class LeadScore(BaseModel):
     interest_score: float = Field(description="0-100: how strong and recent the engagement is")
     p_mql: float | None = Field(None, description="Probability of lead -> MQL, where modelled")
     p_sal: float | None = Field(None, description="Probability of MQL -> SAL, where modelled")
-    quadrant: Literal["qualified", "qualified_low_interest", "low_fit_interested", "drop"]
+    quadrant: QuadrantName
     persona: str = Field(description="Buyer persona from role and topics engaged with")
     persona_confidence: float = Field(description="0-1: share of the evidence for the persona")
-    lifecycle_stage: Literal["prospect", "new_customer", "active_customer", "ambassador"]
+    lifecycle_stage: LifecycleStage
     segment: str = Field(description="persona/lifecycle_stage, e.g. evaluator/prospect")
     funnel_stage: str = Field(description="Furthest funnel stage reached before as_of")
-    content_stage: Literal["awareness", "consideration", "decision"] = Field(
-        description="Buying-cycle phase the content should match"
-    )
+    content_stage: ContentStage = Field(description="Buying-cycle phase the content should match")
     next_content: list[str] = Field(
         description="Up to 3 content ids for the segment and phase, not yet consumed"
     )
@@ -232,7 +222,7 @@ class Outcome(BaseModel):
     won: bool | None = Field(None, description="Deal won (true) or lost (false)")
     at: datetime = Field(description="When it happened (ISO 8601; naive means UTC)")
 
-    _at = field_validator("at")(classmethod(lambda cls, v: _utc_naive(v)))
+    _at = field_validator("at")(classmethod(lambda cls, v: utc_naive(v)))
 
 
 class OutcomesResponse(BaseModel):

@@ -3,6 +3,9 @@ tables, run the shared scoring path, shape the answer, log it.
 
 The model is a BentoML model (imported from the MLflow registry by `leadscore serve` or
 `leadscore build`); LEADSCORE_BENTO_MODEL names its tag (default ``lead-scorer:latest``).
+Settings (:mod:`serving.settings`) are read once, when BentoML asks this module for
+``LeadScoringService`` (:func:`__getattr__`, :func:`build_service`): importing the module
+reads nothing and starts nothing.
 
 Routes: ``POST /score``, ``POST /outcomes``, ``GET /model`` (bearer token, see
 :mod:`serving.auth`); ``/livez``, ``/readyz`` (model loaded and one warm-up prediction
@@ -23,27 +26,21 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
-import signal
-import socket
 import sys
-import threading
-import time
 import uuid
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
 
 import bentoml
 import pandas as pd
-from bentoml.exceptions import InternalServerError
+from bentoml.exceptions import BentoMLException, InternalServerError
 from pydantic import Field
 from starlette.responses import Response
 
 from scoring.batch import answer_records, expected_custom_fields, score_tables
 from scoring.registry import scoring_model
 from serving import metrics
-from serving.auth import BearerTokenMiddleware, is_loopback, load_tokens
 from serving.errors import (
     ApiMiddleware,
     RequestError,
@@ -51,7 +48,6 @@ from serving.errors import (
     install_log_redaction,
 )
 from serving.limits import (
-    DEFAULT_DEADLINE_S,
     MAX_BODY_BYTES,
     MAX_EVENTS_PER_REQUEST,
     BodyLimitMiddleware,
@@ -73,120 +69,14 @@ from serving.schemas import (
     leads_to_tables,
     score_response_json,
 )
+from serving.settings import REQUEST_TIMEOUT_S, InvalidSettings, ServiceSettings, load_settings
+from serving.startup import AuthGate, is_bentoml_serve, refuse_without_tokens, watch_parent
+from serving.timestamps import utc_naive, utc_now
 
 logger = logging.getLogger("bentoml.leadscore")
 
-MODEL_TAG = os.environ.get("LEADSCORE_BENTO_MODEL", "lead-scorer:latest")
-INSECURE_ENV = "LEADSCORE_INSECURE_DEV"
-#: Requests in progress per service (all workers) before new ones get 429 at once.
-MAX_CONCURRENCY = int(os.environ.get("LEADSCORE_MAX_CONCURRENCY", "32"))
-WORKERS = int(os.environ.get("LEADSCORE_WORKERS", "2"))
-#: BentoML's own request timeout (it answers 504 but lets the worker thread run on).
-REQUEST_TIMEOUT_S = 30
-#: Our deadline, below that timeout: past it a request's work stops and nothing is logged.
-DEADLINE_S = min(
-    float(os.environ.get("LEADSCORE_REQUEST_DEADLINE_S", DEFAULT_DEADLINE_S)),
-    REQUEST_TIMEOUT_S - 2.0,
-)
-
-_current: LeadScoringService | None = None  # this worker's instance, for GET /model
-
-
-#: Set by serving/bento_entry.py in a built bento, where insecure dev mode is refused.
-BUILT_BENTO_ENV = "LEADSCORE_BUILT_BENTO"
-
-
-class InsecureModeRefused(RuntimeError):
-    """LEADSCORE_INSECURE_DEV asked for where it is not allowed."""
-
-
-def listen_host(argv: list[str] | None = None) -> str | None:
-    """The address this server listens on: in a worker, the address of the socket BentoML
-    handed it (``--fd N``); in `bentoml serve` itself, its ``--host`` (BentoML's default is
-    0.0.0.0). None when neither is known (e.g. the service used in-process)."""
-    argv = sys.argv if argv is None else argv
-    options = dict(a.split("=", 1) for a in argv if a.startswith("--") and "=" in a)
-    for i, a in enumerate(argv[:-1]):
-        if a in ("--fd", "--host"):
-            options.setdefault(a, argv[i + 1])
-    if "--fd" in options:
-        try:
-            with socket.socket(fileno=os.dup(int(options["--fd"]))) as sock:
-                name = sock.getsockname()
-        except (OSError, ValueError):
-            return None
-        return str(name[0]) if isinstance(name, tuple) else None
-    if Path(argv[0]).name == "bentoml" and "serve" in argv[1:3]:
-        return options.get("--host", "0.0.0.0")
-    return None
-
-
-def insecure_dev() -> bool:
-    """True when LEADSCORE_INSECURE_DEV asks to serve without tokens and that is allowed:
-    never in a built bento, and only on a loopback address (what `leadscore serve
-    --insecure-dev` sets up). Asked for anywhere else, it raises
-    :class:`InsecureModeRefused`: the server does not start."""
-    if os.environ.get(INSECURE_ENV, "").strip().lower() not in ("1", "true", "yes"):
-        return False
-    if os.environ.get(BUILT_BENTO_ENV):
-        raise InsecureModeRefused(
-            f"{INSECURE_ENV} is refused in a built bento: configure LEADSCORE_API_TOKENS or "
-            "LEADSCORE_API_TOKENS_FILE"
-        )
-    host = listen_host()
-    if host is None or not is_loopback(host):
-        raise InsecureModeRefused(
-            f"{INSECURE_ENV} (no authentication) is allowed on a loopback address only, not "
-            f"on {host or 'an unknown address'}: configure LEADSCORE_API_TOKENS or "
-            "LEADSCORE_API_TOKENS_FILE"
-        )
-    return True
-
-
-class AuthGate:
-    """Bearer tokens from the environment, checked when the worker builds its app: with no
-    token configured the worker refuses to start, unless insecure dev mode is on."""
-
-    def __init__(self, app: Any) -> None:
-        tokens = load_tokens()
-        if tokens:
-            self.app = BearerTokenMiddleware(app, tokens)
-        elif insecure_dev():
-            logger.warning(
-                "INSECURE DEV MODE: no API tokens, every caller is let in. Never do this "
-                "outside a laptop."
-            )
-            self.app = app
-        else:
-            raise RuntimeError(
-                "no API tokens configured: set LEADSCORE_API_TOKENS or "
-                "LEADSCORE_API_TOKENS_FILE (or run `leadscore serve --insecure-dev` locally)"
-            )
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await self.app(scope, receive, send)
-
-
-def _refuse_without_tokens(in_worker: bool = False) -> None:
-    """Stop here, with a clear message, when no API token is configured (and insecure dev
-    mode is off). In `bentoml serve` itself this exits before any worker starts; in a worker
-    (a backstop) it stops the whole server, since an exception in a worker's start-up would
-    only turn every answer into a 500."""
-    try:
-        if load_tokens() or insecure_dev():
-            return
-        message = (
-            "refusing to start: no API tokens configured. Set LEADSCORE_API_TOKENS "
-            "(comma-separated) or LEADSCORE_API_TOKENS_FILE, or run `leadscore serve "
-            "--insecure-dev` on a laptop"
-        )
-    except (InsecureModeRefused, ValueError) as e:  # a short token, an unreadable file
-        message = f"refusing to start: {e}"
-    if in_worker:
-        logger.error(message)
-        os.kill(os.getppid(), signal.SIGTERM)
-        raise RuntimeError(message)
-    raise SystemExit(message)
+#: The module attribute BentoML asks for (`bentoml serve serving.service:LeadScoringService`).
+SERVICE_ATTRIBUTE = "LeadScoringService"
 
 
 def model_choice(meta: dict[str, Any]) -> dict[str, Any]:
@@ -201,65 +91,6 @@ def model_choice(meta: dict[str, Any]) -> dict[str, Any]:
         "skill": skill.get("skill"),
         "skill_sentence": skill.get("sentence"),
     }
-
-
-#: Seconds a worker whose server process died gets to finish its requests and flush the log.
-ORPHAN_GRACE_S = 35.0
-
-
-def watch_parent(interval: float = 0.5, grace: float = ORPHAN_GRACE_S) -> threading.Thread:
-    """A worker stops when the `bentoml serve` process that started it is gone.
-
-    BentoML starts each worker in a process group of its own, so a SIGKILLed server leaves
-    them serving on the shared socket, and the next `leadscore serve` on that port fails. A
-    daemon thread polls the parent pid: once the worker has been re-parented it sends itself
-    SIGTERM (uvicorn drains, the prediction log is flushed) and exits hard after ``grace``
-    seconds if that did not end it. (Polling rather than prctl(PR_SET_PDEATHSIG): that
-    signal fires when the parent *thread* that forked the worker exits, which is not the
-    same thing in an arbiter with threads.)"""
-    parent = os.getppid()
-
-    def run() -> None:
-        while os.getppid() == parent:
-            time.sleep(interval)
-        logger.error(
-            "the BentoML server process (pid %d) is gone: this worker (pid %d) stops",
-            parent,
-            os.getpid(),
-        )
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(grace)
-        os._exit(1)
-
-    thread = threading.Thread(target=run, name="leadscore-parent-watch", daemon=True)
-    thread.start()
-    return thread
-
-
-def _check_deadline(stage: str) -> None:
-    if past_deadline(DEADLINE_S):
-        raise DeadlineExceeded(stage)
-
-
-def _deadline_response(exc: DeadlineExceeded, request_id: str) -> Response:
-    """503 for a request past its deadline: its work stopped, nothing of it was logged."""
-    logger.warning(
-        "request %s passed its %g s deadline while %s (%.1f s): stopped, not logged",
-        request_id,
-        DEADLINE_S,
-        exc,
-        elapsed(),
-    )
-    return RequestError(
-        f"the request took longer than the {DEADLINE_S:g} s deadline and was stopped; "
-        "nothing was scored or stored: retry with fewer leads or events",
-        None,
-        status=503,
-    ).response()
-
-
-def _model_info() -> dict[str, Any] | None:
-    return None if _current is None else _current.model_info
 
 
 def openapi_patch(spec: dict) -> dict:
@@ -315,16 +146,10 @@ def openapi_patch(spec: dict) -> dict:
 
 def _as_of_utc(v: datetime | None) -> datetime | None:
     """as_of in naive UTC, within the range every timestamp must be in."""
-    from serving.schemas import _utc_naive
-
     try:
-        return None if v is None else _utc_naive(v)
+        return None if v is None else utc_naive(v)
     except ValueError as e:
         raise RequestError(str(e), "as_of") from e
-
-
-def _now() -> datetime:
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _warmup_lead(now: datetime) -> Lead:
@@ -344,23 +169,54 @@ def _warmup_lead(now: datetime) -> Lead:
     )
 
 
-@bentoml.service(
-    name="leadscore",
-    workers=WORKERS,
-    traffic={"timeout": REQUEST_TIMEOUT_S, "max_concurrency": MAX_CONCURRENCY},
-)
-class LeadScoringService:
-    bento_model = bentoml.models.BentoModel(MODEL_TAG)
+class LeadScorer:
+    """The service's behaviour: load the model at start-up, answer ``/score`` and
+    ``/outcomes``, close the prediction log at shutdown. :func:`build_service` makes the
+    BentoML service of it for one :class:`~serving.settings.ServiceSettings` (a subclass
+    that carries the settings and the model to serve)."""
+
+    settings: ClassVar[ServiceSettings]
+    bento_model: ClassVar[bentoml.models.BentoModel]
 
     def __init__(self) -> None:
-        global _current
         self._ready = False
-        _refuse_without_tokens(in_worker=True)
+        refuse_without_tokens(self.settings, in_worker=True)
         install_log_redaction()
         install_client_error_logging()
         metrics.install_endpoint_labels()
         if bentoml.server_context.worker_index is not None:  # a worker of `bentoml serve`
-            watch_parent()
+            # Started here, by the worker's start-up, not at import: BentoML runs each worker
+            # in a process group of its own, so without this a worker whose server was
+            # SIGKILLed would go on serving the port (serving.startup.watch_parent).
+            self._parent_watch = watch_parent()
+        self._load_model()
+        self.log = PredictionLog(
+            self.settings.db_url,
+            secret=self.settings.lead_key_secret_bytes,
+            secret_file=self.settings.lead_key_secret_file,
+        ).start()
+        now = utc_now()
+        self._score([_warmup_lead(now)], now)  # warm-up: not logged
+        # the model, libraries and caches live as long as the worker: keep them out of the
+        # cyclic garbage collector's scans (a full collection otherwise walks ~400k objects,
+        # and a 1,000-lead request allocates enough to trigger several)
+        gc.collect()
+        gc.freeze()
+        self._ready = True
+        labels = self.bento_model.info.labels
+        logger.info(
+            "ready: model %s v%s (BentoML model %s, MLflow model %s, run %s), prediction log %s",
+            self.model_ref["name"],
+            self.model_ref["version"],
+            self.bento_model.tag,
+            labels.get("mlflow_model_id") or "-",
+            labels.get("mlflow_run_id") or "-",
+            self.log.url,
+        )
+
+    def _load_model(self) -> None:
+        """The model, the name and version every answer carries, and the ``GET /model``
+        card (:attr:`model_info`, this instance's: see :func:`served_model_info`)."""
         pyfunc = bentoml.mlflow.load_model(self.bento_model)
         self.model = scoring_model(pyfunc).for_serving()
         labels = self.bento_model.info.labels
@@ -380,25 +236,6 @@ class LeadScoringService:
             **model_choice(meta),
             **expected_custom_fields(self.model),
         }
-        self.log = PredictionLog()
-        now = _now()
-        self._score([_warmup_lead(now)], now)  # warm-up: not logged
-        # the model, libraries and caches live as long as the worker: keep them out of the
-        # cyclic garbage collector's scans (a full collection otherwise walks ~400k objects,
-        # and a 1,000-lead request allocates enough to trigger several)
-        gc.collect()
-        gc.freeze()
-        _current = self
-        self._ready = True
-        logger.info(
-            "ready: model %s v%s (BentoML model %s, MLflow model %s, run %s), prediction log %s",
-            self.model_ref["name"],
-            self.model_ref["version"],
-            self.bento_model.tag,
-            labels.get("mlflow_model_id") or "-",
-            labels.get("mlflow_run_id") or "-",
-            self.log.url,
-        )
 
     def __is_ready__(self) -> bool:
         return self._ready
@@ -415,9 +252,30 @@ class LeadScoringService:
             "" if ok else " (NOT everything was written)",
         )
 
+    def _check_deadline(self, stage: str) -> None:
+        if past_deadline(self.settings.deadline_s):
+            raise DeadlineExceeded(stage)
+
+    def _deadline_response(self, exc: DeadlineExceeded, request_id: str) -> Response:
+        """503 for a request past its deadline: its work stopped, nothing of it was logged."""
+        deadline_s = self.settings.deadline_s
+        logger.warning(
+            "request %s passed its %g s deadline while %s (%.1f s): stopped, not logged",
+            request_id,
+            deadline_s,
+            exc,
+            elapsed(),
+        )
+        return RequestError(
+            f"the request took longer than the {deadline_s:g} s deadline and was stopped; "
+            "nothing was scored or stored: retry with fewer leads or events",
+            None,
+            status=503,
+        ).response()
+
     def _score(self, leads: list[Lead], moment: datetime) -> list[dict[str, Any]]:
         leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
-        _check_deadline("building its tables")
+        self._check_deadline("building its tables")
         answers = score_tables(
             self.model, leads_df, accounts_df, events_df, pd.Timestamp(moment), stages_df
         )
@@ -434,16 +292,16 @@ class LeadScoringService:
         request_id = uuid.uuid4().hex
         try:
             check_event_total(sum(len(lead.events) for lead in leads))
-            moment = _now() if as_of is None else _as_of_utc(as_of)
+            moment = utc_now() if as_of is None else _as_of_utc(as_of)
             check_leads(leads, moment)
         except RequestError as e:
             return e.response()  # type: ignore[return-value]
         try:
-            _check_deadline("parsing")
+            self._check_deadline("parsing")
             records = self._score(leads, moment)
-            _check_deadline("scoring")
+            self._check_deadline("scoring")
         except DeadlineExceeded as e:
-            return _deadline_response(e, request_id)  # type: ignore[return-value]
+            return self._deadline_response(e, request_id)  # type: ignore[return-value]
         try:
             # our own answers, serialised as ScoreResponse would be, without validating
             # them again (tests check the two agree on real answers)
@@ -452,8 +310,8 @@ class LeadScoringService:
             logger.exception("answer failed its own schema (request %s)", request_id)
             raise InternalServerError("answer failed its schema") from e
         response = Response(body, media_type="application/json")
-        if past_deadline(DEADLINE_S):  # the last moment to stop: nothing logged yet
-            return _deadline_response(  # type: ignore[return-value]
+        if past_deadline(self.settings.deadline_s):  # the last moment to stop: nothing logged yet
+            return self._deadline_response(  # type: ignore[return-value]
                 DeadlineExceeded("answering"), request_id
             )
         self.log.log_answers(
@@ -478,13 +336,13 @@ class LeadScoringService:
         A retried outcome (same lead_id, stage and at) is stored once."""
         request_id = uuid.uuid4().hex
         try:
-            check_outcomes(outcomes, _now())
+            check_outcomes(outcomes, utc_now())
         except RequestError as e:
             return e.response()  # type: ignore[return-value]
         try:
-            _check_deadline("parsing")
+            self._check_deadline("parsing")
         except DeadlineExceeded as e:
-            return _deadline_response(e, request_id)  # type: ignore[return-value]
+            return self._deadline_response(e, request_id)  # type: ignore[return-value]
         rows = [{**o.model_dump(), "request_id": request_id} for o in outcomes]
         try:
             stored = self.log.record_outcomes(rows)
@@ -500,17 +358,82 @@ class LeadScoringService:
         return OutcomesResponse(request_id=request_id, stored=stored, duplicates=len(rows) - stored)
 
 
-LeadScoringService.add_asgi_middleware(AuthGate)
-LeadScoringService.add_asgi_middleware(
-    BodyLimitMiddleware, max_body_bytes=MAX_BODY_BYTES, max_events=MAX_EVENTS_PER_REQUEST
-)
-LeadScoringService.add_asgi_middleware(
-    ApiMiddleware,
-    model_info=_model_info,
-    max_leads=MAX_LEADS_PER_REQUEST,
-    max_outcomes=MAX_OUTCOMES_PER_REQUEST,
-    openapi_patch=openapi_patch,
-)
+def served_model_info() -> dict[str, Any] | None:
+    """The ``GET /model`` answer: the card of the service instance this worker runs
+    (BentoML's current service), None until it is ready."""
+    try:
+        instance = bentoml.get_current_service()
+    except BentoMLException:  # not instantiated yet (or its start-up failed)
+        return None
+    return getattr(instance, "model_info", None)
 
-if Path(sys.argv[0]).name == "bentoml" and "serve" in sys.argv[1:3]:
-    _refuse_without_tokens()
+
+def build_service(settings: ServiceSettings) -> bentoml.Service:
+    """The BentoML service for these settings: the model to serve, workers, concurrency,
+    the deadline, and the middlewares in front of the API (tokens, request limits, error
+    bodies and ``GET /model``). Builds; starts nothing."""
+    inner = type(
+        SERVICE_ATTRIBUTE,
+        (LeadScorer,),
+        {
+            "__module__": __name__,
+            "__qualname__": SERVICE_ATTRIBUTE,
+            "settings": settings,
+            "bento_model": bentoml.models.BentoModel(settings.bento_model),
+        },
+    )
+    service = bentoml.service(
+        name="leadscore",
+        workers=settings.workers,
+        traffic={"timeout": REQUEST_TIMEOUT_S, "max_concurrency": settings.max_concurrency},
+    )(inner)
+    service.add_asgi_middleware(AuthGate, settings=settings)
+    service.add_asgi_middleware(
+        BodyLimitMiddleware, max_body_bytes=MAX_BODY_BYTES, max_events=MAX_EVENTS_PER_REQUEST
+    )
+    service.add_asgi_middleware(
+        ApiMiddleware,
+        model_info=served_model_info,
+        max_leads=MAX_LEADS_PER_REQUEST,
+        max_outcomes=MAX_OUTCOMES_PER_REQUEST,
+        openapi_patch=openapi_patch,
+    )
+    return service
+
+
+def start_service(argv: list[str] | None = None, **overrides: Any) -> bentoml.Service:
+    """The service, at start-up: the settings from the environment, read here, once
+    (``overrides`` win, e.g. a built bento's model pin), and in the `bentoml serve` process
+    itself the token check, which exits with a clear message before any worker starts (its
+    workers check again, :class:`LeadScorer`)."""
+    argv = sys.argv if argv is None else argv
+    try:
+        settings = load_settings(**overrides)
+        if is_bentoml_serve(argv):
+            refuse_without_tokens(settings, argv=argv)
+    except InvalidSettings as e:
+        if is_bentoml_serve(argv):
+            raise SystemExit(f"refusing to start: {e}") from None
+        raise
+    return build_service(settings)
+
+
+def service_attribute(namespace: dict[str, Any], name: str, start: Callable[[], Any]) -> Any:
+    """A module's ``__getattr__`` for :data:`SERVICE_ATTRIBUTE`: ``start()`` builds the
+    service on first use and the module keeps it, once per process (BentoML also looks it
+    up by identity among the module's globals)."""
+    if name != SERVICE_ATTRIBUTE:
+        raise AttributeError(f"module {namespace['__name__']!r} has no attribute {name!r}")
+    try:
+        service = start()
+    except AttributeError as e:  # not "no such attribute": a failure while building it
+        raise RuntimeError(f"building {SERVICE_ATTRIBUTE} failed: {e}") from e
+    namespace[name] = service
+    return service
+
+
+def __getattr__(name: str) -> Any:
+    """``serving.service.LeadScoringService``, built on first use (PEP 562): BentoML's
+    `bentoml serve serving.service:LeadScoringService` imports this module and then asks
+    for the attribute, which is the start-up; a plain import reads nothing."""
+    return service_attribute(globals(), name, start_service)

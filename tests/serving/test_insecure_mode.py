@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from serving.service import InsecureModeRefused, insecure_dev, listen_host
+from serving.settings import load_settings
+from serving.startup import InsecureModeRefused, insecure_dev, listen_host
 
 pytestmark = pytest.mark.slow  # starts real servers
 
@@ -68,20 +69,20 @@ def test_listen_host_reads_the_socket_a_worker_is_handed() -> None:
 def test_insecure_dev_is_refused_in_a_built_bento_and_off_loopback(monkeypatch) -> None:
     monkeypatch.delenv("LEADSCORE_BUILT_BENTO", raising=False)
     monkeypatch.delenv("LEADSCORE_INSECURE_DEV", raising=False)
-    assert insecure_dev() is False  # not asked for
+    assert insecure_dev(load_settings()) is False  # not asked for
     monkeypatch.setenv("LEADSCORE_INSECURE_DEV", "1")
     monkeypatch.setattr(sys, "argv", ["/x/bentoml", "serve", "svc", "--host", "127.0.0.1"])
-    assert insecure_dev() is True
+    assert insecure_dev(load_settings()) is True
     monkeypatch.setattr(sys, "argv", ["/x/bentoml", "serve", "svc", "--host", "0.0.0.0"])
     with pytest.raises(InsecureModeRefused, match="loopback"):
-        insecure_dev()
+        insecure_dev(load_settings())
     monkeypatch.setattr(sys, "argv", ["pytest"])  # the address is unknown: refused too
     with pytest.raises(InsecureModeRefused, match="unknown address"):
-        insecure_dev()
+        insecure_dev(load_settings())
     monkeypatch.setattr(sys, "argv", ["/x/bentoml", "serve", "svc", "--host", "127.0.0.1"])
     monkeypatch.setenv("LEADSCORE_BUILT_BENTO", "1")
     with pytest.raises(InsecureModeRefused, match="built bento"):
-        insecure_dev()
+        insecure_dev(load_settings())
 
 
 @pytest.mark.slow

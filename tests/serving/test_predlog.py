@@ -78,7 +78,7 @@ def make_log() -> Iterator[Callable[..., PredictionLog]]:
 
     def make(db_url: str | None = None, **kwargs: object) -> PredictionLog:
         kwargs = {"secret": SECRET, **FAST, **kwargs}
-        pl = PredictionLog(db_url, **kwargs)  # type: ignore[arg-type]
+        pl = PredictionLog(db_url, **kwargs).start()  # type: ignore[arg-type]
         logs.append(pl)
         return pl
 

@@ -20,7 +20,7 @@ from serving_helpers import AUTH, crm_sample, read_log, request_leads, start_ser
 
 from serving.loadgen import run_load
 from serving.process import stop_server
-from serving.service import MAX_CONCURRENCY
+from serving.settings import load_settings
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,7 @@ def test_overload_is_refused_fast_and_the_service_recovers(server, one_lead_bodi
     # MAX_CONCURRENCY (32) at once, however fast or slow the machine is. (An open-loop rate
     # of 2x a capacity measured a minute earlier drew no refusal on a slow run in which
     # that capacity had been measured low.)
-    assert MAX_CONCURRENCY * 2 < 96
+    assert load_settings().max_concurrency * 2 < 96
     res = run_load(f"{server.url}/score", one_lead_bodies, 6, connections=96, headers=AUTH)
     print(f"overload, 96 connections in a closed loop: {res.summary()}")
     # every request gets an answer: 200, or a fast 429/503 refusal; no timeout and no 5xx.

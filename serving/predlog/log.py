@@ -1,0 +1,198 @@
+"""The prediction log as the service and the CLI use it: :class:`PredictionLog`."""
+
+from __future__ import annotations
+
+import atexit
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from serving.predlog import outcome_store
+from serving.predlog.keys import MIN_SECRET_BYTES, resolve_secret
+from serving.predlog.rows import outcome_rows, prediction_row
+from serving.predlog.store import PREDICTION_COLUMNS, Store
+from serving.predlog.writer import RowWriter
+from serving.timestamps import utc_now
+
+DEFAULT_SQLITE_PATH = "./leadscore-predictions.db"
+
+
+class PredictionLog:
+    """Non-blocking, bounded, retrying prediction log plus a synchronous outcome store.
+
+    ``log(rows)`` only projects the rows onto the ``predictions`` columns and appends them to
+    an in-memory buffer; once :meth:`start` has started it, a background thread writes them
+    in batches (one ``executemany`` per batch, every ``interval`` seconds), with the
+    policies of :mod:`serving.predlog.writer` for a database that is down, a full buffer
+    and rows the database refuses. :meth:`flush` waits for the rows logged so far;
+    :meth:`close` flushes, stops the writer and counts what it could not write as dropped.
+    A started log is also closed at interpreter exit; close it explicitly on SIGTERM
+    (service shutdown). ``with PredictionLog(...) as log:`` starts it and closes it.
+
+    Every logged row ends up counted exactly once in ``written``, ``dropped`` or
+    ``rejected``, or is still ``pending()``.
+
+    ``record_outcomes``, ``read_outcomes`` and ``read_predictions`` are synchronous, need no
+    :meth:`start`, and raise :class:`StoreUnavailableError` if the database is down.
+
+    ``db_url`` defaults to a SQLite file at ``sqlite_path``. The lead-key secret is
+    ``secret``, else read from ``secret_file``, else (SQLite only) kept in ``<db file>.key``
+    (:mod:`serving.predlog.keys`). Create the log in the worker process that uses it (not
+    before a fork).
+    """
+
+    def __init__(
+        self,
+        db_url: str | None = None,
+        buffer_size: int = 100_000,
+        *,
+        sqlite_path: str | Path = DEFAULT_SQLITE_PATH,
+        secret: bytes | None = None,
+        secret_file: str | Path | None = None,
+        table_prefix: str = "",
+        batch_size: int = 1_000,
+        interval: float = 0.1,
+        max_retry_delay: float = 5.0,
+        connect_timeout: float = 5.0,
+    ) -> None:
+        url = sa.engine.make_url(db_url or f"sqlite:///{Path(sqlite_path).expanduser().absolute()}")
+        self._store = Store(url, table_prefix, connect_timeout)
+        self.secret = (
+            secret
+            if secret is not None
+            else resolve_secret(file=secret_file, key_file=self._store.key_file)
+        )
+        if len(self.secret) < MIN_SECRET_BYTES:
+            raise ValueError(f"the lead-key secret must be at least {MIN_SECRET_BYTES} bytes")
+        self.url = self._store.url
+        self.predictions = self._store.predictions
+        self.outcomes = self._store.outcomes
+        self._writer = RowWriter(self._store, buffer_size, batch_size, interval, max_retry_delay)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> PredictionLog:
+        """Start the writer thread (once) and close the log at interpreter exit; returns
+        the log. Nothing is written before this."""
+        if not self._writer.started and not self._writer.stopped:
+            self._writer.start()
+            atexit.register(self._close_at_exit)
+        return self
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every row logged before this call is settled; True if none is pending."""
+        return self._writer.flush(timeout)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush, stop the writer and release connections; True if everything was written.
+
+        Rows still unwritten after ``timeout`` are counted as dropped (with a warning).
+        """
+        if self._writer.stopped:
+            return self.pending() == 0
+        ok, left = self._writer.close(timeout)
+        atexit.unregister(self._close_at_exit)
+        return ok and left == 0
+
+    def _close_at_exit(self) -> None:
+        self.close(timeout=5.0)
+
+    def __enter__(self) -> PredictionLog:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------- hot path
+
+    def log(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Queue rows for writing; never blocks on the database and never raises for it."""
+        self._writer.queue([{c: r.get(c) for c in PREDICTION_COLUMNS} for r in rows])
+
+    def row(self, answer: Mapping[str, Any], **kwargs: Any) -> dict[str, Any]:
+        """:func:`prediction_row` with this log's secret."""
+        return prediction_row(answer, secret=self.secret, **kwargs)
+
+    def log_answers(
+        self,
+        answers: Iterable[Mapping[str, Any]],
+        *,
+        request_id: str,
+        model_name: str,
+        model_version: str,
+        scored_at: datetime | None = None,
+    ) -> None:
+        """Build a row for each answer (each must carry ``lead_id``) and :meth:`log` them."""
+        at = utc_now() if scored_at is None else scored_at
+        self.log(
+            [
+                prediction_row(
+                    a,
+                    secret=self.secret,
+                    request_id=request_id,
+                    model_name=model_name,
+                    model_version=model_version,
+                    scored_at=at,
+                )
+                for a in answers
+            ]
+        )
+
+    # -------------------------------------------------------------------- counters
+
+    def pending(self) -> int:
+        """Rows logged but not yet written, dropped or rejected."""
+        return self._writer.pending()
+
+    @property
+    def buffer_size(self) -> int:
+        return self._writer.buffer_size
+
+    @property
+    def written(self) -> int:
+        return self._writer.written
+
+    @property
+    def dropped(self) -> int:
+        return self._writer.dropped
+
+    @property
+    def rejected(self) -> int:
+        return self._writer.rejected
+
+    @property
+    def logged(self) -> int:
+        return self._writer.logged
+
+    @property
+    def consecutive_failures(self) -> int:
+        return self._writer.consecutive_failures
+
+    @property
+    def last_error(self) -> str | None:
+        return self._writer.last_error
+
+    # -------------------------------------------------------------------- outcomes
+
+    def outcome_rows(self, rows: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """Validate outcomes and build the stored rows (whitelisted fields only)."""
+        return outcome_rows(rows, self.secret)
+
+    def record_outcomes(self, rows: Iterable[Mapping[str, Any]]) -> int:
+        """:func:`serving.predlog.outcome_store.record_outcomes` into this log's database."""
+        return outcome_store.record_outcomes(self._store, rows, self.secret)
+
+    def read_outcomes(self) -> pd.DataFrame:
+        """All stored outcomes, ordered by ``at``: the labels for training."""
+        return outcome_store.read_outcomes(self._store)
+
+    def read_predictions(self) -> pd.DataFrame:
+        """All stored predictions, ordered by ``scored_at`` (for monitoring and tests)."""
+        return outcome_store.read_predictions(self._store)
+
+
+__all__ = ["DEFAULT_SQLITE_PATH", "PredictionLog"]

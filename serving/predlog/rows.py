@@ -1,0 +1,236 @@
+"""What a stored row may hold: the whitelist that keeps personal data out of the log.
+
+:func:`prediction_row` copies only whitelisted fields of an answer (numbers, the label
+fields in :data:`LABEL_FIELDS`, ``quadrant``, ``segment`` and the keys of each reason in
+:data:`REASON_FIELDS`); free text is stripped of anything that looks like an e-mail address,
+and the lead id is stored only as its lead key (:mod:`serving.predlog.keys`).
+:func:`outcome_rows` validates what the CRM reports and builds the ``outcomes`` rows.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import re
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from crm.vocabulary import STAGES
+from serving.predlog.keys import lead_key
+from serving.timestamps import utc_naive, utc_now
+
+#: String fields of an answer copied into ``scores`` (besides every numeric field).
+LABEL_FIELDS: frozenset[str] = frozenset(
+    {"label", "grade", "tier", "band", "priority", "decision", "action"}
+)
+#: Keys kept from each reason when reasons are mappings.
+REASON_FIELDS: frozenset[str] = frozenset(
+    {"feature", "contribution", "direction", "text", "label", "value", "weight", "rank"}
+)
+_ANSWER_COLUMNS = frozenset({"lead_id", "quadrant", "segment", "reasons"})
+MAX_LABEL = 64
+_MAX_TEXT = 200
+_MAX_REASONS = 50
+_EMAIL_LIKE = re.compile(r"\S*@\S*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_NOT_NUMBERS = (str, list, dict, tuple, type(None))
+_NOT_MAPPINGS = (str, list, tuple, type(None))
+
+
+class OutcomeValidationError(ValueError):
+    """Raised with every problem found in a batch of outcomes (nothing is stored)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__(f"{len(problems)} problem(s) in the outcomes:\n" + "\n".join(problems))
+
+
+def _clean_text(value: str, limit: int) -> str:
+    if "@" not in value:  # nothing the pattern could match
+        return value[:limit]
+    return _EMAIL_LIKE.sub("[redacted]", value)[:limit]
+
+
+def _number(value: Any) -> bool | int | float | None:
+    if type(value) is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    f = float(value)
+    return f if math.isfinite(f) else None
+
+
+def _is_number(value: Any) -> bool:
+    t = type(value)
+    if t is float or t is int or t is bool:  # the common answers, without the ABC check
+        return True
+    if t in _NOT_NUMBERS:
+        return False
+    return isinstance(value, numbers.Real)
+
+
+def _safe_key(key: Any) -> bool:
+    return isinstance(key, str) and 0 < len(key) <= MAX_LABEL and "@" not in key
+
+
+def _label(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, str | numbers.Real):
+        raise ValueError(f"expected a short text label, got {type(value).__name__}")
+    return _clean_text(str(value), MAX_LABEL)
+
+
+def _scores(answer: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in answer.items():
+        if not _safe_key(key) or key in _ANSWER_COLUMNS:
+            continue
+        if _is_number(value):
+            out[key] = _number(value)
+        elif isinstance(value, str) and key in LABEL_FIELDS:
+            out[key] = _clean_text(value, MAX_LABEL)
+        elif type(value) in _NOT_MAPPINGS:
+            continue
+        elif isinstance(value, Mapping):  # e.g. {"probabilities": {"accept": 0.4}}
+            for sub, v in value.items():
+                if _safe_key(sub) and _is_number(v):
+                    out[f"{key}.{sub}"] = _number(v)
+    return out
+
+
+def _reason(item: Any) -> Any:
+    if isinstance(item, str):
+        return _clean_text(item, _MAX_TEXT)
+    if type(item) is dict or isinstance(item, Mapping):
+        kept: dict[str, Any] = {}
+        for key, v in item.items():
+            if key not in REASON_FIELDS:
+                continue
+            if type(v) is str:  # text first: the cheap check for most values
+                kept[key] = _clean_text(v, _MAX_TEXT)
+            elif _is_number(v):
+                kept[key] = _number(v)
+            elif isinstance(v, str):
+                kept[key] = _clean_text(v, _MAX_TEXT)
+        return kept
+    return None
+
+
+def _reasons(value: Any) -> list[Any] | None:
+    if value is None:
+        return None
+    if isinstance(value, Mapping):  # {"feature": contribution}
+        value = [
+            {"feature": k, "contribution": v}
+            for k, v in value.items()
+            if _safe_key(k) and _is_number(v)
+        ]
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ValueError("reasons must be a list (or a feature -> contribution mapping)")
+    out = [r for r in map(_reason, value) if r is not None and r != {}]
+    return out[:_MAX_REASONS]
+
+
+def _required_text(value: Any, field: str, limit: int) -> str:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{field} must be a non-empty string")
+    if len(value) > limit:
+        raise ValueError(f"{field} is longer than {limit} characters")
+    bad = _CONTROL.search(value)
+    if bad is not None:  # PostgreSQL refuses NUL in text; no backend should store these
+        raise ValueError(f"{field} contains a control character (U+{ord(bad.group()):04X})")
+    return value
+
+
+def prediction_row(
+    answer: Mapping[str, Any],
+    *,
+    secret: bytes,
+    request_id: str,
+    model_name: str,
+    model_version: str,
+    lead_id: str | None = None,
+    scored_at: datetime | None = None,
+) -> dict[str, Any]:
+    """Build one ``predictions`` row from one answer, keeping only whitelisted fields.
+
+    ``lead_id`` defaults to ``answer["lead_id"]`` and is stored only as its HMAC key.
+    ``scores`` gets every numeric field of the answer (one level of nested mappings is
+    flattened as ``"outer.inner"``; NaN/inf become null) and the string fields named in
+    :data:`LABEL_FIELDS`. Every other string (e-mail, name, job title, ...) is ignored.
+    """
+    lid = answer.get("lead_id") if lead_id is None else lead_id
+    scores = _scores(answer)
+    p = scores.get("p_convert")
+    return {
+        "id": uuid.uuid4().hex,
+        "request_id": _required_text(request_id, "request_id", 128),
+        "lead_key": lead_key(lid, secret),  # type: ignore[arg-type]
+        "model_name": _required_text(model_name, "model_name", 200),
+        "model_version": _required_text(model_version, "model_version", 200),
+        "p_convert": p if isinstance(p, float | int) and not isinstance(p, bool) else None,
+        "scores": scores,
+        "quadrant": _label(answer.get("quadrant")),
+        "segment": _label(answer.get("segment")),
+        "reasons": _reasons(answer.get("reasons")),
+        "scored_at": utc_now() if scored_at is None else utc_naive(scored_at, "scored_at"),
+    }
+
+
+def _outcome_row(r: Mapping[str, Any], where: str, secret: bytes, problems: list[str]) -> dict:
+    lid = _required_text(r.get("lead_id"), "lead_id", 200)
+    where = f"{where} (lead_id={lid})"
+    row: dict[str, Any] = {"lead_id": lid, "lead_key": lead_key(lid, secret)}
+    stage = r.get("stage")
+    if stage not in STAGES:
+        problems.append(f"{where}: stage must be one of {', '.join(STAGES)}")
+    row["stage"] = stage
+    for field in ("accepted", "won"):
+        v = r.get(field)
+        if v is not None and not isinstance(v, bool):
+            problems.append(f"{where}: {field} must be true, false or null")
+        row[field] = v
+    try:
+        row["at"] = utc_naive(r.get("at"), "at")
+    except ValueError as e:
+        problems.append(f"{where}: {e}")
+    rid = r.get("request_id")
+    if rid is not None and (not isinstance(rid, str) or len(rid) > 128 or _CONTROL.search(rid)):
+        problems.append(f"{where}: request_id must be printable text of at most 128 characters")
+    row["request_id"] = rid
+    return row
+
+
+def outcome_rows(rows: Iterable[Mapping[str, Any]], secret: bytes) -> list[dict[str, Any]]:
+    """Validate outcomes and build the stored rows (whitelisted fields only); raises
+    :class:`OutcomeValidationError` with every problem found."""
+    problems: list[str] = []
+    out: list[dict[str, Any]] = []
+    received_at = utc_now()
+    for i, r in enumerate(rows):
+        try:
+            row = _outcome_row(r, f"outcome {i}", secret, problems)
+        except ValueError as e:  # no usable lead_id: nothing else to say about this one
+            problems.append(f"outcome {i}: {e}")
+            continue
+        row["received_at"] = received_at
+        out.append(row)
+    if problems:
+        raise OutcomeValidationError(problems)
+    return out
+
+
+__all__ = [
+    "LABEL_FIELDS",
+    "REASON_FIELDS",
+    "OutcomeValidationError",
+    "outcome_rows",
+    "prediction_row",
+]

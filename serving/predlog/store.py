@@ -1,0 +1,255 @@
+"""The database behind the log: the two tables, the engine, and creating the tables when
+the database is first reachable, by whichever process gets there first.
+
+``predictions``
+    One row per scored lead: ``id`` (row UUID, primary key), ``request_id``, ``lead_key``
+    (HMAC-SHA256 of the lead id, never the raw id), ``model_name``, ``model_version``,
+    ``p_convert`` (also in ``scores``), ``scores`` (JSON: every numeric field of the answer
+    and the whitelisted label fields), ``quadrant``, ``segment`` (nullable), ``reasons``
+    (JSON, nullable) and ``scored_at``.
+``outcomes``
+    What the CRM reports later, used as training labels: ``lead_id`` (raw: the CRM sends it
+    and training joins on it), ``lead_key`` (same HMAC, to join with ``predictions``),
+    ``stage``, ``accepted``, ``won`` (nullable booleans), ``at``, ``received_at``,
+    ``request_id``. ``(lead_id, stage, at)`` is unique: a CRM retry is stored once.
+
+SQLite (a file, created readable by its owner only) or PostgreSQL, through SQLAlchemy Core,
+with an optional prefix on the table names.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects.postgresql import JSONB
+
+from serving.predlog.rows import MAX_LABEL
+
+logger = logging.getLogger("serving.predlog")
+
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "id",
+    "request_id",
+    "lead_key",
+    "model_name",
+    "model_version",
+    "p_convert",
+    "scores",
+    "quadrant",
+    "segment",
+    "reasons",
+    "scored_at",
+)
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "lead_id",
+    "lead_key",
+    "stage",
+    "accepted",
+    "won",
+    "at",
+    "received_at",
+    "request_id",
+)
+
+_JSON = sa.JSON().with_variant(JSONB(), "postgresql")
+
+
+class StoreUnavailableError(RuntimeError):
+    """The database could not be reached or refused a synchronous write/read."""
+
+
+def build_metadata(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    """The two tables, named ``<prefix>predictions`` and ``<prefix>outcomes``."""
+    if prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+        raise ValueError("table prefix must be letters, digits and underscores")
+    md = sa.MetaData()
+    predictions = sa.Table(
+        f"{prefix}predictions",
+        md,
+        sa.Column("id", sa.String(32), primary_key=True),
+        sa.Column("request_id", sa.String(128), nullable=False, index=True),
+        sa.Column("lead_key", sa.String(64), nullable=False, index=True),
+        sa.Column("model_name", sa.String(200), nullable=False),
+        sa.Column("model_version", sa.String(200), nullable=False),
+        sa.Column("p_convert", sa.Float, nullable=True),
+        sa.Column("scores", _JSON, nullable=False),
+        sa.Column("quadrant", sa.String(MAX_LABEL), nullable=True),
+        sa.Column("segment", sa.String(MAX_LABEL), nullable=True),
+        sa.Column("reasons", _JSON, nullable=True),
+        sa.Column("scored_at", sa.DateTime(), nullable=False, index=True),
+    )
+    outcomes = sa.Table(
+        f"{prefix}outcomes",
+        md,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("lead_id", sa.String(200), nullable=False),
+        sa.Column("lead_key", sa.String(64), nullable=False, index=True),
+        sa.Column("stage", sa.String(32), nullable=False),
+        sa.Column("accepted", sa.Boolean, nullable=True),
+        sa.Column("won", sa.Boolean, nullable=True),
+        sa.Column("at", sa.DateTime(), nullable=False),
+        sa.Column("received_at", sa.DateTime(), nullable=False),
+        sa.Column("request_id", sa.String(128), nullable=True),
+        sa.UniqueConstraint("lead_id", "stage", "at", name=f"uq_{prefix}outcomes_lead_stage_at"),
+    )
+    return md, predictions, outcomes
+
+
+def _insert_ignoring_duplicates(engine: sa.Engine, table: sa.Table, keys: list[str]) -> Any:
+    name = engine.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # other dialects: plain insert (a retried batch could then be stored twice)
+        return sa.insert(table)
+    return insert(table).on_conflict_do_nothing(index_elements=keys)
+
+
+def is_transient(err: BaseException) -> bool:
+    """Errors worth retrying: the database is unreachable, restarting or lost a table."""
+    if isinstance(err, sa_exc.DBAPIError) and err.connection_invalidated:
+        return True
+    return isinstance(
+        err,
+        sa_exc.OperationalError
+        | sa_exc.InterfaceError
+        | sa_exc.ProgrammingError
+        | sa_exc.DisconnectionError
+        | sa_exc.TimeoutError
+        | OSError,
+    )
+
+
+def describe(err: BaseException) -> str:
+    """The database's complaint in one line, without the statement or its parameters."""
+    orig = getattr(err, "orig", None) or err
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else ''}"
+
+
+def _private_sqlite_file(path: Path) -> None:
+    """Create the SQLite database file readable by its owner only (0600; SQLite gives its
+    -wal and -shm files the database file's mode). An existing file with a looser mode is
+    left as it is, with a warning."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            logger.warning(
+                "prediction log %s is readable by others (mode %o): chmod 600 it", path, mode
+            )
+        return
+    except OSError:  # e.g. the folder does not exist yet: the database reports it later
+        return
+    os.close(fd)
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute("PRAGMA journal_mode=WAL")  # readers do not block the writer thread
+        cur.execute("PRAGMA busy_timeout=10000")  # several workers may share the file
+    finally:
+        cur.close()
+
+
+class Store:
+    """The engine and the tables of one log; creates the tables on first use.
+
+    ``key_file`` is where a SQLite log keeps its generated lead-key secret (None for other
+    databases). Creating the object opens no connection."""
+
+    def __init__(self, url: sa.URL, table_prefix: str = "", connect_timeout: float = 5.0) -> None:
+        self.key_file: Path | None = None
+        if url.get_backend_name() == "sqlite":
+            if url.database in (None, "", ":memory:"):
+                raise ValueError("an in-memory SQLite database cannot be shared with the writer")
+            self.key_file = Path(f"{url.database}.key")
+            _private_sqlite_file(Path(url.database))
+            connect_args: dict[str, Any] = {"timeout": max(connect_timeout, 10.0)}
+        elif url.get_backend_name() == "postgresql":
+            connect_args = {"connect_timeout": max(1, math.ceil(connect_timeout))}
+        else:
+            connect_args = {}
+        self.url = url.render_as_string(hide_password=True)
+        self.engine = sa.create_engine(
+            url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args
+        )
+        if url.get_backend_name() == "sqlite":
+            sa.event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._md, self.predictions, self.outcomes = build_metadata(table_prefix)
+        self.prediction_insert = _insert_ignoring_duplicates(self.engine, self.predictions, ["id"])
+        self.outcome_insert = _insert_ignoring_duplicates(
+            self.engine, self.outcomes, ["lead_id", "stage", "at"]
+        )
+        self._schema_ready = False
+        self._schema_lock = threading.Lock()
+
+    def ensure_schema(self) -> None:
+        """Create the tables if this process has not seen them yet. Several processes (the
+        workers of one server, replicas) may race to create them: the loser's error is
+        recognised and the creation checked again."""
+        if self._schema_ready:
+            return
+        with self._schema_lock:
+            if self._schema_ready:
+                return
+            for attempt in range(3):
+                try:
+                    self._md.create_all(self.engine)
+                    break
+                except (
+                    sa_exc.IntegrityError,
+                    sa_exc.ProgrammingError,
+                    sa_exc.OperationalError,
+                ) as e:
+                    # another process created the tables at the same moment (PostgreSQL:
+                    # an integrity or programming error; SQLite: "table ... already
+                    # exists"): check again; any other operational error is the store's
+                    raced = not isinstance(e, sa_exc.OperationalError) or "already exists" in str(e)
+                    if not raced or attempt == 2:
+                        raise
+            self._schema_ready = True
+
+    def lost(self) -> None:
+        """The database failed: check the tables again next time (it may be a new, empty
+        database by then)."""
+        self._schema_ready = False
+
+    def insert_predictions(self, rows: list[dict[str, Any]]) -> None:
+        self.ensure_schema()
+        with self.engine.begin() as conn:
+            conn.execute(self.prediction_insert, rows)
+
+    def read(self, query: sa.Select, columns: tuple[str, ...]) -> pd.DataFrame:
+        """The rows of ``query`` as a frame; :class:`StoreUnavailableError` if unreachable."""
+        try:
+            self.ensure_schema()
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+        except sa_exc.SQLAlchemyError as e:
+            self.lost()
+            raise StoreUnavailableError(f"could not read {self.url}: {describe(e)}") from e
+        return pd.DataFrame([dict(r) for r in rows], columns=list(columns))
+
+
+__all__ = [
+    "OUTCOME_COLUMNS",
+    "PREDICTION_COLUMNS",
+    "Store",
+    "StoreUnavailableError",
+    "build_metadata",
+    "describe",
+    "is_transient",
+]

@@ -1,0 +1,54 @@
+"""The one rule for timestamps the service receives and stores: naive UTC.
+
+An aware timestamp is converted to UTC and loses its zone; a naive one is taken as UTC
+already (as everywhere in :mod:`crm.contract`). Every timestamp must lie between
+:data:`MIN_TIME` and :data:`MAX_TIME`: outside that range it is a typo or a sentinel
+(0001-01-01), never a real event, and some databases cannot store it. The request schemas
+(:mod:`serving.schemas`), ``as_of`` and the prediction log (:mod:`serving.predlog`) all use
+:func:`utc_naive`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+MIN_TIME = datetime(1970, 1, 1)
+MAX_TIME = datetime(2200, 1, 1)
+
+
+def utc_naive(value: Any, field: str | None = None) -> datetime:
+    """``value`` (a datetime, a pandas Timestamp or ISO-8601 text) in naive UTC.
+
+    Raises ``ValueError`` (its message starts with ``field``, when given) for text that is
+    not ISO 8601, anything that is not a timestamp, and a moment outside
+    :data:`MIN_TIME`..:data:`MAX_TIME`."""
+    where = f"{field}: " if field else ""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError as e:
+            raise ValueError(f"{where}not an ISO-8601 timestamp") from e
+    if isinstance(value, pd.Timestamp):
+        value = value.to_pydatetime()
+    if not isinstance(value, datetime):
+        raise ValueError(f"{where}expected a timestamp, got {type(value).__name__}")
+    out_of_range = f"{where}timestamp out of range ({MIN_TIME.year} to {MAX_TIME.year})"
+    if value.tzinfo is not None:
+        try:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        except OverflowError as e:
+            raise ValueError(out_of_range) from e
+    if not MIN_TIME <= value <= MAX_TIME:
+        raise ValueError(out_of_range)
+    return value
+
+
+def utc_now() -> datetime:
+    """Now, in naive UTC."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+__all__ = ["MAX_TIME", "MIN_TIME", "utc_naive", "utc_now"]
