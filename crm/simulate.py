@@ -59,11 +59,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+from numpy.typing import ArrayLike
 
 from crm.contract import CrmData, validate, write_tables
 from crm.vocabulary import EVENT_TYPES, STAGES
 
 DAY = 86_400  # seconds
+#: the ground truth of a simulated export, beside its tables (one row per lead: p_mql, p_sal ...)
+TRUTH_FILE = "truth.parquet"
 SAL_HORIZON_DAYS = 90
 NEW_CUSTOMER_DAYS = 90
 
@@ -790,7 +793,7 @@ def write_simulation(out_dir: str | Path, n_leads: int = 20_000, seed: int = 7) 
     data, truth = simulate(n_leads=n_leads, seed=seed)
     out = Path(out_dir)
     write_tables(data, out)
-    truth.to_parquet(out / "truth.parquet", index=False)
+    truth.to_parquet(out / TRUTH_FILE, index=False)
 
 
 # ---------------------------------------------------------------- checks on a simulation
@@ -832,14 +835,20 @@ def sal_holdout(
     return df.iloc[len(df) - n_hold :]
 
 
+def truth_auc(labels: ArrayLike, p_true: ArrayLike) -> float:
+    """ROC AUC of the simulator's true probabilities against the realised labels: the
+    ceiling no model of the simulated data can beat on those rows, but by luck."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, p_true))
+
+
 def ceiling_auc(
     data: CrmData, truth: pd.DataFrame, end: str | pd.Timestamp = "2025-12-31"
 ) -> float:
     """ROC AUC of the true ``p_sal`` against the realised label on the time holdout."""
-    from sklearn.metrics import roc_auc_score
-
     hold = sal_holdout(data, truth, end)
-    return float(roc_auc_score(hold["label"], hold["p_sal"]))
+    return truth_auc(hold["label"], hold["p_sal"])
 
 
 def _main() -> None:
