@@ -85,8 +85,8 @@ def test_run_has_evaluation_artifacts_inputs_and_lineage(trained):
 
 def test_same_data_and_config_give_identical_metrics(trained):
     from crm.contract import read_tables
-    from training.dataset import build_training_set
     from training.config import TrainConfig
+    from training.dataset import build_training_set
     from training.fit import choose_and_fit
 
     data = read_tables(trained.data_dir)
