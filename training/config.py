@@ -8,6 +8,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from training.dataset import check_horizon
 from training.tracking import MODEL_NAME
 
 CalibrationPrior = Literal["auto", "long-run", "recent"]
@@ -44,10 +45,7 @@ class TrainConfig:
     model_name: str = MODEL_NAME
 
     def __post_init__(self) -> None:
-        if self.horizon_days <= 0:
-            raise ValueError(
-                f"horizon_days must be a positive number of days, got {self.horizon_days}"
-            )
+        check_horizon(self.horizon_days)  # a TrainingDataError: the CLI names it
         if self.calibration_prior not in CALIBRATION_PRIORS:
             raise ValueError(
                 f"calibration_prior must be one of {', '.join(CALIBRATION_PRIORS)}, "

@@ -93,6 +93,12 @@ class TimeSplit:
         return out
 
 
+def check_horizon(horizon_days: int) -> None:
+    """A label window must be at least one day long."""
+    if horizon_days < 1:
+        raise TrainingDataError(f"the horizon must be at least 1 day, got {horizon_days}")
+
+
 def previous_stage(data: CrmData, target: str) -> str:
     """The stage whose entry is the snapshot for predicting ``target``."""
     if target not in STAGE_RANK or STAGE_RANK[target] <= STAGE_RANK["lead"]:
@@ -129,8 +135,7 @@ def build_training_set(
     later while it has not reached ``target`` (default ``snapshot_ages(target)``); label =
     target reached within ``horizon_days`` after the snapshot. Snapshots whose horizon runs
     past the end of the data are censored (left out), so no label is guessed."""
-    if horizon_days < 1:
-        raise TrainingDataError(f"the horizon must be at least 1 day, got {horizon_days}")
+    check_horizon(horizon_days)
     wanted = snapshot_ages(target) if ages_days is None else ages_days
     ages = tuple(sorted({int(a) for a in wanted}))
     if not ages or ages[0] < 0:

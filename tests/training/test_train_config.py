@@ -62,3 +62,11 @@ def test_a_config_resolves_its_targets_primary_first():
     assert (cfg.target, cfg.targets) == ("opportunity", ("opportunity", "sal"))
     assert TrainConfig(params=None, allow_leaky=None).lightgbm_params == {}
     assert TrainConfig(params={"num_leaves": 7}).lightgbm_params == {"num_leaves": 7}
+
+
+def test_a_horizon_under_a_day_is_a_training_data_error():
+    """The CLI names a TrainingDataError instead of printing a traceback."""
+    from training.dataset import TrainingDataError
+
+    with pytest.raises(TrainingDataError, match="horizon must be at least 1 day"):
+        TrainConfig(horizon_days=0)
