@@ -93,6 +93,12 @@ class TimeSplit:
         return out
 
 
+def check_horizon(horizon_days: int) -> None:
+    """A label window must be at least one day long."""
+    if horizon_days < 1:
+        raise TrainingDataError(f"the horizon must be at least 1 day, got {horizon_days}")
+
+
 def previous_stage(data: CrmData, target: str) -> str:
     """The stage whose entry is the snapshot for predicting ``target``."""
     if target not in STAGE_RANK or STAGE_RANK[target] <= STAGE_RANK["lead"]:
@@ -129,8 +135,7 @@ def build_training_set(
     later while it has not reached ``target`` (default ``snapshot_ages(target)``); label =
     target reached within ``horizon_days`` after the snapshot. Snapshots whose horizon runs
     past the end of the data are censored (left out), so no label is guessed."""
-    if horizon_days < 1:
-        raise TrainingDataError(f"the horizon must be at least 1 day, got {horizon_days}")
+    check_horizon(horizon_days)
     wanted = snapshot_ages(target) if ages_days is None else ages_days
     ages = tuple(sorted({int(a) for a in wanted}))
     if not ages or ages[0] < 0:
@@ -141,47 +146,19 @@ def build_training_set(
     # ``end``: when the export was taken, if the export says so (a later moment than its
     # last recorded timestamp, e.g. for exports without dates); else its last timestamp.
     end = max(data_end(data), end) if end is not None else data_end(data)
-    horizon = pd.Timedelta(days=horizon_days)
-    waves, censored = [], 0
-    for age in ages:
-        at = start + pd.Timedelta(days=age)
-        # already at the target before this age: nothing left to predict
-        waiting = ~(reached.notna() & (reached >= start) & (reached < at))
-        # A snapshot must come strictly after the moment it stands for is known; one second
-        # later keeps the entry-moment events (e.g. the form fill) visible.
-        snap = (at + pd.Timedelta(seconds=1))[waiting]
-        # Censored snapshots are left out whatever happened to them: keeping the ones that
-        # already converted would add positives only and bias the latest (holdout) slice.
-        label_known = snap + horizon <= end
-        censored += int((~label_known).sum())
-        snap = snap[label_known]
-        hit = reached.reindex(snap.index)
-        entry = start.reindex(snap.index)
-        y = (hit.notna() & (hit >= entry) & (hit <= snap + horizon)).to_numpy(dtype=np.int8)
-        waves.append((age, snap.rename("as_of"), entry, y))
-    n = sum(len(w[1]) for w in waves)
+    waves = [labelled_wave(start, reached, age, end, horizon_days) for age in ages]
+    n = sum(len(w.as_of) for w in waves)
     if n < min_rows:
         raise TrainingDataError(
             f"only {n} snapshots of leads in {from_stage!r} are early enough to know whether "
             f"they reached {target!r} within {horizon_days} days; need at least {min_rows}"
         )
-    y_all = np.concatenate([w[3] for w in waves])
-    if y_all.sum() == 0 or y_all.sum() == len(y_all):
-        recorded = set(data.stage_history["stage"].dropna().astype(str))
-        if y_all.sum() == 0 and target not in recorded:
-            known = ", ".join(s for s in STAGES[2:] if s in recorded)  # targets it could take
-            raise TrainingDataError(
-                f"no lead in this data ever reached {target!r}: the stages it records are "
-                f"{known or 'none beyond lead'}; pass one of them as --target"
-            )
-        raise TrainingDataError(
-            f"label {target!r} has only one class in {len(y_all)} snapshots "
-            f"({'all' if y_all.sum() else 'none'} reached it within {horizon_days} days)"
-        )
-    as_of = pd.concat([w[1] for w in waves])
-    age_days = np.concatenate([np.full(len(w[1]), w[0], dtype=np.int32) for w in waves])
+    y_all = np.concatenate([w.y for w in waves])
+    check_both_classes(data, target, y_all, horizon_days)
+    as_of = pd.concat([w.as_of for w in waves])
+    age_days = np.concatenate([np.full(len(w.as_of), w.age, dtype=np.int32) for w in waves])
     # entry order, then lead, then age: a lead's snapshots are adjacent
-    entry = pd.concat([w[2] for w in waves]).to_numpy()
+    entry = pd.concat([w.entry for w in waves]).to_numpy()
     order = np.lexsort((age_days, as_of.index.astype(str).to_numpy(), entry))
     as_of, age_days = as_of.iloc[order], age_days[order]
     X = snapshot_features(data, as_of, age_days, config or FeatureConfig())
@@ -193,9 +170,60 @@ def build_training_set(
         from_stage=from_stage,
         horizon_days=horizon_days,
         data_end=end,
-        censored=censored,
+        censored=sum(w.censored for w in waves),
         age_days=age_days,
         ages=ages,
+    )
+
+
+@dataclass(frozen=True)
+class Wave:
+    """The labelled snapshots of one snapshot age, indexed by lead_id."""
+
+    age: int
+    as_of: pd.Series  # snapshot time
+    entry: pd.Series  # entry into the from-stage
+    y: np.ndarray  # reached the target within the horizon after the snapshot
+    censored: int  # snapshots left out: their horizon runs past the end of the data
+
+
+def labelled_wave(
+    start: pd.Series, reached: pd.Series, age: int, end: pd.Timestamp, horizon_days: int
+) -> Wave:
+    """The snapshots ``age`` days after entry (``start``) of leads not yet at the target
+    (``reached``: first entry into it, per lead), labelled, those past ``end`` left out."""
+    at = start + pd.Timedelta(days=age)
+    # already at the target before this age: nothing left to predict
+    waiting = ~(reached.notna() & (reached >= start) & (reached < at))
+    # A snapshot must come strictly after the moment it stands for is known; one second
+    # later keeps the entry-moment events (e.g. the form fill) visible.
+    snap = (at + pd.Timedelta(seconds=1))[waiting]
+    # Censored snapshots are left out whatever happened to them: keeping the ones that
+    # already converted would add positives only and bias the latest (holdout) slice.
+    horizon = pd.Timedelta(days=horizon_days)
+    label_known = snap + horizon <= end
+    snap = snap[label_known]
+    hit = reached.reindex(snap.index)
+    entry = start.reindex(snap.index)
+    y = (hit.notna() & (hit >= entry) & (hit <= snap + horizon)).to_numpy(dtype=np.int8)
+    return Wave(age, snap.rename("as_of"), entry, y, int((~label_known).sum()))
+
+
+def check_both_classes(data: CrmData, target: str, y: np.ndarray, horizon_days: int) -> None:
+    """Refuse labels of one class, naming the targets the data could take instead when no
+    lead ever reached ``target``."""
+    if 0 < y.sum() < len(y):
+        return
+    recorded = set(data.stage_history["stage"].dropna().astype(str))
+    if y.sum() == 0 and target not in recorded:
+        known = ", ".join(s for s in STAGES[2:] if s in recorded)  # targets it could take
+        raise TrainingDataError(
+            f"no lead in this data ever reached {target!r}: the stages it records are "
+            f"{known or 'none beyond lead'}; pass one of them as --target"
+        )
+    raise TrainingDataError(
+        f"label {target!r} has only one class in {len(y)} snapshots "
+        f"({'all' if y.sum() else 'none'} reached it within {horizon_days} days)"
     )
 
 

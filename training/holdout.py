@@ -11,6 +11,7 @@ calibrated on. Both now come from here.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,12 +76,15 @@ def holdout_set(
     horizon_days: int,
     config: FeatureConfig | None = None,
     data: CrmData | None = None,
+    ages_days: Sequence[int] | None = None,
 ) -> HoldoutSet:
     """The training set of ``data_dir`` for ``target`` (snapshots censored at the export's
-    end) and its time split. ``data``: the tables of ``data_dir`` when already read."""
+    end) and its time split. ``data``: the tables of ``data_dir`` when already read;
+    ``ages_days``: the snapshot ages (default ``training.dataset.snapshot_ages(target)``)."""
     data = read_tables(Path(data_dir)) if data is None else data
     config = config or FeatureConfig()
     ts = build_training_set(
-        data, target=target, horizon_days=horizon_days, config=config, end=export_end(data_dir)
-    )
+        data, target=target, horizon_days=horizon_days, config=config,
+        end=export_end(data_dir), ages_days=ages_days,
+    )  # fmt: skip
     return HoldoutSet(data, ts, ts.split(), config)

@@ -139,7 +139,7 @@ def gate_holdout(
 ) -> HoldoutSet:
     """The challenger's own holdout, rebuilt from ``data_dir`` exactly as ``train`` built
     it (``training.holdout.holdout_set``: same export end, same snapshots, same split),
-    with the challenger's feature config.
+    with the challenger's feature config and snapshot ages.
 
     Checked against what training recorded (version tags ``holdout_from`` and
     ``holdout_n_holdout``, else the model's metadata): no gate row may come before the
@@ -148,10 +148,11 @@ def gate_holdout(
     from training.holdout import holdout_set
 
     tags = tags or {}
-    hs = holdout_set(
-        data_dir, challenger.target, int(challenger.horizon_days), challenger.feature_config
-    )
     metadata = getattr(challenger, "metadata", None) or {}
+    hs = holdout_set(
+        data_dir, challenger.target, int(challenger.horizon_days), challenger.feature_config,
+        ages_days=metadata.get("snapshot_ages_days"),  # None (older models): the default
+    )  # fmt: skip
     recorded_from = tags.get("holdout_from") or metadata.get("split", {}).get("holdout_from")
     recorded_n = tags.get("holdout_n_holdout") or metadata.get("holdout_metrics", {}).get(
         "n_holdout"

@@ -314,6 +314,24 @@ def choose(
             progress(f"validating {family} ({weighting} weights) on {len(blocks) - 1} time folds")
             s = cross_fit(family, weighting, columns, X, y, times, blocks, params, seed)
             scores[s.name] = s
+    chosen, reason = pick_family(scores, families)
+    losses = prior_losses(chosen.oof, y, blocks)
+    prior_chosen = pick_prior(losses) if prior == "auto" else prior
+    return Choice(
+        chosen.family,
+        chosen.weighting,
+        chosen.n_trees,
+        prior_chosen,
+        candidate_table(scores),
+        losses,
+        scores,
+        reason,
+    )
+
+
+def candidate_table(scores: dict[str, FoldScores]) -> pd.DataFrame:
+    """One row per family/weighting: mean and per-fold validation ROC AUC, mean log loss
+    and LightGBM's tree count."""
     rows = {
         name: {
             "mean_roc_auc": s.mean_auc,
@@ -323,25 +341,29 @@ def choose(
         }
         for name, s in scores.items()
     }
-    table = pd.DataFrame(rows).T
+    return pd.DataFrame(rows).T
 
-    def best_of(family: str) -> FoldScores:
-        # recent weighting is kept only when it wins on the folds
-        options = [scores[f"{family}/{w}"] for w in WEIGHTINGS]
-        return max(
-            options,
-            key=lambda s: (np.nan_to_num(s.mean_auc, nan=-1), -WEIGHTINGS.index(s.weighting)),
-        )
 
-    per_family = {f: best_of(f) for f in families}
+def _best_weighting(scores: dict[str, FoldScores], family: str) -> FoldScores:
+    """A family's better weighting: recent weighting is kept only when it wins."""
+    options = [scores[f"{family}/{w}"] for w in WEIGHTINGS]
+    return max(
+        options,
+        key=lambda s: (np.nan_to_num(s.mean_auc, nan=-1), -WEIGHTINGS.index(s.weighting)),
+    )
+
+
+def pick_family(scores: dict[str, FoldScores], families: tuple[str, ...]) -> tuple[FoldScores, str]:
+    """The chosen candidate and why: LightGBM when it leads the best simpler family by more
+    than ``LGBM_MARGIN`` in mean validation ROC AUC, else that simpler family."""
+    per_family = {f: _best_weighting(scores, f) for f in families}
     simple = [per_family[f] for f in families if f != "lightgbm"]
     best_simple = max(simple, key=lambda s: np.nan_to_num(s.mean_auc, nan=-1)) if simple else None
     lgbm = per_family.get("lightgbm")
     if lgbm is not None and (
         best_simple is None or lgbm.mean_auc > best_simple.mean_auc + LGBM_MARGIN
     ):
-        chosen = lgbm
-        reason = (
+        return lgbm, (
             f"lightgbm ({lgbm.weighting} weights, {lgbm.n_trees} trees) leads on the validation "
             f"folds: mean ROC AUC {lgbm.mean_auc:.3f}"
             + (
@@ -351,34 +373,17 @@ def choose(
                 else ""
             )
         )
-    else:
-        assert best_simple is not None
-        chosen = best_simple
-        reason = (
-            f"{best_simple.family} ({best_simple.weighting} weights) is as good as LightGBM "
-            f"on the validation folds (LightGBM must lead by more than {LGBM_MARGIN}): "
-            f"mean ROC AUC {best_simple.mean_auc:.3f}"
-            + (
-                f" against {lgbm.mean_auc:.3f} for lightgbm "
-                f"({best_simple.mean_auc - lgbm.mean_auc:+.3f}), so the simpler model is used"
-                if lgbm
-                else ""
-            )
+    assert best_simple is not None
+    return best_simple, (
+        f"{best_simple.family} ({best_simple.weighting} weights) is as good as LightGBM "
+        f"on the validation folds (LightGBM must lead by more than {LGBM_MARGIN}): "
+        f"mean ROC AUC {best_simple.mean_auc:.3f}"
+        + (
+            f" against {lgbm.mean_auc:.3f} for lightgbm "
+            f"({best_simple.mean_auc - lgbm.mean_auc:+.3f}), so the simpler model is used"
+            if lgbm
+            else ""
         )
-    losses = prior_losses(chosen.oof, y, blocks)
-    if prior == "auto":
-        prior_chosen = pick_prior(losses)
-    else:
-        prior_chosen = prior
-    return Choice(
-        chosen.family,
-        chosen.weighting,
-        chosen.n_trees,
-        prior_chosen,
-        table,
-        losses,
-        scores,
-        reason,
     )
 
 

@@ -8,7 +8,7 @@ parent run keeps the best parameters as ``best_params.json``, which
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,10 @@ import numpy as np
 import optuna
 from sklearn.metrics import log_loss, roc_auc_score
 
-from crm.contract import read_tables
-from crm.importer import load_custom_fields
 from scoring.model import make_pipeline
-from training.dataset import build_training_set
+from training.config import TrainConfig
+from training.prepare import primary_snapshots
 from training.tracking import git_commit, tracking_uri, use_store
-from training.train import import_feature_config
 
 BEST_PARAMS_ARTIFACT = "best_params.json"
 
@@ -61,14 +59,17 @@ def tune(
     horizon_days: int = 90,
     seed: int = 7,
     progress: Callable[[str], None] = lambda msg: None,
+    *,
+    snapshot_ages_days: Sequence[int] | None = None,
 ) -> TuneResult:
-    data_dir = Path(data_dir)
-    data = read_tables(data_dir)
-    custom = load_custom_fields(data_dir)
-    config = import_feature_config(data, custom)
-    end = custom.exported_at if custom else None
-    ts = build_training_set(data, target=target, horizon_days=horizon_days, config=config, end=end)
-    split = ts.split()
+    """``trials`` Optuna trials on the export in ``data_dir``; ``target``, ``horizon_days``,
+    ``seed`` and ``snapshot_ages_days`` are those of the training run (``TrainConfig``),
+    so the trials see its snapshots and split."""
+    config = TrainConfig(
+        target=target, horizon_days=horizon_days, seed=seed, snapshot_ages_days=snapshot_ages_days
+    )
+    hs, _ = primary_snapshots(Path(data_dir), config)
+    ts, split = hs.ts, hs.split
     Xf, yf = ts.X.iloc[split.fit], ts.y[split.fit]
     Xc, yc = ts.X.iloc[split.calibration], ts.y[split.calibration]
     columns = list(ts.X.columns)

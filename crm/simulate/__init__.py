@@ -57,7 +57,7 @@ simulation. The personas and lifecycle stages are crm.vocabulary's ``SIMULATED_P
 and ``LIFECYCLE_STAGES``.
 """
 
-from crm.simulate.checks import ceiling_auc, sal_holdout, stage_counts, stage_rates
+from crm.simulate.checks import ceiling_auc, sal_holdout, stage_counts, stage_rates, truth_auc
 from crm.simulate.firmographics import COUNTRIES, INDUSTRIES
 from crm.simulate.leads import DEPARTMENTS, SENIORITY, SOURCES
 from crm.simulate.run import simulate, write_simulation
@@ -88,6 +88,7 @@ from crm.simulate.world import (
     TOPIC_SHARE_OWN,
     TOPICAL_TYPES,
     TOPICS,
+    TRUTH_FILE,
     UNSUBSCRIBE_PENALTY,
 )
 
@@ -123,11 +124,13 @@ __all__ = [
     "TOPICS",
     "TOPIC_SHARE_OTHER",
     "TOPIC_SHARE_OWN",
+    "TRUTH_FILE",
     "UNSUBSCRIBE_PENALTY",
     "ceiling_auc",
     "sal_holdout",
     "simulate",
     "stage_counts",
     "stage_rates",
+    "truth_auc",
     "write_simulation",
 ]

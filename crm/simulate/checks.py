@@ -4,6 +4,7 @@ the MQL -> SAL holdout (the true p_sal's ROC AUC)."""
 from __future__ import annotations
 
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from crm.contract import CrmData
 from crm.simulate.world import SAL_HORIZON_DAYS
@@ -48,11 +49,17 @@ def sal_holdout(
     return df.iloc[len(df) - n_hold :]
 
 
+def truth_auc(labels: ArrayLike, p_true: ArrayLike) -> float:
+    """ROC AUC of the simulator's true probabilities against the realised labels: the
+    ceiling no model of the simulated data can beat on those rows, but by luck."""
+    from sklearn.metrics import roc_auc_score
+
+    return float(roc_auc_score(labels, p_true))
+
+
 def ceiling_auc(
     data: CrmData, truth: pd.DataFrame, end: str | pd.Timestamp = "2025-12-31"
 ) -> float:
     """ROC AUC of the true ``p_sal`` against the realised label on the time holdout."""
-    from sklearn.metrics import roc_auc_score
-
     hold = sal_holdout(data, truth, end)
-    return float(roc_auc_score(hold["label"], hold["p_sal"]))
+    return truth_auc(hold["label"], hold["p_sal"])

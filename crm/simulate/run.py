@@ -27,6 +27,7 @@ from crm.simulate.tables import (
     stage_history_table,
     truth_table,
 )
+from crm.simulate.world import TRUTH_FILE
 
 
 def simulate(
@@ -77,7 +78,7 @@ def write_simulation(out_dir: str | Path, n_leads: int = 20_000, seed: int = 7) 
     data, truth = simulate(n_leads=n_leads, seed=seed)
     out = Path(out_dir)
     write_tables(data, out)
-    truth.to_parquet(out / "truth.parquet", index=False)
+    truth.to_parquet(out / TRUTH_FILE, index=False)
 
 
 def main() -> None:

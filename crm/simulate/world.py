@@ -10,6 +10,8 @@ import pandas as pd
 
 from crm.vocabulary import EVENT_TYPES, SIMULATED_PERSONAS
 
+#: the ground truth of a simulated export, beside its tables (one row per lead: p_mql, p_sal ...)
+TRUTH_FILE = "truth.parquet"
 DAY = 86_400  # seconds
 SAL_HORIZON_DAYS = 90
 NEW_CUSTOMER_DAYS = 90

@@ -12,15 +12,12 @@ import pytest
 from crm.contract import read_tables
 from crm.importer import import_export, load_custom_fields
 from features.build import compute_features
+from training.config import TrainConfig
 from training.dataset import build_training_set
+from training.evaluate import binary_metrics
+from training.fit import choose_and_fit
 from training.leakage import LeakageError
-from training.train import (
-    choose_and_fit,
-    fit_model,
-    holdout_metrics,
-    import_feature_config,
-    leakage_gate,
-)
+from training.prepare import import_feature_config, leakage_gate
 
 pytestmark = pytest.mark.slow  # trains on the two shared exports
 
@@ -77,10 +74,10 @@ def test_time_holdout_quality_on_real_exports(tmp_path, mapping, source, min_auc
     from training.evaluate import auc_intervals
 
     ts, split, config, _ = prepared(mapping, source, tmp_path / mapping)
-    fitted = choose_and_fit(ts, split, {}, 7, config)
+    fitted = choose_and_fit(ts, split, config, TrainConfig(seed=7))
     hold, pre = split.holdout, fitted.pre
     p = fitted.model.score(ts.X.iloc[hold])["p_convert"].to_numpy()
-    metrics = holdout_metrics(ts.y[hold], p)
+    metrics = binary_metrics(ts.y[hold], p)
     assert metrics["roc_auc"] >= min_auc, metrics
     base = fit_baselines(
         feature_columns(config), ts.X.iloc[pre], ts.y[pre], ts.entry_as_of.iloc[pre],
@@ -121,7 +118,7 @@ def test_score_accepts_the_imports_custom_attributes_and_counters(tmp_path):
     from serving.schemas import Lead, leads_to_tables, tables_to_requests
 
     ts, split, config, _ = prepared("x-education", XED, tmp_path / "x")
-    model = fit_model(ts, split, {}, 7, config)
+    model = choose_and_fit(ts, split, config, TrainConfig(seed=7)).model
     expected = expected_custom_fields(model)
     assert expected["attributes"]["lead_origin"] == "categorical"
     assert "time_on_website" in expected["counters"]

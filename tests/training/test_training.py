@@ -85,15 +85,16 @@ def test_run_has_evaluation_artifacts_inputs_and_lineage(trained):
 
 def test_same_data_and_config_give_identical_metrics(trained):
     from crm.contract import read_tables
+    from training.config import TrainConfig
     from training.dataset import build_training_set
-    from training.train import fit_model
+    from training.fit import choose_and_fit
 
     data = read_tables(trained.data_dir)
     ts = build_training_set(data, "sal", 90)
     split = ts.split()
     runs = []
     for _ in range(2):
-        model = fit_model(ts, split, {}, 11, ts_config(ts))
+        model = choose_and_fit(ts, split, ts_config(ts), TrainConfig(seed=11)).model
         p = model.score(ts.X.iloc[split.holdout])["p_convert"].to_numpy()
         runs.append(binary_metrics(ts.y[split.holdout], p))
     assert runs[0] == runs[1]
