@@ -1,6 +1,6 @@
 """The words the data and the answers use, each defined once: funnel stages, event types,
-lifecycle stages, buyer personas of the simulator, quadrant names, the kinds of custom
-attribute, and the texts read as yes or no.
+lifecycle stages, buyer personas of the simulator, quadrant names, content phases, the kinds
+of custom attribute, and the texts read as yes or no.
 
 It sits in crm/, the lowest package, because the simulator and the contract need these
 words as much as the features, the scoring runtime and the service schemas do (arrows
@@ -45,6 +45,9 @@ SIMULATED_PERSONAS: tuple[str, ...] = ("subscriber", "evaluator", "marketer")
 
 #: The four quadrants of fit x interest (features/quadrant_policy.py decides the cut-offs).
 QUADRANTS: tuple[str, ...] = ("qualified", "qualified_low_interest", "low_fit_interested", "drop")
+
+#: The buying phases content is written for and a lead is in (DOMAIN.md, features/content.py).
+CONTENT_PHASES: tuple[str, ...] = ("awareness", "consideration", "decision")
 
 #: Texts read as yes / no in boolean columns (case and surrounding blanks ignored); "t" and
 #: "f" are how databases export booleans.

@@ -42,14 +42,14 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from crm.vocabulary import LIFECYCLE_STAGES
+from crm.vocabulary import CONTENT_PHASES, LIFECYCLE_STAGES
 from features.config import ConfigError, read_yaml_config
 from features.encoding import lead_index, positions
 from features.lifecycle import funnel_stages, lifecycle_stages, segments
 from features.personas import PersonaConfig, assign_personas
 from features.pointintime import AsOf, Moment, events_before
 
-PHASES: tuple[str, ...] = ("awareness", "consideration", "decision")
+PHASES: tuple[str, ...] = CONTENT_PHASES
 DEFAULT_CATALOG_PATH = Path(__file__).with_name("content_catalog.csv")
 DEFAULT_MAP_PATH = Path(__file__).with_name("content_map.yaml")
 CATALOG_COLUMNS: tuple[str, ...] = ("content_id", "title", "topic", "phase", "personas")

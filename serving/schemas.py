@@ -16,7 +16,7 @@ from crm.contract import SCHEMAS
 from crm.email import email_domain_kind
 from crm.vocabulary import EMAIL_DOMAIN_KINDS, EVENT_TYPES, LIFECYCLE_STAGES, QUADRANTS, STAGES
 from features.content import PHASES
-from serving.timestamps import utc_naive
+from serving.timestamps import checked_moment
 
 EventType = Literal[EVENT_TYPES]  # type: ignore[valid-type]
 StageName = Literal[STAGES]  # type: ignore[valid-type]
@@ -64,7 +64,7 @@ class Event(BaseModel):
     topic: str | None = Field(None, max_length=200)
     content_id: Annotated[str, AfterValidator(_printable_id)] | None = Field(None, max_length=200)
 
-    _at = field_validator("at")(classmethod(lambda cls, v: utc_naive(v)))
+    _at = field_validator("at")(classmethod(lambda cls, v: checked_moment(v)))
 
 
 class StageEntry(BaseModel):
@@ -72,7 +72,7 @@ class StageEntry(BaseModel):
     stage: StageName = Field(description="Funnel stage the lead entered")
     entered_at: datetime = Field(description="When it entered the stage (naive means UTC)")
 
-    _entered = field_validator("entered_at")(classmethod(lambda cls, v: utc_naive(v)))
+    _entered = field_validator("entered_at")(classmethod(lambda cls, v: checked_moment(v)))
 
 
 CustomValue = str | bool | Annotated[float, Field(allow_inf_nan=False)] | None
@@ -112,7 +112,7 @@ class Lead(BaseModel):
         'name without the counter_ prefix, e.g. {"total_visits": 5}',
     )
 
-    _created = field_validator("created_at")(classmethod(lambda cls, v: utc_naive(v)))
+    _created = field_validator("created_at")(classmethod(lambda cls, v: checked_moment(v)))
 
 
 class ModelRef(BaseModel):
@@ -222,7 +222,7 @@ class Outcome(BaseModel):
     won: bool | None = Field(None, description="Deal won (true) or lost (false)")
     at: datetime = Field(description="When it happened (ISO 8601; naive means UTC)")
 
-    _at = field_validator("at")(classmethod(lambda cls, v: utc_naive(v)))
+    _at = field_validator("at")(classmethod(lambda cls, v: checked_moment(v)))
 
 
 class OutcomesResponse(BaseModel):

@@ -71,7 +71,7 @@ from serving.schemas import (
 )
 from serving.settings import REQUEST_TIMEOUT_S, InvalidSettings, ServiceSettings, load_settings
 from serving.startup import AuthGate, is_bentoml_serve, refuse_without_tokens, watch_parent
-from serving.timestamps import utc_naive, utc_now
+from serving.timestamps import checked_moment, utc_now
 
 logger = logging.getLogger("bentoml.leadscore")
 
@@ -147,7 +147,7 @@ def openapi_patch(spec: dict) -> dict:
 def _as_of_utc(v: datetime | None) -> datetime | None:
     """as_of in naive UTC, within the range every timestamp must be in."""
     try:
-        return None if v is None else utc_naive(v)
+        return None if v is None else checked_moment(v)
     except ValueError as e:
         raise RequestError(str(e), "as_of") from e
 

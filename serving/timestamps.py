@@ -1,25 +1,28 @@
-"""The one rule for timestamps the service receives and stores: naive UTC.
+"""Timestamps the service receives and stores: checked, then naive UTC by the one rule of
+:func:`features.pointintime.naive_utc`.
 
 An aware timestamp is converted to UTC and loses its zone; a naive one is taken as UTC
 already (as everywhere in :mod:`crm.contract`). Every timestamp must lie between
 :data:`MIN_TIME` and :data:`MAX_TIME`: outside that range it is a typo or a sentinel
 (0001-01-01), never a real event, and some databases cannot store it. The request schemas
 (:mod:`serving.schemas`), ``as_of`` and the prediction log (:mod:`serving.predlog`) all use
-:func:`utc_naive`.
+:func:`checked_moment`.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pandas as pd
+
+from features.pointintime import naive_utc
 
 MIN_TIME = datetime(1970, 1, 1)
 MAX_TIME = datetime(2200, 1, 1)
 
 
-def utc_naive(value: Any, field: str | None = None) -> datetime:
+def checked_moment(value: Any, field: str | None = None) -> datetime:
     """``value`` (a datetime, a pandas Timestamp or ISO-8601 text) in naive UTC.
 
     Raises ``ValueError`` (its message starts with ``field``, when given) for text that is
@@ -36,11 +39,12 @@ def utc_naive(value: Any, field: str | None = None) -> datetime:
     if not isinstance(value, datetime):
         raise ValueError(f"{where}expected a timestamp, got {type(value).__name__}")
     out_of_range = f"{where}timestamp out of range ({MIN_TIME.year} to {MAX_TIME.year})"
-    if value.tzinfo is not None:
-        try:
-            value = value.astimezone(UTC).replace(tzinfo=None)
-        except OverflowError as e:
-            raise ValueError(out_of_range) from e
+    # An offset moves a moment by less than a day: a moment further out than that stays out
+    # of range in UTC (and would overflow on the way there).
+    naive = value.replace(tzinfo=None)
+    if not MIN_TIME - timedelta(days=1) <= naive <= MAX_TIME + timedelta(days=1):
+        raise ValueError(out_of_range)
+    value = naive_utc(value).to_pydatetime()  # the one UTC rule: features.pointintime
     if not MIN_TIME <= value <= MAX_TIME:
         raise ValueError(out_of_range)
     return value
@@ -51,4 +55,4 @@ def utc_now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-__all__ = ["MAX_TIME", "MIN_TIME", "utc_naive", "utc_now"]
+__all__ = ["MAX_TIME", "MIN_TIME", "checked_moment", "utc_now"]

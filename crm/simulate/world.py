@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from crm.vocabulary import EVENT_TYPES, SIMULATED_PERSONAS
+from crm.vocabulary import CONTENT_PHASES, EVENT_TYPES, SIMULATED_PERSONAS
 
 #: the ground truth of a simulated export, beside its tables (one row per lead: p_mql, p_sal ...)
 TRUTH_FILE = "truth.parquet"
@@ -91,7 +91,7 @@ SMALL_FREE_MAIL_FACTOR = 0.35  # ... keep only this share of their p_sal
 
 def _content_catalog() -> pd.DataFrame:
     """About 60 content items, each with one topic and one buying phase."""
-    phases = ("awareness", "consideration", "decision")
+    phases = CONTENT_PHASES
     per_topic = {t: 4 for p in SIMULATED_PERSONAS for t in MOTIVE_TOPICS[p]}
     per_topic.update({"company_news": 3, "events": 3, "pricing": 2, "community": 3})
     per_topic["product_docs"] = 3

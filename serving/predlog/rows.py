@@ -19,7 +19,7 @@ from typing import Any
 
 from crm.vocabulary import STAGES
 from serving.predlog.keys import lead_key
-from serving.timestamps import utc_naive, utc_now
+from serving.timestamps import checked_moment, utc_now
 
 #: String fields of an answer copied into ``scores`` (besides every numeric field).
 LABEL_FIELDS: frozenset[str] = frozenset(
@@ -180,7 +180,7 @@ def prediction_row(
         "quadrant": _label(answer.get("quadrant")),
         "segment": _label(answer.get("segment")),
         "reasons": _reasons(answer.get("reasons")),
-        "scored_at": utc_now() if scored_at is None else utc_naive(scored_at, "scored_at"),
+        "scored_at": utc_now() if scored_at is None else checked_moment(scored_at, "scored_at"),
     }
 
 
@@ -198,7 +198,7 @@ def _outcome_row(r: Mapping[str, Any], where: str, secret: bytes, problems: list
             problems.append(f"{where}: {field} must be true, false or null")
         row[field] = v
     try:
-        row["at"] = utc_naive(r.get("at"), "at")
+        row["at"] = checked_moment(r.get("at"), "at")
     except ValueError as e:
         problems.append(f"{where}: {e}")
     rid = r.get("request_id")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from architecture.sizes import PACKAGES
 from crm.vocabulary import (
+    CONTENT_PHASES,
     EVENT_TYPES,
     LIFECYCLE_STAGES,
     NO_WORDS,
@@ -58,6 +59,7 @@ def test_the_domain_words_are_written_out_once():
         "funnel stages": lambda s: set(STAGES) <= s,
         "lifecycle stages": lambda s: set(LIFECYCLE_STAGES) <= s,
         "quadrant names": lambda s: set(QUADRANTS) <= s,
+        "content phases": lambda s: set(CONTENT_PHASES) <= s,
         "event types": lambda s: set(EVENT_TYPES) <= s,
         "yes words": lambda s: {"yes", "true", "y"} <= s and s <= YES_WORDS | NO_WORDS,
         "no words": lambda s: {"no", "false", "n"} <= s and s <= YES_WORDS | NO_WORDS,
@@ -73,7 +75,7 @@ def definitions(pattern: str) -> list[str]:
 
 def test_one_definition_each():
     assert len(definitions(r"^\s*def ceiling_auc\b")) == 1, definitions(r"^\s*def ceiling_auc\b")
-    utc = definitions(r"^\s*def \w*utc_naive\w*\(")
+    utc = definitions(r"^\s*def \w*(utc_naive|naive_utc)\w*\(")
     assert len(utc) == 1, utc
     assert definitions(r"unwrap_python_model\(") == ["scoring/registry.py"]
 

@@ -16,7 +16,7 @@ import pytest
 from pydantic import ValidationError
 
 from serving.settings import InvalidSettings, ServiceSettings, load_settings
-from serving.timestamps import utc_naive
+from serving.timestamps import checked_moment
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -150,15 +150,15 @@ def test_the_service_is_built_on_first_use_with_the_settings(clean_env) -> None:
 
 def test_one_timestamp_rule() -> None:
     plus_two = timezone(timedelta(hours=2))
-    assert utc_naive(datetime(2026, 1, 1, 12, tzinfo=plus_two)) == datetime(2026, 1, 1, 10)
-    assert utc_naive(datetime(2026, 1, 1, 12)) == datetime(2026, 1, 1, 12)  # naive is UTC
-    assert utc_naive("2026-01-01T12:00:00Z", "at") == datetime(2026, 1, 1, 12)
+    assert checked_moment(datetime(2026, 1, 1, 12, tzinfo=plus_two)) == datetime(2026, 1, 1, 10)
+    assert checked_moment(datetime(2026, 1, 1, 12)) == datetime(2026, 1, 1, 12)  # naive is UTC
+    assert checked_moment("2026-01-01T12:00:00Z", "at") == datetime(2026, 1, 1, 12)
     with pytest.raises(ValueError, match="^at: not an ISO-8601"):
-        utc_naive("last tuesday", "at")
+        checked_moment("last tuesday", "at")
     with pytest.raises(ValueError, match="out of range"):
-        utc_naive(datetime(1900, 1, 1, tzinfo=UTC))
+        checked_moment(datetime(1900, 1, 1, tzinfo=UTC))
     with pytest.raises(ValueError, match="out of range"):
-        utc_naive(datetime(1, 1, 1, tzinfo=plus_two))  # overflows on the way to UTC
+        checked_moment(datetime(1, 1, 1, tzinfo=plus_two))  # overflows on the way to UTC
 
 
 def test_a_prediction_log_starts_its_writer_only_when_asked(tmp_path: Path) -> None:
