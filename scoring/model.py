@@ -237,6 +237,13 @@ class LeadScoringModel:
             self.__dict__["_fast"] = cached
         return cached
 
+    def add_heads(self, heads: dict[str, CalibratedHead]) -> None:
+        """Heads for more targets (``p_<target>``); the NumPy views are rebuilt on next use,
+        so answers (and the MLflow signature drawn from one) carry the new fields."""
+        self.heads.update(heads)
+        self.__dict__.pop("_fast", None)
+        self.__dict__.pop("_cols", None)
+
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_fast", None)

@@ -37,7 +37,7 @@ def train(
     evaluation = measure(run, fitted, others, config, warning, progress)
     # The other targets' heads join the model once the holdout is scored: the primary
     # target's answers (``evaluation.scored``) are measured as the model was fitted.
-    fitted.model.heads.update({t: other.head for t, other in others.items()})
+    fitted.model.add_heads({t: other.head for t, other in others.items()})
     fitted.model.metadata = model_metadata(run, fitted, evaluation, config)
     run_id, version = register(run, fitted, others, evaluation, config, warning.messages, progress)
     return train_result(run_id, version, fitted, evaluation, config, warning.messages)

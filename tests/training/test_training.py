@@ -212,3 +212,13 @@ def test_auc_intervals_resample_whole_leads_when_rows_repeat_them():
              {"row": by_row, "lead": by_lead}.items()}  # fmt: skip
     # the rows carry the information of 600 leads, not of 3,000 rows
     assert width["lead"] > 1.8 * width["row"]
+
+
+def test_the_registered_signature_names_every_answer_field(trained):
+    """The MLflow signature is drawn from the model's own answers after every head is on it:
+    a SAL model also answers p_mql, so its signature says so."""
+    import mlflow
+
+    info = mlflow.models.get_model_info(f"models:/lead-scorer/{trained.result.model_version}")
+    outputs = set(info.signature.outputs.input_names())
+    assert {"p_convert", "p_sal", "p_mql", "fit_score", "interest_score", "quadrant"} <= outputs
