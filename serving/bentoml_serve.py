@@ -8,7 +8,7 @@ answered but no longer counted. Every server that ``leadscore`` starts gets a fr
 removed when the server exits.
 
 Run as ``python -m serving.bentoml_serve TARGET --host H --port P`` (the arguments of
-``bentoml serve``); ``leadscore.cli.start_server`` does.
+``bentoml serve``); ``serving.process.start_server`` does.
 """
 
 from __future__ import annotations
