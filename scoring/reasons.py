@@ -255,3 +255,19 @@ def reasons_from_array(
     ]
     bounds = np.searchsorted(rows, np.arange(m + 1)).tolist()
     return [reasons[bounds[i] : bounds[i + 1]] for i in range(m)]
+
+
+def contribution_records(
+    contrib: np.ndarray, columns: list[str], X: pd.DataFrame
+) -> list[dict[str, list[Any]]]:
+    """Per lead, every feature's ``[value text, contribution]`` (contributions rounded to
+    4 places, the bias left out): what the prediction log keeps so that a later score of
+    the same lead can say what changed (:mod:`scoring.changes`)."""
+    if len(contrib) == 0:
+        return []
+    c = np.round(contrib[:, : len(columns)], 4).tolist()
+    texts = [
+        [value_text(v) for v in X[f].astype(object).where(X[f].notna(), None).tolist()]
+        for f in columns
+    ]
+    return [{f: [texts[j][i], row[j]] for j, f in enumerate(columns)} for i, row in enumerate(c)]
