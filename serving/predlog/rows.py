@@ -29,7 +29,7 @@ LABEL_FIELDS: frozenset[str] = frozenset(
 REASON_FIELDS: frozenset[str] = frozenset(
     {"feature", "contribution", "direction", "text", "label", "value", "weight", "rank"}
 )
-_ANSWER_COLUMNS = frozenset({"lead_id", "quadrant", "segment", "reasons"})
+_ANSWER_COLUMNS = frozenset({"lead_id", "quadrant", "segment", "reasons", "contributions"})
 MAX_LABEL = 64
 _MAX_TEXT = 200
 _MAX_REASONS = 50
@@ -136,6 +136,23 @@ def _reasons(value: Any) -> list[Any] | None:
     return out[:_MAX_REASONS]
 
 
+def _contributions(value: Any) -> dict[str, list[Any]] | None:
+    """``{feature: [value text, contribution]}`` with safe feature names, texts cleaned
+    as reason values are, non-finite contributions as null."""
+    if not isinstance(value, Mapping):
+        return None
+    out: dict[str, list[Any]] = {}
+    for feature, pair in value.items():
+        if not _safe_key(feature) or not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        text, c = pair
+        out[feature] = [
+            _clean_text(text, MAX_LABEL) if isinstance(text, str) else None,
+            _number(c) if _is_number(c) else None,
+        ]
+    return out
+
+
 def _required_text(value: Any, field: str, limit: int) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -165,6 +182,9 @@ def prediction_row(
     ``scores`` gets every numeric field of the answer (one level of nested mappings is
     flattened as ``"outer.inner"``; NaN/inf become null) and the string fields named in
     :data:`LABEL_FIELDS`. Every other string (e-mail, name, job title, ...) is ignored.
+    ``contributions`` (``{feature: [value text, contribution]}``, see
+    :func:`scoring.reasons.contribution_records`) is kept with its texts cleaned as
+    reasons' are.
     """
     lid = answer.get("lead_id") if lead_id is None else lead_id
     scores = _scores(answer)
@@ -180,6 +200,7 @@ def prediction_row(
         "quadrant": _label(answer.get("quadrant")),
         "segment": _label(answer.get("segment")),
         "reasons": _reasons(answer.get("reasons")),
+        "contributions": _contributions(answer.get("contributions")),
         "scored_at": utc_now() if scored_at is None else checked_moment(scored_at, "scored_at"),
     }
 
