@@ -259,15 +259,20 @@ def reasons_from_array(
 
 def contribution_records(
     contrib: np.ndarray, columns: list[str], X: pd.DataFrame
-) -> list[dict[str, list[Any]]]:
-    """Per lead, every feature's ``[value text, contribution]`` (contributions rounded to
+) -> list[dict[str, tuple[str | None, float]]]:
+    """Per lead, every feature's ``(value text, contribution)`` (contributions rounded to
     4 places, the bias left out): what the prediction log keeps so that a later score of
-    the same lead can say what changed (:mod:`scoring.changes`)."""
+    the same lead can say what changed (:mod:`scoring.changes`). Each distinct value of a
+    column is put in words once."""
     if len(contrib) == 0:
         return []
     c = np.round(contrib[:, : len(columns)], 4).tolist()
-    texts = [
-        [value_text(v) for v in X[f].astype(object).where(X[f].notna(), None).tolist()]
-        for f in columns
+    texts = []
+    for f in columns:
+        codes, uniques = pd.factorize(X[f], use_na_sentinel=True)
+        said = [value_text(v) for v in uniques.tolist()] + [None]  # code -1: missing
+        texts.append([said[k] for k in codes.tolist()])
+    return [
+        dict(zip(columns, zip(said, row, strict=True), strict=True))
+        for said, row in zip(zip(*texts, strict=True), c, strict=True)
     ]
-    return [{f: [texts[j][i], row[j]] for j, f in enumerate(columns)} for i, row in enumerate(c)]
