@@ -23,6 +23,7 @@ import pyarrow.compute as pc
 from crm.contract import CrmData
 from features.build import compute_features
 from features.content import funnel_profile
+from scoring.reasons import contribution_records
 
 EMPTY_STAGES = pd.DataFrame(
     {
@@ -40,12 +41,21 @@ def score_tables(
     events: pd.DataFrame,
     as_of: pd.Timestamp,
     stage_history: pd.DataFrame | None = None,
+    *,
+    with_contributions: bool = False,
 ) -> pd.DataFrame:
     """Score leads as of one moment; returns one answer row per lead, index = lead_id:
     probabilities, fit and interest, quadrant, then persona, lifecycle stage, segment,
-    content phase and next content from the configuration versioned with the model."""
+    content phase and next content from the configuration versioned with the model.
+    ``with_contributions`` adds a ``contributions`` column, each lead's
+    :func:`~scoring.reasons.contribution_records` (the service logs it; answers leave it
+    out)."""
     X = compute_features(leads, accounts, events, as_of, model.feature_config)
-    answers = model.score(X)
+    if with_contributions:
+        answers, contrib = model.score_with_contributions(X)
+        answers["contributions"] = contribution_records(contrib, model.conversion.columns, X)
+    else:
+        answers = model.score(X)
     history = EMPTY_STAGES if stage_history is None else stage_history
     profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
     out = answers.join(profile)

@@ -260,6 +260,12 @@ class LeadScoringModel:
 
     def score(self, X: pd.DataFrame) -> pd.DataFrame:
         """Feature frame -> answer frame (index = lead_id), the one scoring path."""
+        return self.score_with_contributions(X)[0]
+
+    def score_with_contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+        """:meth:`score` and the conversion head's contributions it gave reasons from
+        (one row per lead, one column per feature of ``self.conversion.columns``, the last
+        the bias): the prediction log keeps them to explain a later change of score."""
         if any(h.family != "lightgbm" for h in self.all_heads()):
             return self._score_frames(X)
         heads = self.fast_heads()
@@ -282,7 +288,7 @@ class LeadScoringModel:
             X, p, fit_score, interest_score, extra, lambda: conv.contributions(M, go_left)
         )
 
-    def _score_frames(self, X: pd.DataFrame) -> pd.DataFrame:
+    def _score_frames(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
         """``score`` for heads of any family, through the heads' own frame methods (the
         NumPy fast path above is LightGBM's); same answer fields, same reasons."""
         p = np.round(self.conversion.predict_proba(X)[:, 1], 6)
@@ -306,9 +312,9 @@ class LeadScoringModel:
         interest_score: np.ndarray,
         extra: dict[str, np.ndarray],
         contributions: Callable[[], np.ndarray],
-    ) -> pd.DataFrame:
-        """The answer frame both scoring paths return; ``contributions`` (conversion head,
-        last column the bias) is called only when there are leads to give reasons for."""
+    ) -> tuple[pd.DataFrame, np.ndarray]:
+        """The answer frame both scoring paths return, with the contributions (conversion
+        head, last column the bias; called only when there are leads to give reasons for)."""
         out = pd.DataFrame(
             {
                 "p_convert": p,
@@ -322,11 +328,14 @@ class LeadScoringModel:
             },
             index=X.index,
         )
+        columns = self.conversion.columns
         if len(X):
-            out["reasons"] = reasons_from_array(contributions(), self.conversion.columns, X)
+            contrib = contributions()
+            out["reasons"] = reasons_from_array(contrib, columns, X)
         else:
+            contrib = np.zeros((0, len(columns) + 1))
             out["reasons"] = []
-        return out
+        return out, contrib
 
 
 class LeadScoringPyfunc(mlflow.pyfunc.PythonModel):

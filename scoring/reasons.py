@@ -255,3 +255,24 @@ def reasons_from_array(
     ]
     bounds = np.searchsorted(rows, np.arange(m + 1)).tolist()
     return [reasons[bounds[i] : bounds[i + 1]] for i in range(m)]
+
+
+def contribution_records(
+    contrib: np.ndarray, columns: list[str], X: pd.DataFrame
+) -> list[dict[str, tuple[str | None, float]]]:
+    """Per lead, every feature's ``(value text, contribution)`` (contributions rounded to
+    4 places, the bias left out): what the prediction log keeps so that a later score of
+    the same lead can say what changed (:mod:`scoring.changes`). Each distinct value of a
+    column is put in words once."""
+    if len(contrib) == 0:
+        return []
+    c = np.round(contrib[:, : len(columns)], 4).tolist()
+    texts = []
+    for f in columns:
+        codes, uniques = pd.factorize(X[f], use_na_sentinel=True)
+        said = [value_text(v) for v in uniques.tolist()] + [None]  # code -1: missing
+        texts.append([said[k] for k in codes.tolist()])
+    return [
+        dict(zip(columns, zip(said, row, strict=True), strict=True))
+        for said, row in zip(zip(*texts, strict=True), c, strict=True)
+    ]

@@ -5,8 +5,8 @@ BentoML answers a pydantic validation failure with ``{"error": "N validation err
 "detail": [...]}`` and its own 4xx exceptions with a JSON *array* (``[{"error": ...}]``).
 :class:`ApiMiddleware` rewrites both into the object above, naming the first offending field
 as a path (``leads[0].events[2].at``), maps "too many leads" to 413, gives 404/405 a JSON
-body, serves ``GET /model`` and adds the error answers, the bearer scheme and ``GET /model``
-to the OpenAPI document at ``/docs.json``.
+body, serves ``GET /model`` and ``GET /leads/{lead_id}/history`` and adds the error answers,
+the bearer scheme and those two routes to the OpenAPI document at ``/docs.json``.
 
 Rules checked in our own code (duplicates, timestamps after ``as_of``) raise
 :class:`RequestError`; the API methods turn it into the same body with
@@ -18,12 +18,13 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from starlette.responses import JSONResponse
 
 from serving.auth import ASGIApp, Message, Receive, Scope, Send
+from serving.history import history_lead_id
 
 logger = logging.getLogger(__name__)
 
@@ -128,7 +129,8 @@ def _json_response(status: int, payload: Any, extra: list | None = None) -> list
 class ApiMiddleware:
     """Error-body rewriting, ``GET /model`` and the OpenAPI additions (module docstring).
 
-    ``model_info`` returns the ``GET /model`` answer, or None while no model is loaded.
+    ``model_info`` returns the ``GET /model`` answer, or None while no model is loaded;
+    ``history`` gives the status and body of ``GET /leads/{lead_id}/history``.
     """
 
     def __init__(
@@ -138,8 +140,10 @@ class ApiMiddleware:
         max_leads: int = 1000,
         openapi_patch: Callable[[dict], dict] | None = None,
         max_outcomes: int = 10_000,
+        history: Callable[[str], Awaitable[tuple[int, Any]]] | None = None,
     ) -> None:
         self.app = app
+        self.history = history
         self.model_info = model_info
         self.max_leads = max_leads
         self.max_outcomes = max_outcomes
@@ -163,6 +167,17 @@ class ApiMiddleware:
                     if info is not None
                     else _json_response(503, {"error": "no model loaded yet", "field": None})
                 )
+            for m in msgs:
+                await send(m)
+            return
+        lead_id = history_lead_id(path) if self.history is not None else None
+        if lead_id is not None and self.history is not None:
+            if method != "GET":
+                msgs = _json_response(
+                    405, {"error": "use GET", "field": None}, [(b"allow", b"GET")]
+                )
+            else:
+                msgs = _json_response(*await self.history(lead_id))
             for m in msgs:
                 await send(m)
             return

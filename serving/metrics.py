@@ -93,6 +93,10 @@ class _Instruments:
             "Prediction-log rows the database refused for their content",
             multiprocess_mode="livesum",
         )
+        self.history_failures = pc.Counter(
+            "leadscore_history_lookup_failures",
+            "Requests answered without changed_because: the prediction log could not say",
+        )
         self.quadrants: set[str] = set()
 
 
@@ -145,6 +149,11 @@ def observe_prediction_log(log: _LogCounts) -> None:
     m.written.set(log.written)
     m.dropped.set(log.dropped)
     m.rejected.set(log.rejected)
+
+
+def observe_history_lookup_failure() -> None:
+    """Count a request whose answers went out without ``changed_because``."""
+    instruments().history_failures.inc()
 
 
 def endpoint_label(path: str) -> str:
@@ -213,5 +222,6 @@ __all__ = [
     "install_endpoint_labels",
     "instruments",
     "observe_answers",
+    "observe_history_lookup_failure",
     "observe_prediction_log",
 ]

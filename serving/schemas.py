@@ -127,6 +127,15 @@ class Reason(BaseModel):
     text: str = Field(description="The reason in plain words for a sales rep")
 
 
+class ChangedBecause(BaseModel):
+    previous_p_convert: float | None = Field(description="p_convert of the lead's last answer")
+    previous_scored_at: datetime = Field(description="When that answer was given (UTC)")
+    reasons: list[str] = Field(
+        description="What moved the score since, in words: the features whose contributions "
+        "moved most in the direction of the change (empty: no single feature explains it)"
+    )
+
+
 class LeadScore(BaseModel):
     lead_id: str
     p_convert: float = Field(description="Calibrated probability of reaching the target stage")
@@ -153,6 +162,13 @@ class LeadScore(BaseModel):
         'fields (e.g. "unknown industry \'xyz\'", "missing company.employees")',
     )
     model: ModelRef
+    changed_because: ChangedBecause | None = Field(
+        None,
+        exclude_if=lambda v: v is None,
+        description="Only when the lead was scored before (within LEADSCORE_HISTORY_DAYS) "
+        "and that answer could be read in time: its p_convert and moment, and why the score "
+        "moved since",
+    )
 
 
 class ScoreResponse(BaseModel):
@@ -163,6 +179,7 @@ class ScoreResponse(BaseModel):
 
 _LEAD_SCORE_FIELDS = tuple(LeadScore.model_fields)
 _REASON_FIELDS = tuple(Reason.model_fields)
+_OMITTED_WHEN_ABSENT = frozenset({"changed_because"})
 _FLOAT_FIELDS = frozenset(
     name for name, f in LeadScore.model_fields.items() if f.annotation in (float, float | None)
 )
@@ -180,6 +197,8 @@ def score_response_json(request_id: str, model: dict[str, str], scores: list[dic
         for name in _LEAD_SCORE_FIELDS:
             if name in rec:
                 v = rec[name]
+            elif name in _OMITTED_WHEN_ABSENT:
+                continue
             else:
                 v = _DEFAULTS[name]
             if name in _FLOAT_FIELDS and v is not None:
@@ -193,6 +212,10 @@ def score_response_json(request_id: str, model: dict[str, str], scores: list[dic
                     r["contribution"] = c if math.isfinite(c) else None
             elif name == "model":
                 v = {"name": v["name"], "version": v["version"]}
+            elif name == "changed_because":
+                if v is None:
+                    continue
+                v = ChangedBecause.model_validate(v).model_dump(mode="json")
             item[name] = v
         out.append(item)
     body = {
@@ -253,6 +276,28 @@ class ModelInfo(BaseModel):
     counters: list[str] = Field(
         default_factory=list, description="Pre-aggregated counters the model expects"
     )
+
+
+class HistoryEntry(BaseModel):
+    scored_at: datetime = Field(description="When the answer was given (UTC)")
+    model: ModelRef
+    p_convert: float | None
+    fit_score: float | None
+    interest_score: float | None
+    quadrant: str | None
+    segment: str | None
+    changed_because: list[str] = Field(
+        description="Why p_convert moved since the entry before, in words (empty for the first)"
+    )
+    change: str | None = Field(
+        description='The same as one sentence, e.g. "p_convert 0.31 -> 0.12: ..." (null for '
+        "the first entry)"
+    )
+
+
+class HistoryResponse(BaseModel):
+    lead_id: str
+    history: list[HistoryEntry] = Field(description="The lead's answers, oldest first")
 
 
 class ErrorBody(BaseModel):

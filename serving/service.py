@@ -7,11 +7,15 @@ Settings (:mod:`serving.settings`) are read once, when BentoML asks this module 
 ``LeadScoringService`` (:func:`__getattr__`, :func:`build_service`): importing the module
 reads nothing and starts nothing.
 
-Routes: ``POST /score``, ``POST /outcomes``, ``GET /model`` (bearer token, see
+Routes: ``POST /score``, ``POST /outcomes``, ``GET /model``, ``GET /leads/{lead_id}/history``
+(bearer token, see
 :mod:`serving.auth`); ``/livez``, ``/readyz`` (model loaded and one warm-up prediction
 done), ``/metrics`` and ``/docs.json`` are open. Without tokens the service refuses to
 start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``), which is
 honoured on a loopback address only and never in a built bento.
+
+An answer for a lead scored before carries ``changed_because`` (:mod:`serving.history`),
+read from the log; if the log cannot say in time, the answer goes out without it.
 
 Every answer is written to the prediction log (:mod:`serving.predlog`, SQLite by default,
 PostgreSQL when ``LEADSCORE_DB_URL`` says so) off the request path; on shutdown (SIGTERM)
@@ -47,6 +51,7 @@ from serving.errors import (
     install_client_error_logging,
     install_log_redaction,
 )
+from serving.history import add_changes, history_answer
 from serving.limits import (
     MAX_BODY_BYTES,
     MAX_EVENTS_PER_REQUEST,
@@ -95,13 +100,16 @@ def model_choice(meta: dict[str, Any]) -> dict[str, Any]:
 
 def openapi_patch(spec: dict) -> dict:
     """Document what BentoML's generated spec does not know: bearer auth, the error body and
-    statuses, ``GET /model``."""
-    from serving.schemas import ErrorBody, ModelInfo
+    statuses, ``GET /model`` and ``GET /leads/{lead_id}/history``."""
+    from serving.schemas import ErrorBody, HistoryResponse, ModelInfo
 
     comps = spec.setdefault("components", {})
     schemas = comps.setdefault("schemas", {})
     schemas["ErrorBody"] = ErrorBody.model_json_schema()
     schemas["ModelInfo"] = ModelInfo.model_json_schema()
+    history = HistoryResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+    schemas.update(history.pop("$defs", {}))
+    schemas["HistoryResponse"] = history
     comps["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
     err = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}}
     described = {
@@ -141,7 +149,42 @@ def openapi_patch(spec: dict) -> dict:
             },
         }
     }
+    paths["/leads/{lead_id}/history"] = _history_openapi(err, described["401"])
     return spec
+
+
+def _history_openapi(err: dict, unauthorized: str) -> dict:
+    """The OpenAPI path item of ``GET /leads/{lead_id}/history``."""
+    return {
+        "get": {
+            "summary": "A lead's answers over time, oldest first, each with why p_convert "
+            "moved since the one before (within LEADSCORE_HISTORY_DAYS)",
+            "operationId": "leadscore__lead_history",
+            "security": [{"bearer": []}],
+            "parameters": [
+                {
+                    "name": "lead_id",
+                    "in": "path",
+                    "required": True,
+                    "description": "The CRM's lead id, as sent to /score",
+                    "schema": {"type": "string", "minLength": 1, "maxLength": 200},
+                }
+            ],
+            "responses": {
+                "200": {
+                    "description": "The lead's history",
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/HistoryResponse"}
+                        }
+                    },
+                },
+                "401": {"description": unauthorized, **err},
+                "404": {"description": "No answer logged for this lead", **err},
+                "503": {"description": "Not ready, or the prediction log is unavailable", **err},
+            },
+        }
+    }
 
 
 def _as_of_utc(v: datetime | None) -> datetime | None:
@@ -194,6 +237,7 @@ class LeadScorer:
             self.settings.db_url,
             secret=self.settings.lead_key_secret_bytes,
             secret_file=self.settings.lead_key_secret_file,
+            history_days=self.settings.history_days,
         ).start()
         now = utc_now()
         self._score([_warmup_lead(now)], now)  # warm-up: not logged
@@ -277,9 +321,39 @@ class LeadScorer:
         leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
         self._check_deadline("building its tables")
         answers = score_tables(
-            self.model, leads_df, accounts_df, events_df, pd.Timestamp(moment), stages_df
+            self.model,
+            leads_df,
+            accounts_df,
+            events_df,
+            pd.Timestamp(moment),
+            stages_df,
+            with_contributions=True,  # for the log: the answer body leaves them out
         )
         return answer_records(answers, self.model_ref)
+
+    def _add_changes(self, records: list[dict[str, Any]], request_id: str) -> None:
+        """``changed_because`` on the answers of leads scored before; never fails the
+        request: a log that cannot answer leaves the answers without it."""
+        try:
+            previous = self.log.previous_scores(rec["lead_id"] for rec in records)
+        except StoreUnavailableError as e:
+            logger.warning("no changed_because for request %s: %s", request_id, e)
+            metrics.observe_history_lookup_failure()
+            return
+        add_changes(records, previous)
+
+    def lead_history(self, lead_id: str) -> tuple[int, dict[str, Any]]:
+        """Status and body of ``GET /leads/{lead_id}/history``."""
+        try:
+            rows = self.log.history(lead_id)
+        except StoreUnavailableError as e:
+            logger.warning("history unavailable: %s", e)
+            return 503, {"error": "the prediction log is unavailable; retry later", "field": None}
+        if not rows:
+            days = self.settings.history_days
+            within = f" in the last {days} days" if days else ""
+            return 404, {"error": f"no answers logged for this lead{within}", "field": "lead_id"}
+        return 200, history_answer(lead_id, rows)
 
     @bentoml.api(route="/score")
     def score(
@@ -300,6 +374,7 @@ class LeadScorer:
             self._check_deadline("parsing")
             records = self._score(leads, moment)
             self._check_deadline("scoring")
+            self._add_changes(records, request_id)
         except DeadlineExceeded as e:
             return self._deadline_response(e, request_id)  # type: ignore[return-value]
         try:
@@ -368,6 +443,21 @@ def served_model_info() -> dict[str, Any] | None:
     return getattr(instance, "model_info", None)
 
 
+async def served_history(lead_id: str) -> tuple[int, dict[str, Any]]:
+    """``GET /leads/{lead_id}/history`` from the service instance this worker runs (its
+    database read in a thread, off the event loop)."""
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        instance = bentoml.get_current_service()
+    except BentoMLException:
+        instance = None
+    history = getattr(instance, "lead_history", None)
+    if history is None:
+        return 503, {"error": "not ready", "field": None}
+    return await run_in_threadpool(history, lead_id)
+
+
 def build_service(settings: ServiceSettings) -> bentoml.Service:
     """The BentoML service for these settings: the model to serve, workers, concurrency,
     the deadline, and the middlewares in front of the API (tokens, request limits, error
@@ -397,6 +487,7 @@ def build_service(settings: ServiceSettings) -> bentoml.Service:
         max_leads=MAX_LEADS_PER_REQUEST,
         max_outcomes=MAX_OUTCOMES_PER_REQUEST,
         openapi_patch=openapi_patch,
+        history=served_history,
     )
     return service
 

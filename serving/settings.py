@@ -72,6 +72,12 @@ class ServiceSettings(BaseSettings):
         None, description="HMAC secret that pseudonymises lead ids in the prediction log"
     )
     lead_key_secret_file: Path | None = Field(None, description="A file holding that secret")
+    history_days: int = Field(
+        365,
+        ge=0,
+        description="Days of answers a lead's history keeps (GET /leads/{id}/history, "
+        "changed_because); older ones are deleted daily. 0: keep them forever",
+    )
 
     @field_validator("insecure_dev", mode="before")
     @classmethod

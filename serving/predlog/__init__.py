@@ -13,9 +13,9 @@ All timestamps are naive UTC (:mod:`serving.timestamps`).
 * :mod:`~serving.predlog.writer`: the buffer and the background thread that writes
   predictions without making scoring wait;
 * :mod:`~serving.predlog.outcome_store`: outcomes written synchronously, read back;
-* :mod:`~serving.predlog.log`: :class:`PredictionLog`, all of it behind one object.
-
-Nothing here deletes rows: there is no retention rule in the code.
+* :mod:`~serving.predlog.log`: :class:`PredictionLog`, all of it behind one object;
+* :mod:`~serving.predlog.history`: a lead's earlier answers read back, and the retention
+  rule (``history_days``) the writer thread applies.
 """
 
 from __future__ import annotations

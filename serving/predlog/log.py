@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -11,14 +12,15 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.predlog import outcome_store
-from serving.predlog.keys import MIN_SECRET_BYTES, resolve_secret
+from serving.predlog import history, outcome_store
+from serving.predlog.keys import MIN_SECRET_BYTES, lead_key, resolve_secret
 from serving.predlog.rows import outcome_rows, prediction_row
-from serving.predlog.store import PREDICTION_COLUMNS, Store
+from serving.predlog.store import PREDICTION_COLUMNS, Store, StoreUnavailableError
 from serving.predlog.writer import RowWriter
 from serving.timestamps import utc_now
 
 DEFAULT_SQLITE_PATH = "./leadscore-predictions.db"
+LOOKUP_PAUSE_S = 30.0  # after a failed look-up of earlier scores, skip them this long
 
 
 class PredictionLog:
@@ -39,6 +41,10 @@ class PredictionLog:
     ``record_outcomes``, ``read_outcomes`` and ``read_predictions`` are synchronous, need no
     :meth:`start`, and raise :class:`StoreUnavailableError` if the database is down.
 
+    ``previous_scores`` and ``history`` read a lead's earlier answers (the rows of the last
+    ``history_days`` days; 0: all), which the writer thread also deletes once older
+    (:mod:`serving.predlog.history`).
+
     ``db_url`` defaults to a SQLite file at ``sqlite_path``. The lead-key secret is
     ``secret``, else read from ``secret_file``, else (SQLite only) kept in ``<db file>.key``
     (:mod:`serving.predlog.keys`). Create the log in the worker process that uses it (not
@@ -58,6 +64,7 @@ class PredictionLog:
         interval: float = 0.1,
         max_retry_delay: float = 5.0,
         connect_timeout: float = 5.0,
+        history_days: int = 0,
     ) -> None:
         url = sa.engine.make_url(db_url or f"sqlite:///{Path(sqlite_path).expanduser().absolute()}")
         self._store = Store(url, table_prefix, connect_timeout)
@@ -71,7 +78,11 @@ class PredictionLog:
         self.url = self._store.url
         self.predictions = self._store.predictions
         self.outcomes = self._store.outcomes
-        self._writer = RowWriter(self._store, buffer_size, batch_size, interval, max_retry_delay)
+        self.history_days = history_days
+        self._lookups_paused_until = 0.0
+        self._writer = RowWriter(
+            self._store, buffer_size, batch_size, interval, max_retry_delay, history_days
+        )
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -141,6 +152,31 @@ class PredictionLog:
                 for a in answers
             ]
         )
+
+    # --------------------------------------------------------------------- history
+
+    def previous_scores(self, lead_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """lead id -> the newest logged row of that lead (within ``history_days``), for
+        the leads that have one. Raises :class:`StoreUnavailableError` if the database
+        cannot answer; after that, for :data:`LOOKUP_PAUSE_S`, at once, without trying
+        (a database that is down must not slow every request down)."""
+        if time.monotonic() < self._lookups_paused_until:
+            raise StoreUnavailableError("look-ups paused after a failure")
+        keys = {lead_key(i, self.secret): i for i in lead_ids}
+        try:
+            rows = history.latest_scores(self._store, keys, self._since())
+        except StoreUnavailableError:
+            self._lookups_paused_until = time.monotonic() + LOOKUP_PAUSE_S
+            raise
+        return {keys[k]: row for k, row in rows.items()}
+
+    def history(self, lead_id: str) -> list[dict[str, Any]]:
+        """Every logged row of one lead within ``history_days``, oldest first; raises
+        :class:`StoreUnavailableError` if the database cannot answer."""
+        return history.lead_history(self._store, lead_key(lead_id, self.secret), self._since())
+
+    def _since(self) -> datetime | None:
+        return history.cutoff(utc_now(), self.history_days)
 
     # -------------------------------------------------------------------- counters
 

@@ -29,7 +29,7 @@ LABEL_FIELDS: frozenset[str] = frozenset(
 REASON_FIELDS: frozenset[str] = frozenset(
     {"feature", "contribution", "direction", "text", "label", "value", "weight", "rank"}
 )
-_ANSWER_COLUMNS = frozenset({"lead_id", "quadrant", "segment", "reasons"})
+_ANSWER_COLUMNS = frozenset({"lead_id", "quadrant", "segment", "reasons", "contributions"})
 MAX_LABEL = 64
 _MAX_TEXT = 200
 _MAX_REASONS = 50
@@ -136,6 +136,48 @@ def _reasons(value: Any) -> list[Any] | None:
     return out[:_MAX_REASONS]
 
 
+def _contributions(value: Any) -> dict[str, Any] | None:
+    """``{feature: [value text, contribution]}`` with safe feature names, texts cleaned
+    as reason values are, non-finite contributions as null. ~60 features a lead and 1,000
+    leads a request: what our scoring gives is checked whole, entry by entry only when
+    something needs cleaning."""
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        texts, numbers_ = zip(*value.values(), strict=True) if value else ((), ())
+        clean = (
+            _SAFE_FEATURES.issuperset(value.keys())
+            and {type(c) for c in numbers_} <= {float}
+            and math.isfinite(sum(numbers_))
+            and {type(t) for t in texts} <= {str, type(None)}
+            and max(map(len, filter(None, texts)), default=0) <= MAX_LABEL
+            and "@" not in "".join(filter(None, texts))
+        )
+    except (TypeError, ValueError):  # not all pairs
+        clean = False
+    if clean:
+        return dict(value)
+    return _contributions_one_by_one(value)
+
+
+def _contributions_one_by_one(value: Mapping[str, Any]) -> dict[str, Any]:
+    out: dict[str, list[Any]] = {}
+    for feature, pair in value.items():
+        if not _safe_key(feature) or not isinstance(pair, list | tuple) or len(pair) != 2:
+            continue
+        if len(_SAFE_FEATURES) < 10_000:
+            _SAFE_FEATURES.add(feature)
+        text, c = pair
+        out[feature] = [
+            _clean_text(text, MAX_LABEL) if isinstance(text, str) else None,
+            _number(c) if _is_number(c) else None,
+        ]
+    return out
+
+
+_SAFE_FEATURES: set[str] = set()  # feature names already checked by _safe_key
+
+
 def _required_text(value: Any, field: str, limit: int) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -165,6 +207,9 @@ def prediction_row(
     ``scores`` gets every numeric field of the answer (one level of nested mappings is
     flattened as ``"outer.inner"``; NaN/inf become null) and the string fields named in
     :data:`LABEL_FIELDS`. Every other string (e-mail, name, job title, ...) is ignored.
+    ``contributions`` (``{feature: [value text, contribution]}``, see
+    :func:`scoring.reasons.contribution_records`) is kept with its texts cleaned as
+    reasons' are.
     """
     lid = answer.get("lead_id") if lead_id is None else lead_id
     scores = _scores(answer)
@@ -180,6 +225,7 @@ def prediction_row(
         "quadrant": _label(answer.get("quadrant")),
         "segment": _label(answer.get("segment")),
         "reasons": _reasons(answer.get("reasons")),
+        "contributions": _contributions(answer.get("contributions")),
         "scored_at": utc_now() if scored_at is None else checked_moment(scored_at, "scored_at"),
     }
 

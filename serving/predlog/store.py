@@ -6,7 +6,10 @@ the database is first reachable, by whichever process gets there first.
     (HMAC-SHA256 of the lead id, never the raw id), ``model_name``, ``model_version``,
     ``p_convert`` (also in ``scores``), ``scores`` (JSON: every numeric field of the answer
     and the whitelisted label fields), ``quadrant``, ``segment`` (nullable), ``reasons``
-    (JSON, nullable) and ``scored_at``.
+    (JSON, nullable), ``scored_at`` and ``contributions`` (JSON, nullable: every feature's
+    ``[value text, contribution]`` of the conversion head, what "changed because" is
+    explained from; added later, so an older table gets the column when first opened and
+    its older rows have none).
 ``outcomes``
     What the CRM reports later, used as training labels: ``lead_id`` (raw: the CRM sends it
     and training joins on it), ``lead_key`` (same HMAC, to join with ``predictions``),
@@ -48,6 +51,7 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "segment",
     "reasons",
     "scored_at",
+    "contributions",
 )
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "lead_id",
@@ -86,6 +90,8 @@ def build_metadata(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("segment", sa.String(MAX_LABEL), nullable=True),
         sa.Column("reasons", _JSON, nullable=True),
         sa.Column("scored_at", sa.DateTime(), nullable=False, index=True),
+        # added after the first release: an older table gets it from Store.ensure_schema
+        sa.Column("contributions", _JSON, nullable=True),
     )
     outcomes = sa.Table(
         f"{prefix}outcomes",
@@ -220,7 +226,27 @@ class Store:
                     raced = not isinstance(e, sa_exc.OperationalError) or "already exists" in str(e)
                     if not raced or attempt == 2:
                         raise
+            self._add_missing_columns()
             self._schema_ready = True
+
+    def _add_missing_columns(self) -> None:
+        """The additive migration: columns of ``predictions`` added after a table was
+        created (``contributions``) are added to it, nullable; older rows read as null.
+        Another process adding it at the same moment is not an error."""
+        have = {c["name"] for c in sa.inspect(self.engine).get_columns(self.predictions.name)}
+        for column in self.predictions.columns:
+            if column.name in have:
+                continue
+            kind = column.type.compile(dialect=self.engine.dialect)
+            table = self.engine.dialect.identifier_preparer.format_table(self.predictions)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"))
+            except (sa_exc.OperationalError, sa_exc.ProgrammingError) as e:
+                names = sa.inspect(self.engine).get_columns(self.predictions.name)
+                if column.name not in {c["name"] for c in names}:
+                    raise
+                logger.debug("column %s added by another process: %s", column.name, e)
 
     def lost(self) -> None:
         """The database failed: check the tables again next time (it may be a new, empty

@@ -16,6 +16,10 @@ Policies (:class:`RowWriter`):
 
 Every queued row ends up counted exactly once in ``written``, ``dropped`` or ``rejected``,
 or is still ``pending()``.
+
+Retention: with ``history_days`` > 0 the thread also deletes the predictions older than
+that, when it starts and then once a day (:func:`serving.predlog.history.delete_older_than`);
+a purge that fails (database down) is tried again an hour later.
 """
 
 from __future__ import annotations
@@ -28,9 +32,14 @@ import uuid
 from collections import deque
 from typing import Any
 
+from serving.predlog.history import cutoff, delete_older_than
 from serving.predlog.store import Store, describe, is_transient
+from serving.timestamps import utc_now
 
 logger = logging.getLogger("serving.predlog")
+
+PURGE_EVERY_S = 24 * 3600.0
+PURGE_RETRY_S = 3600.0
 
 
 class RowWriter:
@@ -44,6 +53,7 @@ class RowWriter:
         batch_size: int,
         interval: float,
         max_retry_delay: float,
+        history_days: int = 0,
     ) -> None:
         if buffer_size < 1 or batch_size < 1:
             raise ValueError("buffer_size and batch_size must be positive")
@@ -65,6 +75,8 @@ class RowWriter:
         self._closed = False
         self.consecutive_failures = 0
         self.last_error: str | None = None
+        self.history_days = history_days
+        self._next_purge = 0.0  # monotonic: at once when the thread starts
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="leadscore-predlog", daemon=True)
@@ -163,6 +175,26 @@ class RowWriter:
                 logger.exception("prediction log writer failed unexpectedly")
                 self.consecutive_failures += 1
             self._warn_drops()
+            self._purge_when_due()
+
+    def _purge_when_due(self) -> None:
+        """The retention rule (module docstring): at start, then daily."""
+        if self.history_days <= 0 or time.monotonic() < self._next_purge:
+            return
+        moment = cutoff(utc_now(), self.history_days)
+        try:
+            deleted = delete_older_than(self.store, moment)  # type: ignore[arg-type]
+        except Exception as e:  # noqa: BLE001 - the database's trouble: try again later
+            self._next_purge = time.monotonic() + PURGE_RETRY_S
+            logger.warning("prediction log: retention purge failed (%s)", describe(e))
+            return
+        self._next_purge = time.monotonic() + PURGE_EVERY_S
+        if deleted:
+            logger.info(
+                "prediction log: deleted %d prediction(s) older than %d days",
+                deleted,
+                self.history_days,
+            )
 
     def _warn_drops(self) -> None:
         with self._lock:

@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from serving_helpers import AUTH, crm_sample, request_leads
+from serving_helpers import AUTH, crm_sample, request_leads, start_served
 
 from scoring.registry import scoring_model
 
@@ -55,10 +55,24 @@ def sample(trained):
     return d, picks, moment
 
 
-def test_http_answers_match_the_golden_record(api_server, sample, record_golden):
+@pytest.fixture(scope="module")
+def fresh_server(trained, workdir):
+    """A server with a prediction log of its own: the golden leads were never scored in
+    it, so no answer carries ``changed_because`` (the session's shared server may have
+    scored some of them in another test)."""
+    from serving.process import stop_server
+
+    served = start_served(trained, workdir, "golden")
+    try:
+        yield served
+    finally:
+        stop_server(served.proc)
+
+
+def test_http_answers_match_the_golden_record(fresh_server, sample, record_golden):
     d, picks, moment = sample
     body = {"leads": request_leads(d, picks, moment), "as_of": moment.isoformat()}
-    r = httpx.post(f"{api_server.url}/score", json=body, headers=AUTH, timeout=120)
+    r = httpx.post(f"{fresh_server.url}/score", json=body, headers=AUTH, timeout=120)
     assert r.status_code == 200, r.text
     check("http_answers", r.json()["scores"], record_golden)
 

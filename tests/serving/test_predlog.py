@@ -223,7 +223,9 @@ def test_prediction_row_keeps_only_whitelisted_fields() -> None:
         "segment",
         "reasons",
         "scored_at",
+        "contributions",
     }
+    assert row["contributions"] is None  # the answer had none
     assert row["lead_key"] == lead_key("L3", SECRET)
     assert row["p_convert"] == pytest.approx(0.13)
     assert row["scores"] == {
