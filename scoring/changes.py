@@ -47,20 +47,23 @@ def changed_because(
     p_after: float | None,
     n: int = N_CHANGES,
 ) -> list[str]:
-    """The phrases that explain ``p_before -> p_after``: up to ``n`` features whose
-    contributions moved most in the direction of the change (at least :data:`MIN_MOVE`),
-    said with their new value. Empty when the score did not move, or nothing is known of
-    either answer's contributions (rows logged before they were kept)."""
+    """The phrases that explain ``p_before -> p_after``: up to ``n`` features whose value
+    changed and whose contributions moved most in the direction of the change (at least
+    :data:`MIN_MOVE`), said with their new value. Empty when the score did not move, or
+    nothing is known of either answer's contributions (rows logged before they were kept)."""
     if not before or not after or p_before is None or p_after is None or p_before == p_after:
         return []
     sign = 1.0 if p_after > p_before else -1.0
-    moves = []
+    moved, shifted = [], []
     for feature in after.keys() | before.keys():
         move = sign * (_contribution(after.get(feature)) - _contribution(before.get(feature)))
         if move >= MIN_MOVE:
-            moves.append((-move, feature))
+            was, now = (before.get(feature) or [None])[0], (after.get(feature) or [None])[0]
+            (moved if was != now else shifted).append((-move, feature))
+    # A feature whose value did not change can still move (trees share credit between
+    # features): it is named only when no changed value explains the move.
     phrases = []
-    for _, feature in sorted(moves)[:n]:
+    for _, feature in sorted(moved or shifted)[:n]:
         entry = after.get(feature) or before.get(feature) or [None, 0.0]
         phrases.append(phrase(feature, _value(entry[0])))
     return phrases

@@ -52,3 +52,12 @@ def test_a_feature_only_one_model_knows_counts_as_zero_in_the_other() -> None:
     phrases = changed_because({"old_only": ["3", 0.5]}, {"bounced": ["1", -0.4]}, 0.5, 0.2)
     # old_only lost all of its 0.5 (said with its last known value), bounced pushed 0.4 down
     assert phrases == ["old only: 3", "e-mail address bounced"]
+
+
+def test_a_feature_whose_value_did_not_change_is_named_only_when_nothing_else_moved() -> None:
+    before = {"industry": ["software", 0.40], "unsubscribed": ["0", 0.05]}
+    after = {"industry": ["software", -0.20], "unsubscribed": ["1", -0.05]}
+    # industry moved more (0.6, shared credit in the trees) but its value is the same
+    assert changed_because(before, after, 0.3, 0.1) == ["unsubscribed from e-mails"]
+    same = {"industry": ["software", -0.20], "unsubscribed": ["0", 0.05]}
+    assert changed_because(before, same, 0.3, 0.2) == ["industry: software"]
