@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+import uuid
 
 import httpx
 import pandas as pd
@@ -125,9 +126,12 @@ def test_unknown_categories_and_missing_fields_are_scored_and_flagged(api_server
 
 
 def test_outcomes_are_stored_once_and_future_ones_rejected(api_server):
+    # ids of this test's own: the shared server also takes outcomes from other tests
+    # (schemathesis posts some), whatever order they run in
+    me = f"L-out-{uuid.uuid4().hex[:8]}-"
     rows = [
-        {"lead_id": "L-out-1", "stage": "sal", "accepted": True, "at": "2025-03-01T10:00:00Z"},
-        {"lead_id": "L-out-2", "stage": "customer", "won": False, "at": "2025-03-02T10:00:00"},
+        {"lead_id": f"{me}1", "stage": "sal", "accepted": True, "at": "2025-03-01T10:00:00Z"},
+        {"lead_id": f"{me}2", "stage": "customer", "won": False, "at": "2025-03-02T10:00:00"},
     ]
     r = post(api_server, "/outcomes", {"outcomes": rows})
     assert r.status_code == 200 and r.json()["stored"] == 2
@@ -135,11 +139,12 @@ def test_outcomes_are_stored_once_and_future_ones_rejected(api_server):
     again = post(api_server, "/outcomes", {"outcomes": rows})  # a CRM retry
     assert again.status_code == 200
     assert again.json()["stored"] == 0 and again.json()["duplicates"] == 2
-    future = [{"lead_id": "L-out-3", "stage": "sal", "at": "2100-01-01T00:00:00"}]
+    future = [{"lead_id": f"{me}3", "stage": "sal", "at": "2100-01-01T00:00:00"}]
     r = post(api_server, "/outcomes", {"outcomes": future})
     assert r.status_code == 400 and r.json()["field"] == "outcomes[0].at"
     _, outcomes = read_log(api_server.db_url)
-    assert sorted(outcomes["lead_id"]) == ["L-out-1", "L-out-2"]
+    ours = outcomes.loc[outcomes["lead_id"].str.startswith(me), "lead_id"]
+    assert sorted(ours) == [f"{me}1", f"{me}2"]
 
 
 def test_every_answer_is_logged_and_raw_emails_never_stored(api_server, sample):
