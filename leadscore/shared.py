@@ -48,6 +48,7 @@ def user_errors(fn: F) -> F:
         from crm.contract import DataContractError
         from crm.importer import ImportDataError, ImportOutputError, MappingError
         from features.config import ConfigError
+        from scoring.registry import NotALeadScoringModel
         from serving.model_store import ModelNotFound
         from training.dataset import TrainingDataError
         from training.leakage import LeakageError
@@ -63,6 +64,7 @@ def user_errors(fn: F) -> F:
             ImportDataError,
             ImportOutputError,
             ConfigError,
+            NotALeadScoringModel,
             FileNotFoundError,
         )
         try:

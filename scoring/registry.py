@@ -4,6 +4,7 @@ in one place: a registered version or alias of the MLflow registry, or any MLflo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import mlflow
@@ -12,6 +13,11 @@ from scoring.model import LeadScoringModel, LeadScoringPyfunc
 
 #: The registered model `leadscore train` writes to unless ``--model-name`` says otherwise.
 MODEL_NAME = "lead-scorer"
+
+#: Where the model's classes lived before scoring/ existed: a model pickled then names them.
+OLD_LAYOUT_MODULES = frozenset(
+    {"training.model", "training.heads", "training.trees", "features.explain", "serving.scoring"}
+)
 
 
 class NotALeadScoringModel(TypeError):
@@ -29,8 +35,25 @@ def scoring_model(pyfunc: Any) -> LeadScoringModel:
     return inner.model
 
 
+def load_scoring_model(load: Callable[[], Any], what: str) -> LeadScoringModel:
+    """The ``LeadScoringModel`` of the pyfunc ``load()`` returns (MLflow's or BentoML's
+    loader), ``what`` naming it in errors. A model pickled by the layout before scoring/
+    existed is refused with "retrain", not a traceback about a missing module."""
+    try:
+        pyfunc = load()
+    except ModuleNotFoundError as e:
+        if e.name not in OLD_LAYOUT_MODULES:
+            raise
+        raise NotALeadScoringModel(
+            f"{what} was saved by an older leadscore (its classes were in {e.name}): "
+            "retrain it with `leadscore train`"
+        ) from e
+    return scoring_model(pyfunc)
+
+
 def load_registered(model_name: str = MODEL_NAME, ref: str = "champion") -> LeadScoringModel:
     """The model of a registry alias (``champion``) or version number (``"3"``), from the
     tracking store MLflow is pointed at."""
     sep = "/" if str(ref).isdigit() else "@"
-    return scoring_model(mlflow.pyfunc.load_model(f"models:/{model_name}{sep}{ref}"))
+    uri = f"models:/{model_name}{sep}{ref}"
+    return load_scoring_model(lambda: mlflow.pyfunc.load_model(uri), uri)

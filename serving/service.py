@@ -43,7 +43,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from scoring.batch import answer_records, expected_custom_fields, score_tables
-from scoring.registry import scoring_model
+from scoring.registry import load_scoring_model
 from serving import metrics
 from serving.errors import (
     ApiMiddleware,
@@ -261,8 +261,9 @@ class LeadScorer:
     def _load_model(self) -> None:
         """The model, the name and version every answer carries, and the ``GET /model``
         card (:attr:`model_info`, this instance's: see :func:`served_model_info`)."""
-        pyfunc = bentoml.mlflow.load_model(self.bento_model)
-        self.model = scoring_model(pyfunc).for_serving()
+        self.model = load_scoring_model(
+            lambda: bentoml.mlflow.load_model(self.bento_model), str(self.bento_model.tag)
+        ).for_serving()
         labels = self.bento_model.info.labels
         self.model_ref = {
             "name": labels.get("mlflow_model", str(self.bento_model.tag.name)),

@@ -27,7 +27,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from scoring.registry import scoring_model
+from scoring.registry import load_registered
 from training.tracking import MODEL_NAME, experiment_for, use_store
 
 if TYPE_CHECKING:  # imported where used: the CLI imports this module for every command
@@ -96,10 +96,9 @@ def version_for(alias: str, model_name: str = MODEL_NAME) -> str:
 def load_version(model_name: str, version: str) -> Any:
     """The LeadScoringModel inside a registered version (our own registry only)."""
     try:
-        pyfunc = mlflow.pyfunc.load_model(f"models:/{model_name}/{version}")
+        return load_registered(model_name, str(version))
     except TypeError as exc:  # LeadScoringModel refuses a pickle of an older layout
         raise RegistryError(f"version {version} of {model_name!r} cannot be loaded: {exc}") from exc
-    return scoring_model(pyfunc)
 
 
 def data_source(

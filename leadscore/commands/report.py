@@ -19,7 +19,7 @@ from leadscore.shared import (
     parse_moment,
     user_errors,
 )
-from scoring.registry import scoring_model
+from scoring.registry import load_scoring_model
 
 
 @user_errors
@@ -73,7 +73,9 @@ def _quadrant_model(model: str) -> tuple[Any, str | None, str | None]:
         return None, None, str(exc)
     import bentoml
 
-    scorer = scoring_model(bentoml.mlflow.load_model(bento_model))
+    scorer = load_scoring_model(
+        lambda: bentoml.mlflow.load_model(bento_model), str(bento_model.tag)
+    )
     labels = bento_model.info.labels
     label = f"{labels.get('mlflow_model')} version {labels.get('mlflow_version')} ({model})"
     return scorer, label, None

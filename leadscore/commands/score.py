@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from leadscore.shared import DataDir, ModelName, console, err, import_served, user_errors
-from scoring.registry import MODEL_NAME, scoring_model
+from scoring.registry import MODEL_NAME, load_scoring_model
 
 Engine = Annotated[
     str,
@@ -45,7 +45,7 @@ def score(
     bento_model = import_served(alias, model_name)
     import bentoml
 
-    model = scoring_model(bentoml.mlflow.load_model(bento_model))
+    model = load_scoring_model(lambda: bentoml.mlflow.load_model(bento_model), str(bento_model.tag))
     if engine == "spark":
         _score_spark(bento_model, model, data, out, as_of, master)
     else:
