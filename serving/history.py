@@ -39,22 +39,26 @@ def _moment(value: Any) -> str:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _reasons_since(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """Why ``p_convert`` moved from the answer ``before`` to ``after`` (rows or answers)."""
+    return changed_because(
+        before.get("contributions"),
+        after.get("contributions"),
+        before.get("p_convert"),
+        after.get("p_convert"),
+    )
+
+
 def add_changes(records: list[dict[str, Any]], previous: Mapping[str, Mapping[str, Any]]) -> None:
     """Put ``changed_because`` on each answer whose lead has a previous row."""
     for rec in records:
         before = previous.get(rec["lead_id"])
         if before is None:
             continue
-        p_before = before.get("p_convert")
         rec["changed_because"] = {
-            "previous_p_convert": p_before,
+            "previous_p_convert": before.get("p_convert"),
             "previous_scored_at": _moment(before["scored_at"]),
-            "reasons": changed_because(
-                before.get("contributions"),
-                rec.get("contributions"),
-                p_before,
-                rec.get("p_convert"),
-            ),
+            "reasons": _reasons_since(before, rec),
         }
 
 
@@ -70,10 +74,8 @@ def history_answer(lead_id: str, rows: list[Mapping[str, Any]]) -> dict[str, Any
             reasons: list[str] = []
             change = None
         else:
-            p_before = before.get("p_convert")
-            reasons = changed_because(before.get("contributions"), row.get("contributions"),
-                                      p_before, p)  # fmt: skip
-            change = change_sentence(p_before, p, reasons)
+            reasons = _reasons_since(before, row)
+            change = change_sentence(before.get("p_convert"), p, reasons)
         entries.append(
             {
                 "scored_at": _moment(row["scored_at"]),

@@ -131,8 +131,9 @@ class ChangedBecause(BaseModel):
     previous_p_convert: float | None = Field(description="p_convert of the lead's last answer")
     previous_scored_at: datetime = Field(description="When that answer was given (UTC)")
     reasons: list[str] = Field(
-        description="What moved the score since, in words: the features whose contributions "
-        "moved most in the direction of the change (empty: no single feature explains it)"
+        description="What moved the score since, in words: the features whose value changed "
+        "and whose contributions moved most in the direction of the change (empty: no single "
+        "feature explains it)"
     )
 
 
