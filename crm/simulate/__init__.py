@@ -52,7 +52,8 @@ The stages, each a module: ``firmographics`` (accounts), ``leads`` (personas, jo
 e-mail, fit, source), ``engagement`` (intensity and the events before the funnel moves),
 ``funnel`` (MQL, interest and p_sal, SAL, opportunity, customer, and the events after),
 ``tables`` (what the CRM records, and the truth); ``world`` holds the parameters,
-``draws`` the drawing tools, ``run`` puts the stages in order, ``checks`` measures a
+``draws`` the drawing tools, ``run`` puts the stages in order (and draws a run of more
+than ``CHUNK_LEADS`` leads chunk by chunk, so 1M leads fit in a few GiB), ``checks`` measures a
 simulation. The personas and lifecycle stages are crm.vocabulary's ``SIMULATED_PERSONAS``
 and ``LIFECYCLE_STAGES``.
 """
@@ -60,7 +61,7 @@ and ``LIFECYCLE_STAGES``.
 from crm.simulate.checks import ceiling_auc, sal_holdout, stage_counts, stage_rates, truth_auc
 from crm.simulate.firmographics import COUNTRIES, INDUSTRIES
 from crm.simulate.leads import DEPARTMENTS, SENIORITY, SOURCES
-from crm.simulate.run import simulate, write_simulation
+from crm.simulate.run import CHUNK_LEADS, chunk_bounds, simulate, simulate_chunks, write_simulation
 from crm.simulate.world import (
     BOUNCE_PENALTY,
     CONTENT_CATALOG,
@@ -94,6 +95,7 @@ from crm.simulate.world import (
 
 __all__ = [
     "BOUNCE_PENALTY",
+    "CHUNK_LEADS",
     "CONTENT_CATALOG",
     "COUNTRIES",
     "CUSTOMER_TOPICS",
@@ -127,8 +129,10 @@ __all__ = [
     "TRUTH_FILE",
     "UNSUBSCRIBE_PENALTY",
     "ceiling_auc",
+    "chunk_bounds",
     "sal_holdout",
     "simulate",
+    "simulate_chunks",
     "stage_counts",
     "stage_rates",
     "truth_auc",

@@ -28,12 +28,14 @@ from crm.simulate.world import (
 from crm.vocabulary import EVENT_TYPES, LIFECYCLE_STAGES, SIMULATED_PERSONAS, STAGES
 
 
-def lead_ids(n: int) -> np.ndarray:
-    return np.array([f"L{i + 1:07d}" for i in range(n)], dtype=object)
+def lead_ids(n: int, offset: int = 0) -> np.ndarray:
+    """``L0000001``, ...: the ids of ``n`` leads after the first ``offset`` (earlier chunks)."""
+    return np.array([f"L{i + 1:07d}" for i in range(offset, offset + n)], dtype=object)
 
 
-def account_ids(n: int) -> np.ndarray:
-    return np.array([f"A{i + 1:06d}" for i in range(n)], dtype=object)
+def account_ids(n: int, offset: int = 0) -> np.ndarray:
+    """``A000001``, ...: the ids of ``n`` accounts after the first ``offset``."""
+    return np.array([f"A{i + 1:06d}" for i in range(offset, offset + n)], dtype=object)
 
 
 @dataclass(frozen=True)

@@ -21,13 +21,22 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output folder for the Parquet tables")] = Path(
         "data/sim"
     ),
+    chunk_leads: Annotated[
+        int,
+        typer.Option(
+            "--chunk-leads",
+            min=1,
+            help="Leads drawn and written per chunk; memory grows with it. Default 100,000: "
+            "up to that many leads are one chunk",
+        ),
+    ] = 100_000,
 ) -> None:
     """Simulate a B2B CRM: the four canonical tables plus a ground-truth table."""
     from crm.simulate import write_simulation
 
     t0 = time.perf_counter()
     with console().status(f"simulating {leads:,} leads"):
-        write_simulation(out, n_leads=leads, seed=seed)
+        write_simulation(out, n_leads=leads, seed=seed, chunk_leads=chunk_leads)
     console().print(
         f"wrote {out}/ ({leads:,} leads, seed {seed}) in {time.perf_counter() - t0:.1f} s"
     )
