@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 export MLFLOW_TRACKING_URI ?= sqlite:///$(CURDIR)/mlruns/mlflow.db
 export BENTOML_HOME ?= $(CURDIR)/bentoml_home
 
-.PHONY: install browser demo test test-fast serve ui lint clean
+.PHONY: install browser demo test test-fast serve ui lint clean bench
 
 # Headless Chromium + ChromeDriver for the MLflow UI browser test (tests/e2e/test_mlflow_ui.py).
 # Installed only when missing and only as root (CI on Debian); otherwise that test skips.
@@ -40,6 +40,18 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/ruff check .
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m pytest -q -m "not slow"
+
+# Every benchmark side by side, with its comparator and the ratio (benchmarks/run_all.py):
+# simulates BENCH_LEADS leads, trains and promotes a champion in a scratch MLflow store under
+# BENCH_DIR, runs the scripts one at a time, writes BENCH_DIR/summary.md. About 15-20 minutes
+# at the default 1M leads on 2 cores; `make bench BENCH_LEADS=20000 BENCH_SECONDS=3` is a smoke run.
+BENCH_LEADS ?= 1000000
+BENCH_SECONDS ?= 20
+BENCH_DIR ?= $(CURDIR)/data/bench
+BENCH_ARGS ?=
+bench: $(STAMP)
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python benchmarks/run_all.py --leads $(BENCH_LEADS) \
+	  --seconds $(BENCH_SECONDS) --work $(BENCH_DIR) $(BENCH_ARGS)
 
 serve: $(STAMP)
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/leadscore serve --port 3000
