@@ -102,7 +102,7 @@ class Tree:
         while not self._done.wait(self.every):
             self.sample()
 
-    def stop_all(self) -> None:
+    def stop_all(self, proc: subprocess.Popen) -> None:
         """Stop every process of the tree still running: SIGINT to the group (scripts stop
         their servers in ``finally``), SIGTERM, then SIGKILL to anything seen and alive."""
         self._done.set()
@@ -112,7 +112,10 @@ class Tree:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _group_alive(self.root):
+            while time.monotonic() < deadline:
+                proc.poll()  # reap the root, or the group never looks empty
+                if not _group_alive(self.root):
+                    break
                 time.sleep(0.2)
         alive = []
         for pid, created in self.seen.items():
@@ -162,7 +165,7 @@ def run_step(name: str, cmd: list[str], env: dict[str, str], cwd: Path, timeout:
         except subprocess.TimeoutExpired:
             step.note = f"timed out after {timeout:.0f} s"
         finally:
-            tree.stop_all()
+            tree.stop_all(proc)
             sampler.join()
             if step.code is None:
                 step.code = proc.wait()
