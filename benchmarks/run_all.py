@@ -11,7 +11,8 @@ store of its own (``sqlite:///<work>/mlruns/mlflow.db``, ``BENTOML_HOME=<work>/b
 Then it runs each benchmark script through its command line, one at a time:
 
 - ``serve.py``: the service against ``mlflow models serve`` of the same champion;
-- ``single_lead.py`` (when present): one lead in process, per stage;
+- ``single_lead.py`` (when present): one lead in process, per stage (given ``--data`` and
+  ``--tracking-uri`` if its ``--help`` lists them; its output is shown as printed);
 - ``batch.py`` (pandas engine by default) and ``lightgbm_predict.py``: the scoring step
   against LightGBM's own ``predict`` on the same feature rows;
 - ``features_speed.py``: ``compute_features`` against plain pandas group-bys.
@@ -215,6 +216,13 @@ class Bench:
             "PYTHONUNBUFFERED": "1",
         }
 
+    def offered(self, script: str, options: dict[str, str]) -> list[str]:
+        """Those of ``options`` a script's ``--help`` lists (for scripts of other branches
+        whose command line is not known here)."""
+        path = HERE / script
+        text = _help(path, self.env()) if path.exists() else ""
+        return [x for k, v in options.items() if re.search(rf"{k}(?![\w-])", text) for x in (k, v)]
+
     def run(self, name: str, args: list[str], script: str | None = None) -> Step:
         """A benchmark script by its command line (``script`` under benchmarks/), or a
         module/command; a missing script is a Step with code None and note "not present"."""
@@ -227,6 +235,17 @@ class Bench:
         else:
             cmd = args
         return run_step(name, cmd + self.extra.get(name, []), self.env(), self.work, self.timeout)
+
+
+def _help(path: Path, env: dict[str, str]) -> str:
+    try:
+        done = subprocess.run(
+            [sys.executable, str(path), "--help"], env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return ""
+    return done.stdout
 
 
 def prepare(b: Bench) -> tuple[Step, Step]:
@@ -256,7 +275,10 @@ def benchmarks(b: Bench) -> dict[str, Step]:
     steps["serve"] = b.run(
         "serve", ["--data", data, "--seconds", f"{b.seconds:g}"], script="serve.py"
     )
-    steps["single_lead"] = b.run("single_lead", [], script="single_lead.py")
+    steps["single_lead"] = b.run(
+        "single_lead", b.offered("single_lead.py", {"--data": data, "--tracking-uri": uri}),
+        script="single_lead.py",
+    )  # fmt: skip
     steps["batch"] = b.run(
         "batch",
         ["--leads", str(b.leads), "--data", data, "--tracking-uri", uri, "--engines", b.engines,
