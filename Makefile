@@ -43,7 +43,7 @@ test-fast: $(STAMP)
 
 # Every benchmark side by side, with its comparator and the ratio (benchmarks/run_all.py):
 # simulates BENCH_LEADS leads, trains and promotes a champion in a scratch MLflow store under
-# BENCH_DIR, runs the scripts one at a time, writes BENCH_DIR/summary.md. About 15-20 minutes
+# BENCH_DIR, runs the scripts one at a time, writes BENCH_DIR/summary.md. An estimated 10-15 min
 # at the default 1M leads on 2 cores; `make bench BENCH_LEADS=20000 BENCH_SECONDS=3` is a smoke run.
 BENCH_LEADS ?= 1000000
 BENCH_SECONDS ?= 20
