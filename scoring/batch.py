@@ -43,19 +43,24 @@ def score_tables(
     stage_history: pd.DataFrame | None = None,
     *,
     with_contributions: bool = False,
+    reasons: bool = True,
 ) -> pd.DataFrame:
     """Score leads as of one moment; returns one answer row per lead, index = lead_id:
     probabilities, fit and interest, quadrant, then persona, lifecycle stage, segment,
     content phase and next content from the configuration versioned with the model.
     ``with_contributions`` adds a ``contributions`` column, each lead's
     :func:`~scoring.reasons.contribution_records` (the service logs it; answers leave it
-    out)."""
+    out). ``reasons=False`` leaves the ``reasons`` column out (and the contributions it
+    is made from: batch runs that need no reasons skip their cost); it cannot be combined
+    with ``with_contributions``."""
+    if with_contributions and not reasons:
+        raise ValueError("with_contributions needs reasons")
     X = compute_features(leads, accounts, events, as_of, model.feature_config)
     if with_contributions:
         answers, contrib = model.score_with_contributions(X)
         answers["contributions"] = contribution_records(contrib, model.conversion.columns, X)
     else:
-        answers = model.score(X)
+        answers = model.score(X) if reasons else model.score(X, reasons=False)
     history = EMPTY_STAGES if stage_history is None else stage_history
     profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
     out = answers.join(profile)
@@ -178,13 +183,14 @@ def score_batch(
     on_chunk: Callable[[int], None] = lambda n: None,
     stage_history: pd.DataFrame | None = None,
     workers: int = 1,
+    reasons: bool = True,
 ) -> pd.DataFrame:
     """``score_tables`` over chunks of leads, as one frame (``iter_score_batch``'s chunks
     joined); ``on_chunk(n_leads)`` reports progress."""
     parts = []
     with gc_frozen():  # the tables and the model outlive the run (see gc_frozen)
         for part in iter_score_batch(
-            model, leads, accounts, events, as_of, chunk_size, stage_history, workers
+            model, leads, accounts, events, as_of, chunk_size, stage_history, workers, reasons
         ):
             parts.append(part)
             on_chunk(len(part))
@@ -222,6 +228,7 @@ def iter_score_batch(
     chunk_size: int = 50_000,
     stage_history: pd.DataFrame | None = None,
     workers: int = 1,
+    reasons: bool = True,
 ) -> Iterator[pd.DataFrame]:
     """``score_tables`` over chunks of leads, so memory stays bounded on big exports: yields
     each chunk's answer frame in lead order, and holds no answers after handing them out.
@@ -231,8 +238,9 @@ def iter_score_batch(
     tables). ``workers`` > 1 scores chunks in that many forked processes (0 = one per
     core), each with a single-threaded model. Iterating has no effect beyond scoring:
     the garbage-collector freeze of a batch run is the caller's (``gc_frozen``).
+    ``reasons=False``: answers without the ``reasons`` column (see ``score_tables``).
     """
-    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
+    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size, reasons)
     yield from _score_chunks(model, plan, workers)
 
 
@@ -259,6 +267,7 @@ def score_to_parquet(
     workers: int = 1,
     columns: Mapping[str, Any] | None = None,
     on_part: Callable[[pd.DataFrame], None] = lambda part: None,
+    reasons: bool = True,
 ) -> int:
     """Score every lead of ``data`` in chunks (``iter_score_batch``) straight into one
     Parquet file (``write_answers``), as `leadscore score` does; ``on_part`` sees each
@@ -267,7 +276,7 @@ def score_to_parquet(
     def parts() -> Iterator[pd.DataFrame]:
         for part in iter_score_batch(
             model, data.leads, data.accounts, data.events, as_of, chunk_size,
-            data.stage_history, workers,
+            data.stage_history, workers, reasons,
         ):  # fmt: skip
             on_part(part)
             yield part
@@ -430,6 +439,7 @@ class _ChunkPlan:
         stage_history: pd.DataFrame | None,
         as_of: pd.Timestamp,
         chunk_size: int,
+        reasons: bool = True,
     ) -> _ChunkPlan:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
@@ -456,6 +466,7 @@ class _ChunkPlan:
             n_chunks=n_chunks,
             ev=(ev_order, ev_bounds),
             st=(st_order, st_bounds),
+            reasons=reasons,
         )
 
     def tables(self, i: int) -> tuple[pd.DataFrame, ...]:
@@ -474,7 +485,7 @@ class _ChunkPlan:
 
     def score(self, model: Any, i: int) -> pd.DataFrame:
         part, acc, ev, hist = self.tables(i)
-        return score_tables(model, part, acc, ev, self.as_of, hist)
+        return score_tables(model, part, acc, ev, self.as_of, hist, reasons=self.reasons)
 
 
 def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dict[str, Any]]:

@@ -317,7 +317,13 @@ class TreeEnsemble:
                 go_left[self._stump_node], self._stump_left[:, None], self._stump_right[:, None]
             )
         elif self.shap_native:  # shallow trees: the leaf value by decision pattern
-            values = self._value_by_code[np.arange(self.n_trees)[:, None], self._codes(go_left)]
+            # tree by tree: look-up and addition fused, in tree order (as _ordered_sum)
+            codes = self._codes(go_left)
+            table = self._value_by_code
+            out = table[0].take(codes[0])
+            for t in range(1, self.n_trees):
+                out += table[t].take(codes[t])
+            return out
         else:
             values = self.leaf_value[self.leaves(go_left)]
         return _ordered_sum(values)
@@ -400,15 +406,15 @@ class TreeEnsemble:
                 self._value_by_code[t, code] = self.leaf_value[~node]
 
     def _codes(self, go_left: np.ndarray) -> np.ndarray:
-        """(trees, rows) pattern code: bit i = decision at the tree's i-th internal node."""
+        """(trees, rows) pattern code (uint8: at most _MAX_PATTERN_NODES bits): bit i =
+        decision at the tree's i-th internal node."""
         if self.n_nodes == 0:
-            return np.zeros((self.n_trees, go_left.shape[1]), dtype=np.intp)
-        if self._code_nodes.shape[1] == 1:
-            return go_left[self._code_nodes[:, 0]] & self._code_used[:, :1]
-        code = np.zeros((self.n_trees, go_left.shape[1]), dtype=np.intp)
-        for i in range(self._code_nodes.shape[1]):
-            bit = go_left[self._code_nodes[:, i]] & self._code_used[:, i, None]
-            code |= bit.astype(np.intp) << i
+            return np.zeros((self.n_trees, go_left.shape[1]), dtype=np.uint8)
+        code = (go_left[self._code_nodes[:, 0]] & self._code_used[:, :1]).view(np.uint8)
+        for i in range(1, self._code_nodes.shape[1]):
+            bit = (go_left[self._code_nodes[:, i]] & self._code_used[:, i, None]).view(np.uint8)
+            bit <<= i
+            code |= bit
         return code
 
     def _fill(self, pairs: list[tuple[int, int]]) -> None:
@@ -451,7 +457,7 @@ class TreeEnsemble:
                     for a in range(0, n, _CONTRIB_BLOCK)
                 ]
             )
-        codes = self._codes(go_left).astype(np.intp)
+        codes = self._codes(go_left)
         trees = np.arange(self.n_trees)[:, None]
         flat, start = self._table
         starts = start[trees, codes]  # (trees, rows)
