@@ -244,17 +244,22 @@ def iter_score_batch(
     yield from _score_chunks(model, plan, workers)
 
 
-def _score_chunks(model: Any, plan: _ChunkPlan, workers: int) -> Iterator[pd.DataFrame]:
+def _score_chunks(
+    model: Any, plan: _ChunkPlan, workers: int, finish: Callable[[pd.DataFrame], Any] | None = None
+) -> Iterator[Any]:
+    """Each chunk's answer frame in order, or what ``finish`` makes of it (applied where
+    the chunk was scored, in the worker process)."""
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = min(workers, plan.n_chunks)
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         for i in range(plan.n_chunks):
-            yield plan.score(model, i)
+            part = plan.score(model, i)
+            yield part if finish is None else finish(part)
         return
     # fork: the workers share the tables with this process (copy-on-write; a forked
     # pool hands the initializer its arguments without pickling them), only the chunk
     # number goes in and the answer rows come back, one chunk at a time
-    with mp.get_context("fork").Pool(workers, _start_worker, (model, plan)) as pool:
+    with mp.get_context("fork").Pool(workers, _start_worker, (model, plan, finish)) as pool:
         yield from pool.imap(_score_chunk, range(plan.n_chunks))
 
 
@@ -266,20 +271,30 @@ def score_to_parquet(
     chunk_size: int = 50_000,
     workers: int = 1,
     columns: Mapping[str, Any] | None = None,
-    on_part: Callable[[pd.DataFrame], None] = lambda part: None,
+    on_part: Callable[[pa.Table], None] = lambda part: None,
     reasons: bool = True,
 ) -> int:
-    """Score every lead of ``data`` in chunks (``iter_score_batch``) straight into one
-    Parquet file (``write_answers``), as `leadscore score` does; ``on_part`` sees each
-    chunk's answers before they are written (progress, tallies). Returns the rows written."""
+    """Score every lead of ``data`` in chunks (as ``iter_score_batch``) straight into one
+    Parquet file (as ``write_answers``), as `leadscore score` does; ``on_part`` sees each
+    chunk's answers, as the Arrow table about to be written (lead_id and ``columns``
+    included), before they are written (progress, tallies). Returns the rows written.
 
-    def parts() -> Iterator[pd.DataFrame]:
-        for part in iter_score_batch(
-            model, data.leads, data.accounts, data.events, as_of, chunk_size,
-            data.stage_history, workers, reasons,
-        ):  # fmt: skip
-            on_part(part)
-            yield part
+    Each chunk's answers become an Arrow table where they were scored (in the worker
+    process): Arrow's buffers cross the process boundary far cheaper than a frame of
+    Python lists and dicts, and the parent only writes."""
+
+    def to_table(part: pd.DataFrame) -> pa.Table:
+        frame = part.reset_index().assign(**dict(columns or {}))
+        return pa.Table.from_pandas(frame, schema=_answer_schema(frame), preserve_index=False)
+
+    plan = _ChunkPlan.build(
+        data.leads, data.accounts, data.events, data.stage_history, as_of, chunk_size, reasons
+    )
+
+    def parts() -> Iterator[pa.Table]:
+        for table in _score_chunks(model, plan, workers, to_table):
+            on_part(table)
+            yield table
 
     with gc_frozen():  # the tables and the model outlive the run (see gc_frozen)
         return write_answers(path, parts(), columns)
@@ -287,7 +302,7 @@ def score_to_parquet(
 
 def write_answers(
     path: str | os.PathLike[str],
-    parts: Iterable[pd.DataFrame],
+    parts: Iterable[pd.DataFrame | pa.Table],
     columns: Mapping[str, Any] | None = None,
 ) -> int:
     """Write answer frames (index lead_id) to one Parquet file as they come, each with
@@ -295,7 +310,9 @@ def write_answers(
     ``pd.concat(parts).reset_index()`` with those columns would give with ``to_parquet``,
     without ever holding all answers. Written to a temporary file beside ``path`` and
     renamed at the end, so a failure (bad input, a chunk that fails) leaves nothing
-    partial at ``path``. Returns the number of rows written."""
+    partial at ``path``. Returns the number of rows written. A part may also be an Arrow
+    table already holding lead_id and ``columns`` (``score_to_parquet``'s chunks); the
+    first part's schema is the file's."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -311,12 +328,19 @@ def write_answers(
 
     try:
         for part in parts:
-            frame = with_columns(part.reset_index())
-            if writer is None:
-                schema = _answer_schema(frame)
-                writer = pq.ParquetWriter(tmp, schema)
-            writer.write_table(_answer_table(frame, schema, rows))
-            rows += len(frame)
+            if isinstance(part, pa.Table):
+                if writer is None:
+                    schema = part.schema
+                    writer = pq.ParquetWriter(tmp, schema)
+                table = _cast_answers(part, schema, rows)
+            else:
+                frame = with_columns(part.reset_index())
+                if writer is None:
+                    schema = _answer_schema(frame)
+                    writer = pq.ParquetWriter(tmp, schema)
+                table = _answer_table(frame, schema, rows)
+            writer.write_table(table)
+            rows += table.num_rows
         if writer is None:  # no leads: what to_parquet writes for no answers
             with_columns(pd.DataFrame().reset_index()).to_parquet(tmp, index=False)
         else:
@@ -365,6 +389,26 @@ def _answer_schema(frame: pd.DataFrame) -> pa.Schema:
     return schema
 
 
+def _cast_answers(table: pa.Table, schema: pa.Schema, first_row: int) -> pa.Table:
+    """An answer table in the file's schema (a chunk may type a column the first chunk
+    left open, or the other way round), or the error ``_answer_table`` gives."""
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
+        got = table.schema
+        diff = [
+            f"{f.name}: {got.field(f.name).type} (file: {f.type})"
+            for f in schema
+            if f.name in got.names and got.field(f.name).type != f.type
+        ]
+        raise ValueError(
+            f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
+            f"chunk ({'; '.join(diff) or exc})"
+        ) from exc
+
+
 def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.Table:
     try:
         return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
@@ -382,20 +426,23 @@ def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.
 
 
 #: in a forked batch worker only: the model and the chunk plan it scores (``_start_worker``)
-_WORKER_JOB: tuple[Any, _ChunkPlan] | None = None
+_WORKER_JOB: tuple[Any, _ChunkPlan, Callable[[pd.DataFrame], Any] | None] | None = None
 
 
-def _start_worker(model: Any, plan: _ChunkPlan) -> None:
+def _start_worker(
+    model: Any, plan: _ChunkPlan, finish: Callable[[pd.DataFrame], Any] | None = None
+) -> None:
     """Pool initializer, run once in each forked worker: the job it scores, with a
     single-threaded model (the processes already use every core)."""
     global _WORKER_JOB
     scorer = model.for_serving() if hasattr(model, "for_serving") else model
-    _WORKER_JOB = (scorer, plan)
+    _WORKER_JOB = (scorer, plan, finish)
 
 
-def _score_chunk(i: int) -> pd.DataFrame:
-    scorer, plan = _WORKER_JOB  # type: ignore[misc]
-    return plan.score(scorer, i)
+def _score_chunk(i: int) -> Any:
+    scorer, plan, finish = _WORKER_JOB  # type: ignore[misc]
+    part = plan.score(scorer, i)
+    return part if finish is None else finish(part)
 
 
 def _lead_positions(ids: pd.Series, index: pd.Index) -> np.ndarray:

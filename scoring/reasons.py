@@ -233,18 +233,28 @@ def reasons_from_array(
         feature = columns[j]
         v = X[feature].to_numpy()[rows[at]]
         if v.dtype.kind == "f":
-            values = v.tolist()
-            for k in np.flatnonzero(np.isnan(v)).tolist():
+            # each distinct value (bit pattern: 0.0 and -0.0 read differently) phrased once
+            _, first, inverse = np.unique(
+                np.ascontiguousarray(v, dtype=np.float64).view(np.int64),
+                return_index=True,
+                return_inverse=True,
+            )
+            distinct = v[first].astype(np.float64)
+            values = distinct.tolist()
+            for k in np.flatnonzero(np.isnan(distinct)).tolist():
                 values[k] = np.nan
-        else:
-            v = v.astype(object)
-            missing = pd.isna(v)
-            if missing.any():  # as NaN, except None and text, which stay as they are
-                missing &= np.fromiter(
-                    (x is not None and not isinstance(x, str) for x in v), bool, len(v)
-                )
-                v[missing] = np.nan
-            values = v.tolist()
+            said_all = _phrase_all(feature, values)
+            for k, i in zip(at.tolist(), inverse.ravel().tolist(), strict=True):
+                value_texts[k], texts[k] = said_all[i]
+            continue
+        v = v.astype(object)
+        missing = pd.isna(v)
+        if missing.any():  # as NaN, except None and text, which stay as they are
+            missing &= np.fromiter(
+                (x is not None and not isinstance(x, str) for x in v), bool, len(v)
+            )
+            v[missing] = np.nan
+        values = v.tolist()
         for k, (said, text) in zip(at.tolist(), _phrase_all(feature, values), strict=True):
             value_texts[k] = said
             texts[k] = text

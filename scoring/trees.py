@@ -236,6 +236,12 @@ class TreeEnsemble:
         self._cat_table = table
         self._cat_width = width
         self._cat_row = np.asarray([parsed.cat_slot[i] for i in cat], dtype=np.intp)
+        # the few features the categorical splits read: codes are made once per feature
+        self._cat_ufeat, inverse = np.unique(self._cat_feat, return_inverse=True)
+        self._cat_inv = inverse.ravel().astype(np.intp)
+        # (category set, code) -> goes left, flat: row r of the table starts at r * (width + 1)
+        self._cat_flat = table.ravel()
+        self._cat_start = (self._cat_row * (width + 1))[:, None]
 
     def _stump_values(self) -> None:
         """Stumps (and one-leaf trees): each tree's leaf values by its root's decision."""
@@ -275,15 +281,15 @@ class TreeEnsemble:
                 with np.errstate(invalid="ignore"):
                     go_left[idx] = np.where(np.isnan(x), dleft[:, None], x <= thr[:, None])
         if len(self._cat):
-            f = self._cat_feat if cols is None else cols[self._cat_feat]
-            x = P.values[f]
+            f = self._cat_ufeat if cols is None else cols[self._cat_ufeat]
+            x = P.values[f]  # (categorical features, rows)
             with np.errstate(invalid="ignore"):
                 # static_cast<int>: truncation; NaN and out-of-range give INT_MIN (x86)
                 inrange = (x > _INT_MIN - 1) & (x < 2**31)
                 code = np.trunc(np.where(inrange, x, -1.0))
-            ok = code >= 0  # negative (and NaN, out of range): right
+            ok = code >= 0  # negative (and NaN, out of range): right (the last column)
             code = np.where(ok & (code < self._cat_width), code, self._cat_width).astype(np.intp)
-            go_left[self._cat] = ok & self._cat_table[self._cat_row[:, None], code]
+            go_left[self._cat] = self._cat_flat[self._cat_start + code[self._cat_inv]]
         return go_left
 
     def leaves(self, go_left: np.ndarray) -> np.ndarray:

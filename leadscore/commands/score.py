@@ -86,9 +86,9 @@ def _score_pandas(
     with Progress(console=err()) as bar:
         task = bar.add_task("scoring", total=len(d.leads))
 
-        def tally(part: pd.DataFrame) -> None:  # each chunk is written, then dropped
-            quadrants.append(part["quadrant"].value_counts())
-            bar.advance(task, len(part))
+        def tally(part: Any) -> None:  # each chunk (an Arrow table) is written, then dropped
+            quadrants.append(part.column("quadrant").to_pandas().value_counts())
+            bar.advance(task, part.num_rows)
 
         n = score_to_parquet(
             out, model, d, moment, chunk_size, workers,
