@@ -397,8 +397,9 @@ class TreeEnsemble:
         # start of each (tree, pattern) row in the flat table; -1 = not computed yet
         start = np.full((self.n_trees, 1 << width), -1, dtype=np.int64)
         self._table = (np.zeros(0), start)
-        if width <= 3:  # stumps and tiny trees: every pattern up front
-            self._fill([(t, c) for t in range(self.n_trees) for c in range(1 << sizes[t])])
+        # stumps and tiny trees: every pattern at the first call of contributions (not
+        # here: a head whose contributions are never asked for never pays for them)
+        self._fill_all = width <= 3
         # each tree's leaf value for every pattern: the raw score of shallow trees is then
         # one look-up per tree instead of a walk down the levels
         self._value_by_code = np.zeros((self.n_trees, 1 << width))
@@ -463,6 +464,12 @@ class TreeEnsemble:
                     for a in range(0, n, _CONTRIB_BLOCK)
                 ]
             )
+        if self._fill_all:
+            with self._lock:
+                if self._fill_all:
+                    sizes = [len(tr["nodes"]) for tr in self._trees]
+                    self._fill([(t, c) for t in range(self.n_trees) for c in range(1 << sizes[t])])
+                    self._fill_all = False
         codes = self._codes(go_left)
         trees = np.arange(self.n_trees)[:, None]
         flat, start = self._table
