@@ -15,9 +15,10 @@ seconds.
 Figures: events per second turned into features (all events in the input / wall time of
 the feature step), leads per second scored (leads / wall time of the scoring step: features,
 model, persona/segment/next content, per lead bucket or chunk, and the answers written to
-Parquet as `leadscore score` writes them), peak memory.
-Goals on a 2-core machine: >= 2M events/s, >= 100k leads/s (single-machine path), <= 8 GiB
-(PSS of the process tree).
+Parquet as `leadscore score` writes them), with reasons and again without
+(`leadscore score --no-reasons`), also per CPU second; peak memory.
+Goals on a 2-core machine: >= 2M events/s, >= 30k leads/s with reasons and >= 100k without
+(single-machine path), <= 8 GiB (PSS of the process tree).
 """
 
 from __future__ import annotations
