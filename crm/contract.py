@@ -190,6 +190,8 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
             parsed, bad = _coerce_time(s)
             problems += _problems_for(out, table, column, bad, "not a valid timestamp")
             out[column] = parsed
+        elif kind == "bool" and pd.api.types.is_bool_dtype(s.dtype) and not missing.any():
+            out[column] = s.astype(bool)  # already booleans, none missing: nothing to map
         elif kind == "bool":
             mapped = s.map(_to_bool)
             bad = (mapped.isna() & ~missing).to_numpy()
@@ -272,7 +274,7 @@ def _cross_checks(t: dict[str, pd.DataFrame]) -> list[Problem]:
     ]
     for df, name, column, known, other in checks:
         col = df[column]
-        bad = (col.notna() & ~col.isin(known)).to_numpy()
+        bad = col.notna().to_numpy() & ~_isin(col, known)
         idx = np.flatnonzero(bad)
         for i, label in zip(idx[:MAX_LISTED], _row_label(df, name, idx[:MAX_LISTED]), strict=True):
             reason = f"unknown {column} {col.iloc[i]!r} (not in {other})"
@@ -281,6 +283,21 @@ def _cross_checks(t: dict[str, pd.DataFrame]) -> list[Problem]:
             reason = f"{len(idx) - MAX_LISTED} more rows with an unknown {column}"
             problems.append(Problem(name, "-", column, reason))
     return problems
+
+
+def _isin(values: pd.Series, known: pd.Series) -> np.ndarray:
+    """``values.isin(known)`` as a NumPy bool array; for Arrow-backed text through Arrow's
+    own hash look-up (pandas' ``isin`` there makes a Python object of every known id)."""
+    if hasattr(values.array, "__arrow_array__") and hasattr(known.array, "__arrow_array__"):
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        vals = pa.chunked_array(pa.array(values.array))
+        keys = pa.chunked_array(pa.array(known.array)).combine_chunks()
+        if keys.type == vals.type:
+            found = pc.is_in(vals, value_set=keys)
+            return found.fill_null(False).to_numpy(zero_copy_only=False).astype(bool)
+    return values.isin(known).to_numpy(dtype=bool)
 
 
 def read_tables(folder: str | Path) -> CrmData:

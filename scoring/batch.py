@@ -43,19 +43,24 @@ def score_tables(
     stage_history: pd.DataFrame | None = None,
     *,
     with_contributions: bool = False,
+    reasons: bool = True,
 ) -> pd.DataFrame:
     """Score leads as of one moment; returns one answer row per lead, index = lead_id:
     probabilities, fit and interest, quadrant, then persona, lifecycle stage, segment,
     content phase and next content from the configuration versioned with the model.
     ``with_contributions`` adds a ``contributions`` column, each lead's
     :func:`~scoring.reasons.contribution_records` (the service logs it; answers leave it
-    out)."""
+    out). ``reasons=False`` leaves the ``reasons`` column out (and the contributions it
+    is made from: batch runs that need no reasons skip their cost); it cannot be combined
+    with ``with_contributions``."""
+    if with_contributions and not reasons:
+        raise ValueError("with_contributions needs reasons")
     X = compute_features(leads, accounts, events, as_of, model.feature_config)
     if with_contributions:
         answers, contrib = model.score_with_contributions(X)
         answers["contributions"] = contribution_records(contrib, model.conversion.columns, X)
     else:
-        answers = model.score(X)
+        answers = model.score(X) if reasons else model.score(X, reasons=False)
     history = EMPTY_STAGES if stage_history is None else stage_history
     profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
     out = answers.join(profile)
@@ -178,13 +183,14 @@ def score_batch(
     on_chunk: Callable[[int], None] = lambda n: None,
     stage_history: pd.DataFrame | None = None,
     workers: int = 1,
+    reasons: bool = True,
 ) -> pd.DataFrame:
     """``score_tables`` over chunks of leads, as one frame (``iter_score_batch``'s chunks
     joined); ``on_chunk(n_leads)`` reports progress."""
     parts = []
     with gc_frozen():  # the tables and the model outlive the run (see gc_frozen)
         for part in iter_score_batch(
-            model, leads, accounts, events, as_of, chunk_size, stage_history, workers
+            model, leads, accounts, events, as_of, chunk_size, stage_history, workers, reasons
         ):
             parts.append(part)
             on_chunk(len(part))
@@ -222,6 +228,7 @@ def iter_score_batch(
     chunk_size: int = 50_000,
     stage_history: pd.DataFrame | None = None,
     workers: int = 1,
+    reasons: bool = True,
 ) -> Iterator[pd.DataFrame]:
     """``score_tables`` over chunks of leads, so memory stays bounded on big exports: yields
     each chunk's answer frame in lead order, and holds no answers after handing them out.
@@ -231,23 +238,39 @@ def iter_score_batch(
     tables). ``workers`` > 1 scores chunks in that many forked processes (0 = one per
     core), each with a single-threaded model. Iterating has no effect beyond scoring:
     the garbage-collector freeze of a batch run is the caller's (``gc_frozen``).
+    ``reasons=False``: answers without the ``reasons`` column (see ``score_tables``).
     """
-    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size)
+    plan = _ChunkPlan.build(leads, accounts, events, stage_history, as_of, chunk_size, reasons)
     yield from _score_chunks(model, plan, workers)
 
 
-def _score_chunks(model: Any, plan: _ChunkPlan, workers: int) -> Iterator[pd.DataFrame]:
+def _score_chunks(
+    model: Any, plan: _ChunkPlan, workers: int, finish: Callable[[pd.DataFrame], Any] | None = None
+) -> Iterator[Any]:
+    """Each chunk's answer frame in order, or what ``finish`` makes of it (applied where
+    the chunk was scored, in the worker process)."""
     workers = (os.cpu_count() or 1) if workers <= 0 else workers
     workers = min(workers, plan.n_chunks)
     if workers <= 1 or "fork" not in mp.get_all_start_methods():
         for i in range(plan.n_chunks):
-            yield plan.score(model, i)
+            part = plan.score(model, i)
+            yield part if finish is None else finish(part)
         return
     # fork: the workers share the tables with this process (copy-on-write; a forked
     # pool hands the initializer its arguments without pickling them), only the chunk
     # number goes in and the answer rows come back, one chunk at a time
-    with mp.get_context("fork").Pool(workers, _start_worker, (model, plan)) as pool:
+    _build_trees(model)  # once here: the forked workers share them
+    with mp.get_context("fork").Pool(workers, _start_worker, (model, plan, finish)) as pool:
         yield from pool.imap(_score_chunk, range(plan.n_chunks))
+
+
+def _build_trees(model: Any) -> None:
+    """The NumPy trees of a LightGBM model's heads, built now (they are built on first use)."""
+    heads = getattr(model, "all_heads", None)
+    if heads is None or any(getattr(h, "family", None) != "lightgbm" for h in heads()):
+        return
+    for head in model.fast_heads().values():
+        _ = head.trees
 
 
 def score_to_parquet(
@@ -258,19 +281,30 @@ def score_to_parquet(
     chunk_size: int = 50_000,
     workers: int = 1,
     columns: Mapping[str, Any] | None = None,
-    on_part: Callable[[pd.DataFrame], None] = lambda part: None,
+    on_part: Callable[[pa.Table], None] = lambda part: None,
+    reasons: bool = True,
 ) -> int:
-    """Score every lead of ``data`` in chunks (``iter_score_batch``) straight into one
-    Parquet file (``write_answers``), as `leadscore score` does; ``on_part`` sees each
-    chunk's answers before they are written (progress, tallies). Returns the rows written."""
+    """Score every lead of ``data`` in chunks (as ``iter_score_batch``) straight into one
+    Parquet file (as ``write_answers``), as `leadscore score` does; ``on_part`` sees each
+    chunk's answers, as the Arrow table about to be written (lead_id and ``columns``
+    included), before they are written (progress, tallies). Returns the rows written.
 
-    def parts() -> Iterator[pd.DataFrame]:
-        for part in iter_score_batch(
-            model, data.leads, data.accounts, data.events, as_of, chunk_size,
-            data.stage_history, workers,
-        ):  # fmt: skip
-            on_part(part)
-            yield part
+    Each chunk's answers become an Arrow table where they were scored (in the worker
+    process): Arrow's buffers cross the process boundary far cheaper than a frame of
+    Python lists and dicts, and the parent only writes."""
+
+    def to_table(part: pd.DataFrame) -> pa.Table:
+        frame = part.reset_index().assign(**dict(columns or {}))
+        return pa.Table.from_pandas(frame, schema=_answer_schema(frame), preserve_index=False)
+
+    plan = _ChunkPlan.build(
+        data.leads, data.accounts, data.events, data.stage_history, as_of, chunk_size, reasons
+    )
+
+    def parts() -> Iterator[pa.Table]:
+        for table in _score_chunks(model, plan, workers, to_table):
+            on_part(table)
+            yield table
 
     with gc_frozen():  # the tables and the model outlive the run (see gc_frozen)
         return write_answers(path, parts(), columns)
@@ -278,7 +312,7 @@ def score_to_parquet(
 
 def write_answers(
     path: str | os.PathLike[str],
-    parts: Iterable[pd.DataFrame],
+    parts: Iterable[pd.DataFrame | pa.Table],
     columns: Mapping[str, Any] | None = None,
 ) -> int:
     """Write answer frames (index lead_id) to one Parquet file as they come, each with
@@ -286,7 +320,9 @@ def write_answers(
     ``pd.concat(parts).reset_index()`` with those columns would give with ``to_parquet``,
     without ever holding all answers. Written to a temporary file beside ``path`` and
     renamed at the end, so a failure (bad input, a chunk that fails) leaves nothing
-    partial at ``path``. Returns the number of rows written."""
+    partial at ``path``. Returns the number of rows written. A part may also be an Arrow
+    table already holding lead_id and ``columns`` (``score_to_parquet``'s chunks); the
+    first part's schema is the file's."""
     import pyarrow.parquet as pq
 
     path = Path(path)
@@ -302,12 +338,19 @@ def write_answers(
 
     try:
         for part in parts:
-            frame = with_columns(part.reset_index())
-            if writer is None:
-                schema = _answer_schema(frame)
-                writer = pq.ParquetWriter(tmp, schema)
-            writer.write_table(_answer_table(frame, schema, rows))
-            rows += len(frame)
+            if isinstance(part, pa.Table):
+                if writer is None:
+                    schema = part.schema
+                    writer = pq.ParquetWriter(tmp, schema)
+                table = _cast_answers(part, schema, rows)
+            else:
+                frame = with_columns(part.reset_index())
+                if writer is None:
+                    schema = _answer_schema(frame)
+                    writer = pq.ParquetWriter(tmp, schema)
+                table = _answer_table(frame, schema, rows)
+            writer.write_table(table)
+            rows += table.num_rows
         if writer is None:  # no leads: what to_parquet writes for no answers
             with_columns(pd.DataFrame().reset_index()).to_parquet(tmp, index=False)
         else:
@@ -356,6 +399,26 @@ def _answer_schema(frame: pd.DataFrame) -> pa.Schema:
     return schema
 
 
+def _cast_answers(table: pa.Table, schema: pa.Schema, first_row: int) -> pa.Table:
+    """An answer table in the file's schema (a chunk may type a column the first chunk
+    left open, or the other way round), or the error ``_answer_table`` gives."""
+    if table.schema.equals(schema):
+        return table
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
+        got = table.schema
+        diff = [
+            f"{f.name}: {got.field(f.name).type} (file: {f.type})"
+            for f in schema
+            if f.name in got.names and got.field(f.name).type != f.type
+        ]
+        raise ValueError(
+            f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
+            f"chunk ({'; '.join(diff) or exc})"
+        ) from exc
+
+
 def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.Table:
     try:
         return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
@@ -373,20 +436,23 @@ def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.
 
 
 #: in a forked batch worker only: the model and the chunk plan it scores (``_start_worker``)
-_WORKER_JOB: tuple[Any, _ChunkPlan] | None = None
+_WORKER_JOB: tuple[Any, _ChunkPlan, Callable[[pd.DataFrame], Any] | None] | None = None
 
 
-def _start_worker(model: Any, plan: _ChunkPlan) -> None:
+def _start_worker(
+    model: Any, plan: _ChunkPlan, finish: Callable[[pd.DataFrame], Any] | None = None
+) -> None:
     """Pool initializer, run once in each forked worker: the job it scores, with a
     single-threaded model (the processes already use every core)."""
     global _WORKER_JOB
     scorer = model.for_serving() if hasattr(model, "for_serving") else model
-    _WORKER_JOB = (scorer, plan)
+    _WORKER_JOB = (scorer, plan, finish)
 
 
-def _score_chunk(i: int) -> pd.DataFrame:
-    scorer, plan = _WORKER_JOB  # type: ignore[misc]
-    return plan.score(scorer, i)
+def _score_chunk(i: int) -> Any:
+    scorer, plan, finish = _WORKER_JOB  # type: ignore[misc]
+    part = plan.score(scorer, i)
+    return part if finish is None else finish(part)
 
 
 def _lead_positions(ids: pd.Series, index: pd.Index) -> np.ndarray:
@@ -430,6 +496,7 @@ class _ChunkPlan:
         stage_history: pd.DataFrame | None,
         as_of: pd.Timestamp,
         chunk_size: int,
+        reasons: bool = True,
     ) -> _ChunkPlan:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
@@ -456,6 +523,7 @@ class _ChunkPlan:
             n_chunks=n_chunks,
             ev=(ev_order, ev_bounds),
             st=(st_order, st_bounds),
+            reasons=reasons,
         )
 
     def tables(self, i: int) -> tuple[pd.DataFrame, ...]:
@@ -474,7 +542,7 @@ class _ChunkPlan:
 
     def score(self, model: Any, i: int) -> pd.DataFrame:
         part, acc, ev, hist = self.tables(i)
-        return score_tables(model, part, acc, ev, self.as_of, hist)
+        return score_tables(model, part, acc, ev, self.as_of, hist, reasons=self.reasons)
 
 
 def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dict[str, Any]]:

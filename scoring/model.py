@@ -258,16 +258,21 @@ class LeadScoringModel:
             )
         self.__dict__.update(state)
 
-    def score(self, X: pd.DataFrame) -> pd.DataFrame:
-        """Feature frame -> answer frame (index = lead_id), the one scoring path."""
-        return self.score_with_contributions(X)[0]
+    def score(self, X: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+        """Feature frame -> answer frame (index = lead_id), the one scoring path.
+        ``reasons=False`` leaves the ``reasons`` column (and the contributions it is
+        made from) out; every other column is the same."""
+        return self.score_with_contributions(X, reasons)[0]
 
-    def score_with_contributions(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def score_with_contributions(
+        self, X: pd.DataFrame, reasons: bool = True
+    ) -> tuple[pd.DataFrame, np.ndarray | None]:
         """:meth:`score` and the conversion head's contributions it gave reasons from
         (one row per lead, one column per feature of ``self.conversion.columns``, the last
-        the bias): the prediction log keeps them to explain a later change of score."""
+        the bias): the prediction log keeps them to explain a later change of score.
+        Without ``reasons`` neither is computed (the contributions are None)."""
         if any(h.family != "lightgbm" for h in self.all_heads()):
-            return self._score_frames(X)
+            return self._score_frames(X, reasons)
         heads = self.fast_heads()
         conv = heads["conversion"]
         M = conv.matrix(X)
@@ -284,11 +289,12 @@ class LeadScoringModel:
             for name, h in heads.items()
             if name.startswith("p_")
         }
-        return self._answers(
-            X, p, fit_score, interest_score, extra, lambda: conv.contributions(M, go_left)
-        )
+        contrib = (lambda: conv.contributions(M, go_left)) if reasons else None
+        return self._answers(X, p, fit_score, interest_score, extra, contrib)
 
-    def _score_frames(self, X: pd.DataFrame) -> tuple[pd.DataFrame, np.ndarray]:
+    def _score_frames(
+        self, X: pd.DataFrame, reasons: bool = True
+    ) -> tuple[pd.DataFrame, np.ndarray | None]:
         """``score`` for heads of any family, through the heads' own frame methods (the
         NumPy fast path above is LightGBM's); same answer fields, same reasons."""
         p = np.round(self.conversion.predict_proba(X)[:, 1], 6)
@@ -299,10 +305,8 @@ class LeadScoringModel:
             for t, h in self.heads.items()
             if t != self.target
         }
-        return self._answers(
-            X, p, fit_score, interest_score, extra,
-            lambda: self.conversion.contributions(X).to_numpy(),
-        )  # fmt: skip
+        contrib = (lambda: self.conversion.contributions(X).to_numpy()) if reasons else None
+        return self._answers(X, p, fit_score, interest_score, extra, contrib)
 
     def _answers(
         self,
@@ -311,10 +315,11 @@ class LeadScoringModel:
         fit_score: np.ndarray,
         interest_score: np.ndarray,
         extra: dict[str, np.ndarray],
-        contributions: Callable[[], np.ndarray],
-    ) -> tuple[pd.DataFrame, np.ndarray]:
+        contributions: Callable[[], np.ndarray] | None,
+    ) -> tuple[pd.DataFrame, np.ndarray | None]:
         """The answer frame both scoring paths return, with the contributions (conversion
-        head, last column the bias; called only when there are leads to give reasons for)."""
+        head, last column the bias; called only when there are leads to give reasons for;
+        None: no reasons asked for, no ``reasons`` column)."""
         out = pd.DataFrame(
             {
                 "p_convert": p,
@@ -329,6 +334,8 @@ class LeadScoringModel:
             index=X.index,
         )
         columns = self.conversion.columns
+        if contributions is None:
+            return out, None
         if len(X):
             contrib = contributions()
             out["reasons"] = reasons_from_array(contrib, columns, X)

@@ -204,6 +204,22 @@ def _phrase_all(feature: str, values: list[Any]) -> list[tuple[str | None, str]]
     return out
 
 
+def _lead_values(v: np.ndarray) -> list[Any]:
+    """A feature's values as the phrases read them: floats (NaN as ``np.nan``), or objects
+    with missing values as NaN except None and text, which stay as they are."""
+    if v.dtype.kind == "f":
+        values = v.tolist()
+        for k in np.flatnonzero(np.isnan(v)).tolist():
+            values[k] = np.nan
+        return values
+    v = v.astype(object)
+    missing = pd.isna(v)
+    if missing.any():
+        missing &= np.fromiter((x is not None and not isinstance(x, str) for x in v), bool, len(v))
+        v[missing] = np.nan
+    return v.tolist()
+
+
 def reasons_from_array(
     contrib: np.ndarray, columns: list[str], X: pd.DataFrame, n: int = N_REASONS
 ) -> list[list[dict]]:
@@ -231,23 +247,25 @@ def reasons_from_array(
     for j in np.unique(feats).tolist():
         at = np.flatnonzero(feats == j)
         feature = columns[j]
-        v = X[feature].to_numpy()[rows[at]]
-        if v.dtype.kind == "f":
-            values = v.tolist()
-            for k in np.flatnonzero(np.isnan(v)).tolist():
-                values[k] = np.nan
+        col = X[feature]
+        where = rows[at]
+        # leads sharing a value (float bit pattern: 0.0 and -0.0 read differently; or
+        # category code) share its words: each distinct value is read and phrased once
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            key = col.cat.codes.to_numpy()[where]
+        elif isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
+            key = np.ascontiguousarray(col.to_numpy()[where], dtype=np.float64).view(np.int64)
         else:
-            v = v.astype(object)
-            missing = pd.isna(v)
-            if missing.any():  # as NaN, except None and text, which stay as they are
-                missing &= np.fromiter(
-                    (x is not None and not isinstance(x, str) for x in v), bool, len(v)
-                )
-                v[missing] = np.nan
-            values = v.tolist()
-        for k, (said, text) in zip(at.tolist(), _phrase_all(feature, values), strict=True):
-            value_texts[k] = said
-            texts[k] = text
+            key = None
+        if key is None:
+            words = _phrase_all(feature, _lead_values(col.to_numpy()[where]))
+        else:
+            _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+            said = _phrase_all(feature, _lead_values(col.iloc[where[first]].to_numpy()))
+            words = [said[i] for i in inverse.ravel().tolist()]
+        for k, (vt, tx) in zip(at.tolist(), words, strict=True):
+            value_texts[k] = vt
+            texts[k] = tx
     names = [columns[j] for j in feats.tolist()]
     reasons = [
         {"feature": f, "value": vt, "contribution": round(cv, 4), "text": tx}

@@ -236,6 +236,12 @@ class TreeEnsemble:
         self._cat_table = table
         self._cat_width = width
         self._cat_row = np.asarray([parsed.cat_slot[i] for i in cat], dtype=np.intp)
+        # the few features the categorical splits read: codes are made once per feature
+        self._cat_ufeat, inverse = np.unique(self._cat_feat, return_inverse=True)
+        self._cat_inv = inverse.ravel().astype(np.intp)
+        # (category set, code) -> goes left, flat: row r of the table starts at r * (width + 1)
+        self._cat_flat = table.ravel()
+        self._cat_start = (self._cat_row * (width + 1))[:, None]
 
     def _stump_values(self) -> None:
         """Stumps (and one-leaf trees): each tree's leaf values by its root's decision."""
@@ -275,15 +281,15 @@ class TreeEnsemble:
                 with np.errstate(invalid="ignore"):
                     go_left[idx] = np.where(np.isnan(x), dleft[:, None], x <= thr[:, None])
         if len(self._cat):
-            f = self._cat_feat if cols is None else cols[self._cat_feat]
-            x = P.values[f]
+            f = self._cat_ufeat if cols is None else cols[self._cat_ufeat]
+            x = P.values[f]  # (categorical features, rows)
             with np.errstate(invalid="ignore"):
                 # static_cast<int>: truncation; NaN and out-of-range give INT_MIN (x86)
                 inrange = (x > _INT_MIN - 1) & (x < 2**31)
                 code = np.trunc(np.where(inrange, x, -1.0))
-            ok = code >= 0  # negative (and NaN, out of range): right
+            ok = code >= 0  # negative (and NaN, out of range): right (the last column)
             code = np.where(ok & (code < self._cat_width), code, self._cat_width).astype(np.intp)
-            go_left[self._cat] = ok & self._cat_table[self._cat_row[:, None], code]
+            go_left[self._cat] = self._cat_flat[self._cat_start + code[self._cat_inv]]
         return go_left
 
     def leaves(self, go_left: np.ndarray) -> np.ndarray:
@@ -317,7 +323,13 @@ class TreeEnsemble:
                 go_left[self._stump_node], self._stump_left[:, None], self._stump_right[:, None]
             )
         elif self.shap_native:  # shallow trees: the leaf value by decision pattern
-            values = self._value_by_code[np.arange(self.n_trees)[:, None], self._codes(go_left)]
+            # tree by tree: look-up and addition fused, in tree order (as _ordered_sum)
+            codes = self._codes(go_left)
+            table = self._value_by_code
+            out = table[0].take(codes[0])
+            for t in range(1, self.n_trees):
+                out += table[t].take(codes[t])
+            return out
         else:
             values = self.leaf_value[self.leaves(go_left)]
         return _ordered_sum(values)
@@ -385,8 +397,9 @@ class TreeEnsemble:
         # start of each (tree, pattern) row in the flat table; -1 = not computed yet
         start = np.full((self.n_trees, 1 << width), -1, dtype=np.int64)
         self._table = (np.zeros(0), start)
-        if width <= 3:  # stumps and tiny trees: every pattern up front
-            self._fill([(t, c) for t in range(self.n_trees) for c in range(1 << sizes[t])])
+        # stumps and tiny trees: every pattern at the first call of contributions (not
+        # here: a head whose contributions are never asked for never pays for them)
+        self._fill_all = width <= 3
         # each tree's leaf value for every pattern: the raw score of shallow trees is then
         # one look-up per tree instead of a walk down the levels
         self._value_by_code = np.zeros((self.n_trees, 1 << width))
@@ -400,15 +413,15 @@ class TreeEnsemble:
                 self._value_by_code[t, code] = self.leaf_value[~node]
 
     def _codes(self, go_left: np.ndarray) -> np.ndarray:
-        """(trees, rows) pattern code: bit i = decision at the tree's i-th internal node."""
+        """(trees, rows) pattern code (uint8: at most _MAX_PATTERN_NODES bits): bit i =
+        decision at the tree's i-th internal node."""
         if self.n_nodes == 0:
-            return np.zeros((self.n_trees, go_left.shape[1]), dtype=np.intp)
-        if self._code_nodes.shape[1] == 1:
-            return go_left[self._code_nodes[:, 0]] & self._code_used[:, :1]
-        code = np.zeros((self.n_trees, go_left.shape[1]), dtype=np.intp)
-        for i in range(self._code_nodes.shape[1]):
-            bit = go_left[self._code_nodes[:, i]] & self._code_used[:, i, None]
-            code |= bit.astype(np.intp) << i
+            return np.zeros((self.n_trees, go_left.shape[1]), dtype=np.uint8)
+        code = (go_left[self._code_nodes[:, 0]] & self._code_used[:, :1]).view(np.uint8)
+        for i in range(1, self._code_nodes.shape[1]):
+            bit = (go_left[self._code_nodes[:, i]] & self._code_used[:, i, None]).view(np.uint8)
+            bit <<= i
+            code |= bit
         return code
 
     def _fill(self, pairs: list[tuple[int, int]]) -> None:
@@ -451,7 +464,13 @@ class TreeEnsemble:
                     for a in range(0, n, _CONTRIB_BLOCK)
                 ]
             )
-        codes = self._codes(go_left).astype(np.intp)
+        if self._fill_all:
+            with self._lock:
+                if self._fill_all:
+                    sizes = [len(tr["nodes"]) for tr in self._trees]
+                    self._fill([(t, c) for t in range(self.n_trees) for c in range(1 << sizes[t])])
+                    self._fill_all = False
+        codes = self._codes(go_left)
         trees = np.arange(self.n_trees)[:, None]
         flat, start = self._table
         starts = start[trees, codes]  # (trees, rows)

@@ -38,10 +38,19 @@ def score(
         typer.Option(help="spark engine: master URL (default: spark-submit's, else local[*])"),
     ] = None,
     model_name: ModelName = MODEL_NAME,
+    reasons: Annotated[
+        bool,
+        typer.Option(
+            help="pandas engine: give each lead its reasons in words (--no-reasons: "
+            "scores only, no reasons column; faster)"
+        ),
+    ] = True,
 ) -> None:
     """Batch-score every lead in a data folder with the same code path as the HTTP service."""
     if engine not in ("pandas", "spark"):
         raise typer.BadParameter("choose pandas or spark", param_hint="--engine")
+    if engine == "spark" and not reasons:
+        raise typer.BadParameter("the spark engine always gives reasons", param_hint="--no-reasons")
     bento_model = import_served(alias, model_name)
     import bentoml
 
@@ -49,7 +58,7 @@ def score(
     if engine == "spark":
         _score_spark(bento_model, model, data, out, as_of, master)
     else:
-        _score_pandas(bento_model, model, data, out, as_of, chunk_size, workers)
+        _score_pandas(bento_model, model, data, out, as_of, chunk_size, workers, reasons)
 
 
 def _score_pandas(
@@ -60,6 +69,7 @@ def _score_pandas(
     as_of: str | None,
     chunk_size: int,
     workers: int,
+    reasons: bool = True,
 ) -> None:
     """`score --engine pandas`: chunks of leads, each scored and written, with a progress
     bar on stderr and the quadrant counts at the end."""
@@ -76,9 +86,9 @@ def _score_pandas(
     with Progress(console=err()) as bar:
         task = bar.add_task("scoring", total=len(d.leads))
 
-        def tally(part: pd.DataFrame) -> None:  # each chunk is written, then dropped
-            quadrants.append(part["quadrant"].value_counts())
-            bar.advance(task, len(part))
+        def tally(part: Any) -> None:  # each chunk (an Arrow table) is written, then dropped
+            quadrants.append(part.column("quadrant").to_pandas().value_counts())
+            bar.advance(task, part.num_rows)
 
         n = score_to_parquet(
             out, model, d, moment, chunk_size, workers,
@@ -88,6 +98,7 @@ def _score_pandas(
                 "as_of": moment,
             },
             on_part=tally,
+            reasons=reasons,
         )  # fmt: skip
     console().print(f"scored {n:,} leads as of {moment} -> {out}")
     if quadrants:

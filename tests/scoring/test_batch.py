@@ -166,3 +166,42 @@ def test_the_gc_freeze_is_the_batch_runs_not_the_iterations(scored):
     next(chunks)
     assert gc.get_freeze_count() == before
     chunks.close()
+
+
+def test_without_reasons_every_other_answer_is_the_same(scored, trained, tmp_path):
+    """``reasons=False`` (`leadscore score --no-reasons`) leaves the reasons column out and
+    changes nothing else, in one call, in chunks over worker processes and in the CLI file."""
+    from typer.testing import CliRunner
+
+    from leadscore.cli import app
+
+    model, d, leads, moment, whole = scored
+    want = whole.drop(columns="reasons")
+    one = score_tables(model, leads, d.accounts, d.events, moment, d.stage_history, reasons=False)
+    pd.testing.assert_frame_equal(one, want, check_exact=True)
+    batch = score_batch(
+        model, leads, d.accounts, d.events, moment, 250, stage_history=d.stage_history,
+        workers=2, reasons=False,
+    )  # fmt: skip
+    pd.testing.assert_frame_equal(batch, want, check_exact=True)
+    with pytest.raises(ValueError, match="needs reasons"):
+        score_tables(
+            model, leads, d.accounts, d.events, moment, with_contributions=True, reasons=False
+        )
+
+    out = tmp_path / "bare.parquet"
+    args = ["score", "--data", str(trained.data_dir), "--out", str(out), "--no-reasons"]
+    res = CliRunner().invoke(app, [*args, "--chunk-size", "2500", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    got = pd.read_parquet(out)
+    assert "reasons" not in got.columns
+    all_leads = score_batch(
+        model, d.leads, d.accounts, d.events, moment, 2500, stage_history=d.stage_history,
+        reasons=False,
+    )  # fmt: skip
+    flat = [c for c in all_leads.columns if c not in ("flags", "next_content")]
+    pd.testing.assert_frame_equal(
+        got.set_index("lead_id")[flat], all_leads[flat], check_exact=True, check_names=False
+    )
+    res = CliRunner().invoke(app, [*args[:-1], "--engine", "spark", "--no-reasons"])
+    assert res.exit_code != 0 and "always gives reasons" in res.output

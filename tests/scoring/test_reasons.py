@@ -83,3 +83,34 @@ def test_phrases_read_like_a_sales_rep_would_say_it(feature, value, words):
 def test_every_event_type_of_the_vocabulary_has_its_own_words(event_type):
     # a counter of an event type without words would fall back to "n <type> 30d: 2"
     assert phrase(f"n_{event_type}_30d", 2.0).endswith("in the last 30 days")
+
+
+def test_reasons_phrase_each_lead_value_as_phrase_does_row_by_row():
+    """Words made once per distinct value (float bit pattern, category code) are the words
+    ``phrase``/``value_text`` give each lead's own value: -0.0 and 0.0, NaN, None, missing
+    categories and nullable floats included."""
+    import numpy as np
+    import pandas as pd
+
+    from scoring.reasons import phrase, reasons_from_array, value_text
+
+    rng = np.random.default_rng(4)
+    n = 400
+    X = pd.DataFrame(
+        {
+            "lead_age_days": rng.choice([0.0, -0.0, 1.0, 2.4, np.nan, 400.0], n),
+            "industry": pd.Categorical(rng.choice(["saas", "retail", None], n)),
+            "attr_tier": pd.Series(rng.choice(["gold", None, "silver"], n), dtype=object),
+            "counter_logins": pd.array(rng.choice([1.5, None, 0.0], n), dtype="Float64"),
+            "decay_web": rng.random(n) * 4,
+        }
+    )
+    contrib = rng.normal(size=(n, X.shape[1] + 1))
+    got = reasons_from_array(contrib, list(X.columns), X)
+    for i, reasons in enumerate(got):
+        for r in reasons:
+            v = X[r["feature"]].to_numpy()[i]
+            v = np.nan if v is not None and not isinstance(v, str) and pd.isna(v) else v
+            if isinstance(v, np.floating):
+                v = float(v)
+            assert (r["value"], r["text"]) == (value_text(v), phrase(r["feature"], v))
