@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -207,12 +208,24 @@ def _phrase_all(feature: str, values: list[Any]) -> list[tuple[str | None, str]]
 def reasons_from_array(
     contrib: np.ndarray, columns: list[str], X: pd.DataFrame, n: int = N_REASONS
 ) -> list[list[dict]]:
+    """``reasons`` on a contributions array (last column = bias) and the feature frame the
+    contributions are of (:func:`reasons_from_values`)."""
+    return reasons_from_values(contrib, columns, lambda feature: X[feature].to_numpy(), n)
+
+
+def reasons_from_values(
+    contrib: np.ndarray,
+    columns: list[str],
+    values_of: Callable[[str], np.ndarray],
+    n: int = N_REASONS,
+) -> list[list[dict]]:
     """``reasons`` on a contributions array (last column = bias): per lead the ``n``
     features pushing the score up most (contribution > 0, largest first) and the ``n``
     pushing it down most (< 0, most negative first), with the lead's value in words.
 
-    Picks are made on whole arrays, values are read by column, and the words for a
-    (feature, value) pair are made once (batch scoring phrases millions of reasons)."""
+    Picks are made on whole arrays, values are read by column (``values_of(feature)``: the
+    feature's values of every lead, as ``X[feature].to_numpy()`` gives them), and the words
+    for a (feature, value) pair are made once (batch scoring phrases millions of reasons)."""
     c = contrib[:, :-1]
     m = len(c)
     if m == 0:
@@ -231,7 +244,7 @@ def reasons_from_array(
     for j in np.unique(feats).tolist():
         at = np.flatnonzero(feats == j)
         feature = columns[j]
-        v = X[feature].to_numpy()[rows[at]]
+        v = values_of(feature)[rows[at]]
         if v.dtype.kind == "f":
             values = v.tolist()
             for k in np.flatnonzero(np.isnan(v)).tolist():
@@ -266,12 +279,20 @@ def contribution_records(
     column is put in words once."""
     if len(contrib) == 0:
         return []
-    c = np.round(contrib[:, : len(columns)], 4).tolist()
     texts = []
     for f in columns:
         codes, uniques = pd.factorize(X[f], use_na_sentinel=True)
         said = [value_text(v) for v in uniques.tolist()] + [None]  # code -1: missing
         texts.append([said[k] for k in codes.tolist()])
+    return records_from_texts(contrib, columns, texts)
+
+
+def records_from_texts(
+    contrib: np.ndarray, columns: list[str], texts: list[list[str | None]]
+) -> list[dict[str, tuple[str | None, float]]]:
+    """:func:`contribution_records` from each column's value texts (one list per column,
+    one text per lead)."""
+    c = np.round(contrib[:, : len(columns)], 4).tolist()
     return [
         dict(zip(columns, zip(said, row, strict=True), strict=True))
         for said, row in zip(zip(*texts, strict=True), c, strict=True)
