@@ -17,7 +17,7 @@ What a definition is here:
   :func:`number`, :func:`size_bands`): the batch path applies it once per distinct value,
   the per-request path once per lead.
 
-tests/features/test_single.py checks both evaluators give identical values on simulated
+tests/features/test_single_features.py checks both evaluators give identical values on simulated
 leads.
 """
 
@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -170,6 +171,8 @@ def engagement_block(rows: EventRows, n: int, config: FeatureConfig) -> np.ndarr
 
 
 # ---------------------------------------------------------------- firmographics
+# Bounded caches of pure functions of immutable values (spellings and titles repeat).
+@lru_cache(maxsize=8192)
 def category_code(name: str, to_category: Callable[[Any], str | None], value: Any) -> int:
     """Code of one raw value in ``CATEGORY_DTYPES[name]`` (-1 = missing)."""
     return CATEGORY_CODE[name].get(to_category(value), -1)  # type: ignore[arg-type]
@@ -180,6 +183,7 @@ def country_iso(value: Any) -> str | None:
     return geo.country_code(value) if isinstance(value, str) else None
 
 
+@lru_cache(maxsize=8192)
 def title_codes(title: Any) -> tuple[int, int]:
     """(seniority, department) codes of a job title; a missing title is "unknown"."""
     if not isinstance(title, str):

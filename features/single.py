@@ -11,7 +11,7 @@ builds of them, as one float64 block (categories as their codes, NaN when missin
 
 Both evaluators read the definitions of ``features.definitions``: the engagement block is
 the same NumPy kernel over integer-coded event rows, the firmographics the same scalar
-functions per value. tests/features/test_single.py checks the two agree bit for bit on
+functions per value. tests/features/test_single_features.py checks the two agree bit for bit on
 simulated leads.
 
 A handful of leads cost tens of microseconds here, where pandas' fixed costs per call make
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from functools import lru_cache
 from typing import Any
 
@@ -54,10 +55,48 @@ from features.firmographics import numbers
 from features.geo import country_category, region_of
 from features.pointintime import DAY_NS
 
+_EPOCH = datetime(1970, 1, 1)
+_US = timedelta(microseconds=1)
 
-def times_ns(values: Sequence[Any]) -> np.ndarray:
-    """Naive-UTC datetimes as int64 nanoseconds (what ``to_ns`` gives for them)."""
-    return np.array(values, dtype="datetime64[us]").astype(np.int64) * 1000
+
+def times_ns(values: Sequence[datetime]) -> np.ndarray:
+    """Naive-UTC datetimes as int64 nanoseconds (what ``to_ns`` gives for them): Python
+    arithmetic for a few, pandas' converter for many (its fixed cost pays off there)."""
+    if len(values) > 2000:
+        return pd.to_datetime(list(values)).astype("datetime64[ns]").view(np.int64)
+    return np.fromiter(((v - _EPOCH) // _US for v in values), np.int64, len(values)) * 1000
+
+
+@dataclass
+class RequestEvents:
+    """Every event of a request's leads, flat, in request order (each lead's events
+    together): the one place the per-request path reads events and cuts them in time."""
+
+    lead: np.ndarray  # position of the event's lead (intp)
+    offsets: np.ndarray  # events of lead i: offsets[i]:offsets[i + 1]
+    at: np.ndarray  # int64 ns
+    age: np.ndarray  # as_of of its lead - at, int64 ns
+    typ: np.ndarray  # code into EVENT_TYPES (int8)
+    topic: list[str | None]
+    content: list[str | None]
+
+    @classmethod
+    def of(cls, leads: Sequence[Any], as_of: np.ndarray) -> RequestEvents:
+        counts = [len(lead.events) for lead in leads]
+        events = [e for lead in leads for e in lead.events]
+        lead = np.repeat(np.arange(len(leads), dtype=np.intp), counts)
+        offsets = np.zeros(len(leads) + 1, dtype=np.intp)
+        np.cumsum(counts, out=offsets[1:])
+        at = times_ns([e.at for e in events])
+        typ = np.fromiter((TYPE_CODE[e.type] for e in events), np.int8, len(events))
+        topic = [e.topic for e in events]
+        content = [e.content_id for e in events]
+        return cls(lead, offsets, at, as_of[lead] - at, typ, topic, content)
+
+    @property
+    def before(self) -> np.ndarray:
+        """Events strictly before their lead's as_of (``age > 0``; times are never NaT)."""
+        return self.age > 0
 
 
 @dataclass(frozen=True)
@@ -67,10 +106,8 @@ class Layout:
     columns: tuple[str, ...]
     categories: dict[str, tuple[str, ...]]  # categorical feature -> its categories
     n_engagement: int  # engagement columns computed from events (counters not included)
-
-    @property
-    def position(self) -> dict[str, int]:
-        return {c: i for i, c in enumerate(self.columns)}
+    position: dict[str, int]  # feature -> its column
+    category_values: dict[str, np.ndarray]  # categorical feature -> its categories, NaN last
 
 
 @lru_cache(maxsize=16)
@@ -80,7 +117,9 @@ def layout(config: FeatureConfig) -> Layout:
         if attr.kind == "categorical":
             categories[attr.name] = tuple(attr.categories)
     n_eng = len(engagement_features(config)) - len(config.counters)
-    return Layout(tuple(feature_columns(config)), categories, n_eng)
+    columns = tuple(feature_columns(config))
+    values = {c: np.array([*cats, np.nan], dtype=object) for c, cats in categories.items()}
+    return Layout(columns, categories, n_eng, {c: i for i, c in enumerate(columns)}, values)
 
 
 @dataclass
@@ -91,16 +130,17 @@ class FeatureRows:
     lead_ids: list[str]
     block: np.ndarray
     layout: Layout
+    as_of: np.ndarray  # int64 ns per lead
+    events: RequestEvents
 
     def values(self, feature: str) -> np.ndarray:
         """A feature's values as ``compute_features(...)[feature].to_numpy()`` gives them:
         float64, or for a categorical an object array of categories (NaN = missing)."""
         col = self.block[:, self.layout.position[feature]]
-        cats = self.layout.categories.get(feature)
-        if cats is None:
+        table = self.layout.category_values.get(feature)
+        if table is None:
             return col
-        out = np.array([*cats, np.nan], dtype=object)
-        return out[np.where(np.isnan(col), -1, col).astype(np.intp)]
+        return table[np.where(np.isnan(col), -1, col).astype(np.intp)]
 
     def frame(self) -> pd.DataFrame:
         """The same frame ``compute_features`` returns (for tests and fallbacks)."""
@@ -123,24 +163,18 @@ def _as_of_ns(as_of: int | np.ndarray, k: int) -> np.ndarray:
     return np.full(k, int(as_of), dtype=np.int64)
 
 
-def _event_rows(leads: Sequence[Any], as_of: np.ndarray, unborn: np.ndarray) -> EventRows:
-    """The events that count (strictly before each lead's as_of, born leads), coded."""
-    counts = [len(lead.events) for lead in leads]
-    events = [e for lead in leads for e in lead.events]
-    if not events:
+def _event_rows(ev: RequestEvents, unborn: np.ndarray) -> EventRows:
+    """The events that count for engagement (strictly before as_of, born leads), coded."""
+    if len(ev.at) == 0:
         return EventRows.empty()
-    lead = np.repeat(np.arange(len(leads), dtype=np.intp), counts)
-    at = times_ns([e.at for e in events])
-    age = as_of[lead] - at
-    keep = np.flatnonzero((age > 0) & ~unborn[lead])
-    typ = np.fromiter((TYPE_CODE[e.type] for e in events), np.int8, len(events))
+    keep = np.flatnonzero(ev.before & ~unborn[ev.lead])
     code: dict[str, int] = {}
     topics = np.fromiter(
-        (-1 if e.topic is None else code.setdefault(e.topic, len(code)) for e in events),
+        (-1 if t is None else code.setdefault(t, len(code)) for t in ev.topic),
         np.intp,
-        len(events),
+        len(ev.topic),
     )
-    return EventRows(lead[keep], typ[keep], age[keep], topics[keep], len(code))
+    return EventRows(ev.lead[keep], ev.typ[keep], ev.age[keep], topics[keep], len(code))
 
 
 def _firmographics(leads: Sequence[Any], out: np.ndarray, pos: dict[str, int]) -> None:
@@ -227,8 +261,9 @@ def request_features(
     # created after as_of: not born yet, age 0 (AsOf.days_since, then the floor at 0)
     block[:, pos["lead_age_days"]] = np.maximum((as_of_ns - created) / DAY_NS, 0.0)
     first = len(CATEGORICAL_FEATURES) + len(FIRMOGRAPHIC_NUMBERS)
-    rows = _event_rows(leads, as_of_ns, unborn)
+    events = RequestEvents.of(leads, as_of_ns)
+    rows = _event_rows(events, unborn)
     block[:, first : first + lay.n_engagement] = engagement_block(rows, k, config)
     if config.custom_attributes or config.counters:
         _custom(leads, config, block, pos)
-    return FeatureRows([lead.lead_id for lead in leads], block, lay)
+    return FeatureRows([lead.lead_id for lead in leads], block, lay, as_of_ns, events)

@@ -11,7 +11,7 @@ quadrant rule, the reason texts (``scoring.reasons``) and the funnel profile of
 the order and words of ``scoring.batch.input_flags``.
 
 Models whose heads are not all LightGBM have no block path: ``score_request`` returns
-None and the caller takes the table path. tests/scoring/test_single.py checks the two
+None and the caller takes the table path. tests/scoring/test_single_scoring.py checks the two
 paths give identical records.
 """
 
@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from crm.email import email_domain_kind
+from features.encoding import SMALL
 from features.quadrant_policy import assign_quadrants
 from features.single import FeatureRows, Layout, request_features, times_ns
 from features.single_profile import request_profile
@@ -70,16 +71,29 @@ def supported(model: Any) -> bool:
     return heads is not None and all(h.family == "lightgbm" for h in heads())
 
 
-def _value_texts(values: np.ndarray) -> list[str | None]:
-    """Each lead's value in words, as ``contribution_records`` puts a column's distinct
-    values (equal values share the first one's words: 0.0 and -0.0)."""
-    if values.dtype.kind != "f":
-        return [None if isinstance(v, float) else value_text(v) for v in values.tolist()]
-    floats = values.tolist()
-    if 0.0 in floats:
-        zero = floats[floats.index(0.0)]
-        floats = [zero if v == 0.0 else v for v in floats]
-    return [value_text(v) for v in floats]
+def value_texts(rows: FeatureRows, columns: list[str]) -> list[list[str | None]]:
+    """Each lead's value of each column in words, as ``contribution_records`` puts a
+    column's distinct values (equal values share the first one's words: 0.0 and -0.0)."""
+    out = []
+    for c in columns:
+        if len(rows.lead_ids) > SMALL:  # many leads: each distinct value once, as there
+            codes, uniques = pd.factorize(rows.values(c), use_na_sentinel=True)
+            words = [value_text(v) for v in uniques.tolist()] + [None]  # code -1: missing
+            out.append([words[k] for k in codes.tolist()])
+            continue
+        values = rows.values(c).tolist()
+        said: dict[Any, str | None] = {}
+        texts = []
+        for v in values:
+            if v != v or v is None:  # NaN: missing
+                texts.append(None)
+                continue
+            t = said.get(v)
+            if t is None:
+                t = said[v] = value_text(v)
+            texts.append(t)
+        out.append(texts)
+    return out
 
 
 _MISSING_FLAGS = ("job_title", "source", "email")
@@ -153,8 +167,8 @@ def score_request(
     columns = model.conversion.columns
     contrib = contributions()
     reasons = reasons_from_values(contrib, columns, rows.values)
-    logged = records_from_texts(contrib, columns, [_value_texts(rows.values(c)) for c in columns])
-    profile = request_profile(leads, as_of_ns, model.personas, model.content)
+    logged = records_from_texts(contrib, columns, value_texts(rows, columns))
+    profile = request_profile(leads, rows.as_of, rows.events, model.personas, model.content)
     flags = request_flags(leads, rows)
     p_list, fit_list, interest_list = p.tolist(), fit.tolist(), interest.tolist()
     extra_lists = {name: v.tolist() for name, v in extra.items()}
