@@ -52,6 +52,7 @@ from serving.errors import (
     install_client_error_logging,
     install_log_redaction,
 )
+from serving.fast_body import score_input
 from serving.history import add_changes, history_answer
 from serving.limits import (
     MAX_BODY_BYTES,
@@ -365,7 +366,6 @@ class LeadScorer:
             return 404, {"error": f"no answers logged for this lead{within}", "field": "lead_id"}
         return 200, history_answer(lead_id, rows)
 
-    @bentoml.api(route="/score")
     def score(
         self,
         leads: Annotated[list[Lead], Field(min_length=1, max_length=MAX_LEADS_PER_REQUEST)],
@@ -408,6 +408,10 @@ class LeadScorer:
         metrics.observe_answers(records)
         metrics.observe_prediction_log(self.log)
         return response  # type: ignore[return-value]
+
+    # the input spec BentoML infers from the signature, with a fast decoder in front of
+    # pydantic (serving.fast_body: same answers and errors, several times faster)
+    score = bentoml.api(route="/score", input_spec=score_input(score))(score)
 
     @bentoml.api(route="/outcomes")
     def outcomes(
