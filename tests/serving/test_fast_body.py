@@ -127,3 +127,27 @@ def test_malformed_bodies_go_to_pydantic(body):
 
 def test_the_common_body_takes_the_fast_path():
     assert _agree({"leads": [lead(events=[EVENT], company={"employees": 5})]})
+
+
+def test_the_score_api_decodes_through_it():
+    """BentoML asks the /score input spec to parse the request: a JSON body comes back
+    as the fast decoder's leads (a real starlette Request; no serde needed on that path)."""
+    import asyncio
+
+    from starlette.requests import Request
+
+    from serving import fast_body
+    from serving.service import LeadScorer
+
+    raw = json.dumps({"leads": [lead(events=[EVENT])], "as_of": "2025-02-01T00:00:00"}).encode()
+
+    async def receive() -> dict:
+        return {"type": "http.request", "body": raw, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/score", "headers": [
+        (b"content-type", b"application/json")], "query_string": b""}  # fmt: skip
+    spec = LeadScorer.score.input_spec
+    parsed = asyncio.run(spec.from_http_request(Request(scope, receive), None))
+    assert isinstance(parsed.leads[0], fast_body.Lead)
+    assert parsed.as_of == datetime(2025, 2, 1)
+    assert spec.model_json_schema()["title"] == "Input"
