@@ -74,24 +74,30 @@ def supported(model: Any) -> bool:
 def value_texts(rows: FeatureRows, columns: list[str]) -> list[list[str | None]]:
     """Each lead's value of each column in words, as ``contribution_records`` puts a
     column's distinct values (equal values share the first one's words: 0.0 and -0.0)."""
-    out = []
-    for c in columns:
-        if len(rows.lead_ids) > SMALL:  # many leads: each distinct value once, as there
+    if len(rows.lead_ids) > SMALL:  # many leads: each distinct value once, as there
+        out = []
+        for c in columns:
             codes, uniques = pd.factorize(rows.values(c), use_na_sentinel=True)
             words = [value_text(v) for v in uniques.tolist()] + [None]  # code -1: missing
             out.append([words[k] for k in codes.tolist()])
-            continue
-        values = rows.values(c).tolist()
+        return out
+    pos = rows.layout.position
+    by_column = rows.block[:, [pos[c] for c in columns]].T.tolist()  # one conversion
+    out = []
+    for c, values in zip(columns, by_column, strict=True):
+        cats = rows.layout.categories.get(c)
         said: dict[Any, str | None] = {}
-        texts = []
+        texts: list[str | None] = []
         for v in values:
-            if v != v or v is None:  # NaN: missing
+            if v != v:  # NaN: missing
                 texts.append(None)
-                continue
-            t = said.get(v)
-            if t is None:
-                t = said[v] = value_text(v)
-            texts.append(t)
+            elif cats is not None:
+                texts.append(value_text(cats[int(v)]))
+            else:
+                t = said.get(v)
+                if t is None:
+                    t = said[v] = value_text(v)
+                texts.append(t)
         out.append(texts)
     return out
 
