@@ -3,8 +3,9 @@ attributes an import declared.
 
 Every text column is factorised first, so each distinct industry, country, job title or
 source is mapped once (``features.categories``, ``features.geo``, ``features.jobtitle``)
-however many leads share it. Missing values stay missing (NaN, or no category) where
-LightGBM can use "missing" as information.
+however many leads share it, by the scalar definitions of ``features.definitions`` that the
+per-request path (``features.single``) applies lead by lead. Missing values stay missing
+(NaN, or no category) where LightGBM can use "missing" as information.
 """
 
 from __future__ import annotations
@@ -24,14 +25,18 @@ from features.categories import (
     canonical_source,
     category_dtype,
 )
+from features.definitions import (
+    BUSINESS,
+    FREE,
+    country_iso,
+    flag,
+    size_bands,
+    valid_numbers,
+)
 from features.encoding import column, factorize, id_positions, unique_text_index
 from features.feature_config import FIRMOGRAPHIC_NUMBERS, FeatureConfig
 from features.jobtitle import parse_job_title
 from features.pointintime import AsOf
-
-_SIZE_EDGES = np.array([10.0, 50.0, 250.0, 1000.0, 5000.0])  # the SIZE_BANDS boundaries
-_FREE = frozenset({"free"})
-_BUSINESS = frozenset({"business"})
 
 
 def _category_codes(
@@ -53,18 +58,7 @@ def numbers(values: pd.Series) -> np.ndarray:
         arr = values.to_numpy().astype(np.float64, copy=False)
     else:
         arr = pd.to_numeric(values, errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
-    return np.where(np.isfinite(arr) & (arr >= 0), arr, np.nan)
-
-
-def _flag(value: Any, true: frozenset[str], false: frozenset[str]) -> float:
-    if isinstance(value, (bool, np.bool_)):
-        return float(value)
-    if isinstance(value, (int, float, np.integer, np.floating)) and value in (0, 1):
-        return float(value)
-    if isinstance(value, str):
-        text = value.strip().lower()
-        return 1.0 if text in true else 0.0 if text in false else np.nan
-    return np.nan
+    return valid_numbers(arr)
 
 
 def flags(
@@ -76,7 +70,7 @@ def flags(
     if pd.api.types.is_bool_dtype(values.dtype):
         return values.to_numpy(dtype=np.float64, na_value=np.nan)
     codes, uniques = factorize(values)
-    return np.array([*(_flag(u, true, false) for u in uniques), np.nan])[codes]
+    return np.array([*(flag(u, true, false) for u in uniques), np.nan])[codes]
 
 
 def _account_positions(leads: pd.DataFrame, accounts: pd.DataFrame | None) -> np.ndarray:
@@ -115,11 +109,10 @@ def firmographics(
         return np.append(_category_codes(codes, uniques, to_category, name), -1)[acc_pos]
 
     employees = account_numbers("employees")
-    size_band = np.searchsorted(_SIZE_EDGES, employees, side="right").astype(np.int16)
-    size_band[np.isnan(employees)] = -1
+    size_band = size_bands(employees)
 
     country_codes, country_values = factorize(column(accounts, "country", m))
-    iso = [geo.country_code(v) if isinstance(v, str) else None for v in country_values]
+    iso = [country_iso(v) for v in country_values]
     country = _category_codes(country_codes, iso, geo.country_category, "country")
     region = _category_codes(country_codes, iso, geo.region_of, "region")
     seniority, department = _job_title_codes(leads)
@@ -138,7 +131,7 @@ def firmographics(
     out = np.empty((n, len(FIRMOGRAPHIC_NUMBERS)), dtype=np.float64)
     out[:, 0] = np.log1p(employees)
     out[:, 1] = np.log1p(account_numbers("annual_revenue"))
-    out[:, 2] = flags(column(leads, "email_domain_kind", n), _FREE, _BUSINESS)
+    out[:, 2] = flags(column(leads, "email_domain_kind", n), FREE, BUSINESS)
     out[:, 3] = flags(column(leads, "do_not_email", n))
     # created after as_of: not born yet, age 0
     out[:, 4] = np.maximum(as_of.days_since(created_ns), 0.0)

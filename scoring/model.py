@@ -243,11 +243,13 @@ class LeadScoringModel:
         self.heads.update(heads)
         self.__dict__.pop("_fast", None)
         self.__dict__.pop("_cols", None)
+        self.__dict__.pop("_single", None)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
         state.pop("_fast", None)
         state.pop("_cols", None)
+        state.pop("_single", None)  # scoring.single's block reader
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -273,9 +275,22 @@ class LeadScoringModel:
         Without ``reasons`` neither is computed (the contributions are None)."""
         if any(h.family != "lightgbm" for h in self.all_heads()):
             return self._score_frames(X, reasons)
+        M = self.fast_heads()["conversion"].matrix(X)
+        p, fit_score, interest_score, extra, contributions = self.score_block(M)
+        return self._answers(
+            X, p, fit_score, interest_score, extra, contributions if reasons else None
+        )
+
+    def score_block(
+        self, M: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray], Callable[[], np.ndarray]]:
+        """The answer numbers of LightGBM heads from the conversion head's block ``M``
+        (:meth:`FastHead.matrix`): p (rounded to 6 places), fit and interest scores (0-100,
+        one place), the other targets' ``p_<t>``, and a function giving the conversion
+        head's contributions. :meth:`score_with_contributions` and the per-request path
+        (``scoring.single``) both score through it."""
         heads = self.fast_heads()
         conv = heads["conversion"]
-        M = conv.matrix(X)
         prepared = prepare(M)  # read once, as LightGBM reads a dense row, for every head
         cols = self.__dict__["_cols"]  # set by fast_heads with the heads
         go_left = conv.decisions(M, prepared)
@@ -289,8 +304,7 @@ class LeadScoringModel:
             for name, h in heads.items()
             if name.startswith("p_")
         }
-        contrib = (lambda: conv.contributions(M, go_left)) if reasons else None
-        return self._answers(X, p, fit_score, interest_score, extra, contrib)
+        return p, fit_score, interest_score, extra, lambda: conv.contributions(M, go_left)
 
     def _score_frames(
         self, X: pd.DataFrame, reasons: bool = True

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -223,12 +224,32 @@ def _lead_values(v: np.ndarray) -> list[Any]:
 def reasons_from_array(
     contrib: np.ndarray, columns: list[str], X: pd.DataFrame, n: int = N_REASONS
 ) -> list[list[dict]]:
+    """``reasons`` on a contributions array (last column = bias) and the feature frame the
+    contributions are of (:func:`reasons_from_values`)."""
+
+    def codes_of(feature: str) -> np.ndarray | None:
+        col = X[feature]
+        return col.cat.codes.to_numpy() if isinstance(col.dtype, pd.CategoricalDtype) else None
+
+    return reasons_from_values(
+        contrib, columns, lambda feature: X[feature].to_numpy(), n, codes_of=codes_of
+    )
+
+
+def reasons_from_values(
+    contrib: np.ndarray,
+    columns: list[str],
+    values_of: Callable[[str], np.ndarray],
+    n: int = N_REASONS,
+    codes_of: Callable[[str], np.ndarray | None] | None = None,
+) -> list[list[dict]]:
     """``reasons`` on a contributions array (last column = bias): per lead the ``n``
     features pushing the score up most (contribution > 0, largest first) and the ``n``
     pushing it down most (< 0, most negative first), with the lead's value in words.
 
-    Picks are made on whole arrays, values are read by column, and the words for a
-    (feature, value) pair are made once (batch scoring phrases millions of reasons)."""
+    Picks are made on whole arrays, values are read by column (``values_of(feature)``: the
+    feature's values of every lead, as ``X[feature].to_numpy()`` gives them), and the words
+    for a (feature, value) pair are made once (batch scoring phrases millions of reasons)."""
     c = contrib[:, :-1]
     m = len(c)
     if m == 0:
@@ -247,21 +268,22 @@ def reasons_from_array(
     for j in np.unique(feats).tolist():
         at = np.flatnonzero(feats == j)
         feature = columns[j]
-        col = X[feature]
         where = rows[at]
+        v = values_of(feature)[where]
         # leads sharing a value (float bit pattern: 0.0 and -0.0 read differently; or
         # category code) share its words: each distinct value is read and phrased once
-        if isinstance(col.dtype, pd.CategoricalDtype):
-            key = col.cat.codes.to_numpy()[where]
-        elif isinstance(col.dtype, np.dtype) and col.dtype.kind == "f":
-            key = np.ascontiguousarray(col.to_numpy()[where], dtype=np.float64).view(np.int64)
+        codes = codes_of(feature) if codes_of is not None else None
+        if codes is not None:
+            key = codes[where]
+        elif v.dtype.kind == "f":
+            key = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)
         else:
             key = None
         if key is None:
-            words = _phrase_all(feature, _lead_values(col.to_numpy()[where]))
+            words = _phrase_all(feature, _lead_values(v))
         else:
             _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-            said = _phrase_all(feature, _lead_values(col.iloc[where[first]].to_numpy()))
+            said = _phrase_all(feature, _lead_values(v[first]))
             words = [said[i] for i in inverse.ravel().tolist()]
         for k, (vt, tx) in zip(at.tolist(), words, strict=True):
             value_texts[k] = vt
@@ -284,12 +306,20 @@ def contribution_records(
     column is put in words once."""
     if len(contrib) == 0:
         return []
-    c = np.round(contrib[:, : len(columns)], 4).tolist()
     texts = []
     for f in columns:
         codes, uniques = pd.factorize(X[f], use_na_sentinel=True)
         said = [value_text(v) for v in uniques.tolist()] + [None]  # code -1: missing
         texts.append([said[k] for k in codes.tolist()])
+    return records_from_texts(contrib, columns, texts)
+
+
+def records_from_texts(
+    contrib: np.ndarray, columns: list[str], texts: list[list[str | None]]
+) -> list[dict[str, tuple[str | None, float]]]:
+    """:func:`contribution_records` from each column's value texts (one list per column,
+    one text per lead)."""
+    c = np.round(contrib[:, : len(columns)], 4).tolist()
     return [
         dict(zip(columns, zip(said, row, strict=True), strict=True))
         for said, row in zip(zip(*texts, strict=True), c, strict=True)

@@ -29,6 +29,10 @@ def checked_moment(value: Any, field: str | None = None) -> datetime:
     not ISO 8601, anything that is not a timestamp, and a moment outside
     :data:`MIN_TIME`..:data:`MAX_TIME`."""
     where = f"{field}: " if field else ""
+    if type(value) is datetime and value.tzinfo is None:  # the common case, without pandas
+        if MIN_TIME <= value <= MAX_TIME:
+            return value  # naive is UTC already (the rule of naive_utc)
+        raise ValueError(f"{where}timestamp out of range ({MIN_TIME.year} to {MAX_TIME.year})")
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)

@@ -1,0 +1,93 @@
+"""The per-request scoring path (``scoring.single.score_request``) gives the records the
+table path gives (``answer_records(score_tables(...))`` on ``leads_to_tables`` of the
+same leads): every field, in the same order, with the same values, reasons, logged
+contributions, profile and flags; for requests of 1 to 400 leads, messy fields, custom
+fields the model does not use, and events after as_of."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from serving_helpers import crm_sample, request_leads
+
+from scoring.batch import answer_records, score_tables
+from scoring.registry import scoring_model
+from scoring.single import score_request
+from serving.schemas import Lead, leads_to_tables
+
+pytestmark = pytest.mark.slow
+
+REF = {"name": "m", "version": "1"}
+
+
+@pytest.fixture(scope="module")
+def model(trained):
+    import mlflow
+
+    from training.tracking import MODEL_NAME
+
+    return scoring_model(mlflow.pyfunc.load_model(f"models:/{MODEL_NAME}@champion"))
+
+
+@pytest.fixture(scope="module")
+def requests(trained):
+    d, picks, moment = crm_sample(trained.data_dir, n=400, seed=5)
+    return request_leads(d, picks, moment), moment
+
+
+def _table_path(model, leads: list[Lead], moment) -> list[dict]:
+    leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
+    answers = score_tables(
+        model, leads_df, accounts_df, events_df, pd.Timestamp(moment), stages_df,
+        with_contributions=True,
+    )  # fmt: skip
+    return answer_records(answers, REF)
+
+
+def _same(want: list[dict], got: list[dict]) -> None:
+    assert len(want) == len(got)
+    for a, b in zip(want, got, strict=True):
+        assert list(a) == list(b), a["lead_id"]
+        for key in a:
+            assert a[key] == b[key], (a["lead_id"], key, a[key], b[key])
+            assert type(a[key]) is type(b[key]), (key, type(a[key]), type(b[key]))
+
+
+def _messy(raw: list[dict], rng: np.random.Generator) -> list[dict]:
+    out = []
+    for r in raw:
+        r = {**r, "company": dict(r["company"]) if r["company"] else None}
+        pick = rng.random()
+        if pick < 0.1:
+            r["source"] = "carrier pigeon"
+        elif pick < 0.2 and r["company"]:
+            r["company"]["industry"] = "Quantum Widgets"
+            r["company"]["country"] = "Atlantis"
+        elif pick < 0.3:
+            r["company"] = None
+        elif pick < 0.4:
+            r["job_title"] = None
+            r["email_domain_kind"] = None
+            r["email"] = "someone@gmail.com" if rng.random() < 0.5 else None
+        elif pick < 0.5:
+            r["attributes"] = {"origin": "API", "member": True}
+            r["counters"] = {"visits": 3.0}
+        out.append(r)
+    return out
+
+
+@pytest.mark.parametrize("size", [1, 3, 40, 400])
+def test_records_equal_the_table_path(model, requests, size):
+    raw, moment = requests
+    rng = np.random.default_rng(size)
+    leads = [Lead.model_validate(r) for r in _messy(raw[:size], rng)]
+    for as_of in (moment, moment - pd.Timedelta(days=200)):
+        _same(_table_path(model, leads, as_of), score_request(model, leads, as_of, REF))
+
+
+def test_every_lead_alone_equals_the_table_path(model, requests):
+    raw, moment = requests
+    leads = [Lead.model_validate(r) for r in _messy(raw[:120], np.random.default_rng(3))]
+    for lead in leads:
+        _same(_table_path(model, [lead], moment), score_request(model, [lead], moment, REF))
