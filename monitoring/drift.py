@@ -52,7 +52,7 @@ def served_shares(ref: dict[str, Any], values: pd.Series) -> tuple[np.ndarray, n
         x = pd.to_numeric(values, errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         ok = np.isfinite(x)
         counts = np.bincount(
-            np.searchsorted(np.asarray(ref["edges"]), x[ok], side="right"),
+            np.searchsorted(np.asarray(ref["edges"]), x[ok], side="left"),
             minlength=len(ref["shares"]),
         )
         cur = np.append(counts, n - ok.sum()) / max(n, 1)
@@ -126,7 +126,7 @@ class Drift:
             "psi": round(self.psi, 4),
             "psi_by_chance": round(self.noise, 4),
             "level": self.level,
-            "flagged": self.flagged,
+            "flagged": bool(self.flagged),
             "unknown_share": round(self.unknown_share, 4),
             "missing_share": round(self.missing_share, 4),
             "reference_missing_share": round(self.reference_missing, 4),

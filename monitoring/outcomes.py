@@ -103,7 +103,7 @@ class Bin:
             "ci_low": round(self.low, 4),
             "ci_high": round(self.high, 4),
             "gap": round(self.observed - self.predicted, 4),
-            "flagged": self.flagged,
+            "flagged": bool(self.flagged),
         }
 
 
@@ -158,7 +158,7 @@ class Auc:
             "positives": self.positives,
             "negatives": self.negatives,
             "holdout_roc_auc": None if self.holdout is None else round(self.holdout, 4),
-            "flagged": self.flagged,
+            "flagged": bool(self.flagged),
         }
 
 

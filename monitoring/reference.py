@@ -6,7 +6,9 @@ For every model feature and every score the model answers (``p_convert``, ``fit_
 holdout):
 
 * a number: the inner quantile edges of ``BINS`` bins (deduplicated, so a count that is
-  mostly zero gets a few wide bins), the share of rows in each bin, and the share missing;
+  mostly zero gets a few wide bins), the share of rows in each bin, and the share missing.
+  Bins are closed on the right, ``(e_k-1, e_k]``: a count that is 0 for 95 % of training
+  rows has the edge 0, so 0 is a bin of its own and any higher count lands above it;
 * a category (text, boolean, pandas category): the share of each category seen (at most
   ``MAX_CATEGORIES``, the rarest folded into an "other" share), and the share missing;
   a value never seen in training falls, when served, into the "unknown" bucket, whose
@@ -57,7 +59,7 @@ def numeric_reference(values: np.ndarray, bins: int = BINS) -> dict[str, Any]:
     finite = values[np.isfinite(values)]
     inner = np.linspace(0, 1, bins + 1)[1:-1]
     edges = np.unique(np.quantile(finite, inner)) if len(finite) else np.array([])
-    keys = np.searchsorted(edges, finite, side="right")
+    keys = np.searchsorted(edges, finite, side="left")
     counts = np.bincount(keys, minlength=len(edges) + 1)
     return {
         "kind": "numeric",

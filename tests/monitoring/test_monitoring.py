@@ -142,3 +142,28 @@ def test_wilson_interval():
 def test_a_model_without_reference_is_asked_to_be_retrained():
     with pytest.raises(MissingReference, match="retrain it to get reference statistics"):
         run(as_traffic(traffic(10, "2026-01-05", False)), None)
+
+
+def test_no_traffic_gives_an_empty_report_and_page():
+    ref = reference_stats(*training())
+    none = pd.DataFrame(index=pd.RangeIndex(0))
+    empty = Traffic(
+        pd.DataFrame({"id": [], "lead_key": [], "moment": pd.to_datetime([])}), none, none,
+        pd.DataFrame({"lead_key": [], "stage": [], "at": pd.to_datetime([])}),
+    )  # fmt: skip
+    report = run(empty, ref)
+    assert report.volume == {} and report.alerts == [] and report.gauges()["leads"] == 0
+    assert "No leads scored" in render(report)
+
+
+def test_a_mostly_zero_count_that_rises_is_a_shift():
+    from monitoring.drift import psi, served_shares
+
+    ref = reference_stats(
+        pd.DataFrame({"views": np.where(RNG.uniform(size=2000) < 0.95, 0.0, 1.0)}),
+        pd.DataFrame(index=pd.RangeIndex(2000)),
+        np.zeros(2000),
+    )["features"]["views"]
+    assert ref["edges"] == [0.0]  # zero is a bin of its own
+    assert psi(*served_shares(ref, pd.Series([8.0] * 100))[:2]) > 1.0
+    assert psi(*served_shares(ref, pd.Series([0.0] * 95 + [1.0] * 5))[:2]) < 0.01
