@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from monitoring.drift import MIN_ROWS, PSI_MODERATE, PSI_SHIFT
-from monitoring.report import MonitorReport, pct
+from monitoring.report import MonitorReport, ci_text, pct
 from reports.charts import embedded_img, figure, style_axes
-from reports.html import esc, integer, table
+from reports.html import esc, integer, table, when
 
 MAX_ROWS_SHOWN = 24  # features and scores in the drift chart (the most drifted)
 
@@ -107,7 +107,7 @@ def _alerts_html(report: MonitorReport) -> str:
 
 def _drift_rows(report: MonitorReport) -> list[list[str]]:
     rows = []
-    for d in sorted(report.drift, key=lambda d: (-d.psi, d.period))[:60]:
+    for d in sorted(report.drift, key=lambda d: (-d.psi, d.period))[: MAX_ROWS_SHOWN * 2]:
         cls = ' class="flag"' if d.flagged else ""
         rows.append(
             [
@@ -135,7 +135,7 @@ def _bin_rows(bins: list) -> list[list[str]]:
                 integer(b.rows),
                 pct(b.predicted),
                 f"<td{cls}>{pct(b.observed)}</td>",
-                f"{pct(b.low)}-{pct(b.high)}",
+                ci_text(b.low, b.high),
             ]
         )
     return out
@@ -178,8 +178,8 @@ def render(report: MonitorReport) -> str:
     body = [
         f"<h1>Is the model still right? {esc(report.model_name)} version "
         f"{esc(report.model_version)}</h1>",
-        f'<p class="sub">Leads scored from {esc(report.date_from or "-")} to '
-        f"{esc(report.date_to or '-')}, by {esc(report.period)}; compared with "
+        f'<p class="sub">Leads scored as of {esc(when(report.date_from))} to '
+        f"{esc(when(report.date_to))} (UTC), by {esc(report.period)}; compared with "
         f"{integer(ref.get('rows') or 0)} training rows"
         + ("" if base is None else f" (positive rate {pct(base)})")
         + ".</p>",

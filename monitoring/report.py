@@ -55,6 +55,12 @@ def pct(x: float) -> str:
     return f"{v:.1f} %" if 0 < v < 10 else f"{v:.0f} %"
 
 
+def ci_text(low: float, high: float) -> str:
+    """An interval of rates as the alerts say it: ``5-12 %``, ``0.4-2.1 %``."""
+    digits = 1 if high < 0.1 else 0
+    return f"{100 * low:.{digits}f}-{100 * high:.{digits}f} %"
+
+
 @dataclass
 class MonitorReport:
     model_name: str
@@ -153,13 +159,13 @@ def _alerts(report: MonitorReport) -> list[str]:
         if b.flagged:
             out.append(
                 f"leads scored {b.label} converted at {pct(b.observed)} (95 % CI "
-                f"{pct(b.low)}-{pct(b.high)}, {b.rows:,} leads), not {pct(b.predicted)}"
+                f"{ci_text(b.low, b.high)}, {b.rows:,} leads), not {pct(b.predicted)}"
             )
     for b in report.months:
         if b.flagged:
             out.append(
                 f"leads scored in {b.label} converted at {pct(b.observed)} (95 % CI "
-                f"{pct(b.low)}-{pct(b.high)}, {b.rows:,} leads), predicted {pct(b.predicted)}"
+                f"{ci_text(b.low, b.high)}, {b.rows:,} leads), predicted {pct(b.predicted)}"
             )
     a = report.auc
     if a is not None and a.flagged and a.holdout is not None:
@@ -258,4 +264,4 @@ def monitor_model(
     )
 
 
-__all__ = ["PROBABILITY", "monitor_model", "MonitorReport", "Traffic", "monitor", "pct"]
+__all__ = ["PROBABILITY", "ci_text", "monitor_model", "MonitorReport", "Traffic", "monitor", "pct"]
