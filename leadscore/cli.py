@@ -11,7 +11,7 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from leadscore.commands import data, demo, mapping, report, score, serve, train
+from leadscore.commands import data, demo, mapping, monitor, report, score, serve, train
 
 
 class _Commands(TyperGroup):
@@ -52,6 +52,7 @@ app.command()(train.promote)
 app.command()(serve.serve)
 app.command()(serve.build)
 app.command()(score.score)
+app.command()(monitor.monitor)
 app.command()(demo.demo)
 app.command()(report.report)
 

@@ -49,16 +49,18 @@ def score_tables(
     probabilities, fit and interest, quadrant, then persona, lifecycle stage, segment,
     content phase and next content from the configuration versioned with the model.
     ``with_contributions`` adds a ``contributions`` column, each lead's
-    :func:`~scoring.reasons.contribution_records` (the service logs it; answers leave it
-    out). ``reasons=False`` leaves the ``reasons`` column out (and the contributions it
-    is made from: batch runs that need no reasons skip their cost); it cannot be combined
-    with ``with_contributions``."""
+    :func:`~scoring.reasons.contribution_records`, and a ``features`` column, each lead's
+    :func:`feature_records` (the service logs both; answers leave them out).
+    ``reasons=False`` leaves the ``reasons`` column out (and the contributions it is made
+    from: batch runs that need no reasons skip their cost); it cannot be combined with
+    ``with_contributions``."""
     if with_contributions and not reasons:
         raise ValueError("with_contributions needs reasons")
     X = compute_features(leads, accounts, events, as_of, model.feature_config)
     if with_contributions:
         answers, contrib = model.score_with_contributions(X)
         answers["contributions"] = contribution_records(contrib, model.conversion.columns, X)
+        answers["features"] = feature_records(X, model.feature_columns)
     else:
         answers = model.score(X) if reasons else model.score(X, reasons=False)
     history = EMPTY_STAGES if stage_history is None else stage_history
@@ -66,6 +68,23 @@ def score_tables(
     out = answers.join(profile)
     out["flags"] = input_flags(leads, accounts, X).reindex(out.index).to_numpy()
     return out
+
+
+def feature_records(X: pd.DataFrame, columns: list[str]) -> list[dict[str, Any]]:
+    """Per lead, the exact value of every model feature (numbers as floats, categories as
+    text, missing as None): what the prediction log keeps for monitoring drift against
+    the training data (the value texts of the contributions are rounded for reading)."""
+    values = []
+    for c in columns:
+        s = X[c]
+        if isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object:
+            values.append([None if v is None or v != v else str(v) for v in s.tolist()])
+        elif s.dtype.kind == "b":
+            values.append(s.tolist())
+        else:
+            a = s.to_numpy(dtype=np.float64, na_value=np.nan)
+            values.append([None if v != v else v for v in a.tolist()])
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
 
 
 # raw column -> (feature column, name in the API); the API nests account fields in `company`

@@ -102,6 +102,19 @@ def value_texts(rows: FeatureRows, columns: list[str]) -> list[list[str | None]]
     return out
 
 
+def feature_values(rows: FeatureRows, columns: list[str]) -> list[dict[str, Any]]:
+    """Per lead, the exact value of every model feature, as ``scoring.batch.feature_records``
+    gives it on the table path (categories as text, numbers as floats, missing as None)."""
+    values = []
+    for c in columns:
+        v = rows.values(c)
+        if v.dtype.kind == "f":
+            values.append([None if x != x else x for x in v.tolist()])
+        else:
+            values.append([None if x is None or x != x else str(x) for x in v.tolist()])
+    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+
+
 _MISSING_FLAGS = ("job_title", "source", "email")
 _COMPANY_FLAGS = ("industry", "employees", "annual_revenue", "country")
 
@@ -174,6 +187,7 @@ def score_request(
     contrib = contributions()
     reasons = reasons_from_values(contrib, columns, rows.values)
     logged = records_from_texts(contrib, columns, value_texts(rows, columns))
+    features = feature_values(rows, model.feature_columns)
     profile = request_profile(leads, rows.as_of, rows.events, model.personas, model.content)
     flags = request_flags(leads, rows)
     p_list, fit_list, interest_list = p.tolist(), fit.tolist(), interest.tolist()
@@ -191,6 +205,7 @@ def score_request(
         rec["quadrant"] = quadrants[i]
         rec["reasons"] = reasons[i]
         rec["contributions"] = logged[i]
+        rec["features"] = features[i]
         for name, values in profile.items():
             rec[name] = values[i]
         rec["flags"] = flags[i]

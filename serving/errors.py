@@ -5,8 +5,9 @@ BentoML answers a pydantic validation failure with ``{"error": "N validation err
 "detail": [...]}`` and its own 4xx exceptions with a JSON *array* (``[{"error": ...}]``).
 :class:`ApiMiddleware` rewrites both into the object above, naming the first offending field
 as a path (``leads[0].events[2].at``), maps "too many leads" to 413, gives 404/405 a JSON
-body, serves ``GET /model`` and ``GET /leads/{lead_id}/history`` and adds the error answers,
-the bearer scheme and those two routes to the OpenAPI document at ``/docs.json``.
+body, serves ``GET /model``, ``GET /leads/{lead_id}/history`` and ``GET /monitor``, and adds
+the error answers, the bearer scheme and those routes to the OpenAPI document at
+``/docs.json``.
 
 Rules checked in our own code (duplicates, timestamps after ``as_of``) raise
 :class:`RequestError`; the API methods turn it into the same body with
@@ -126,11 +127,23 @@ def _json_response(status: int, payload: Any, extra: list | None = None) -> list
     ]
 
 
+def _body_response(status: int, content_type: str, body: bytes) -> list[Message]:
+    headers = [
+        (b"content-type", content_type.encode("latin-1")),
+        (b"content-length", str(len(body)).encode("ascii")),
+    ]
+    return [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        {"type": "http.response.body", "body": body},
+    ]
+
+
 class ApiMiddleware:
     """Error-body rewriting, ``GET /model`` and the OpenAPI additions (module docstring).
 
     ``model_info`` returns the ``GET /model`` answer, or None while no model is loaded;
-    ``history`` gives the status and body of ``GET /leads/{lead_id}/history``.
+    ``history`` gives the status and body of ``GET /leads/{lead_id}/history``;
+    ``monitor`` the status, content type and body of ``GET /monitor`` for a query string.
     """
 
     def __init__(
@@ -141,9 +154,11 @@ class ApiMiddleware:
         openapi_patch: Callable[[dict], dict] | None = None,
         max_outcomes: int = 10_000,
         history: Callable[[str], Awaitable[tuple[int, Any]]] | None = None,
+        monitor: Callable[[str], Awaitable[tuple[int, str, bytes]]] | None = None,
     ) -> None:
         self.app = app
         self.history = history
+        self.monitor = monitor
         self.model_info = model_info
         self.max_leads = max_leads
         self.max_outcomes = max_outcomes
@@ -167,6 +182,17 @@ class ApiMiddleware:
                     if info is not None
                     else _json_response(503, {"error": "no model loaded yet", "field": None})
                 )
+            for m in msgs:
+                await send(m)
+            return
+        if path == "/monitor" and self.monitor is not None:
+            if method != "GET":
+                msgs = _json_response(
+                    405, {"error": "use GET /monitor", "field": None}, [(b"allow", b"GET")]
+                )
+            else:
+                query = (scope.get("query_string") or b"").decode("latin-1")
+                msgs = _body_response(*await self.monitor(query))
             for m in msgs:
                 await send(m)
             return

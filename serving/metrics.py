@@ -6,7 +6,14 @@ histograms; this module adds only what is specific to lead scoring:
 * ``leadscore_answers_total{quadrant}``: answers returned, per quadrant;
 * ``leadscore_scored_leads_total``: leads scored;
 * ``leadscore_predlog_pending`` / ``_written`` / ``_dropped`` / ``_rejected``: the
-  prediction-log counts of this process (gauges, summed over live workers).
+  prediction-log counts of this process (gauges, summed over live workers);
+* the monitor's figures (:func:`observe_monitor`, set when ``GET /monitor`` is computed
+  and on the worker's monitor timer; the most recent value of any worker):
+  ``leadscore_feature_psi{feature}`` and ``leadscore_score_psi{score}`` (PSI of the
+  latest period against the training data), ``leadscore_unknown_category_share{feature}``,
+  ``leadscore_calibration_gap{decile}`` (observed minus predicted conversion, deciles 1 to
+  10 of p_convert), ``leadscore_realised_roc_auc``, ``leadscore_monitor_alerts`` and
+  ``leadscore_monitor_leads``.
 
 Label values come from a fixed set. BentoML labels its request metrics with the raw request
 path, so every unknown path (``/leads/jane.doe@customer.com``, sent without a token) would
@@ -43,6 +50,7 @@ KNOWN_ENDPOINTS = frozenset(
         "/score",
         "/outcomes",
         "/model",
+        "/monitor",
         "/livez",
         "/readyz",
         "/healthz",
@@ -98,6 +106,35 @@ class _Instruments:
             "Requests answered without changed_because: the prediction log could not say",
         )
         self.quadrants: set[str] = set()
+        self.monitor: dict[str, Any] = {}
+
+
+_MONITOR_GAUGES = {
+    # key of MonitorReport.gauges() -> (metric name, help, label or None)
+    "feature_psi": (
+        "leadscore_feature_psi",
+        "PSI of a feature in the latest period against the training data",
+        "feature",
+    ),
+    "score_psi": (
+        "leadscore_score_psi",
+        "PSI of a score in the latest period against the training holdout",
+        "score",
+    ),
+    "unknown_share": (
+        "leadscore_unknown_category_share",
+        "Share of the latest period's leads with a category never seen in training",
+        "feature",
+    ),
+    "calibration_gap": (
+        "leadscore_calibration_gap",
+        "Observed minus predicted conversion per decile of p_convert (outcomes known)",
+        "decile",
+    ),
+    "realised_auc": ("leadscore_realised_roc_auc", "ROC AUC on the outcomes known", None),
+    "alerts": ("leadscore_monitor_alerts", "Monitor alerts in the last computation", None),
+    "leads": ("leadscore_monitor_leads", "Answers the last monitor computation read", None),
+}
 
 
 _lock = threading.Lock()
@@ -149,6 +186,30 @@ def observe_prediction_log(log: _LogCounts) -> None:
     m.written.set(log.written)
     m.dropped.set(log.dropped)
     m.rejected.set(log.rejected)
+
+
+def observe_monitor(gauges: Mapping[str, Any]) -> None:
+    """Set the monitor's gauges from :meth:`monitoring.MonitorReport.gauges` (label values
+    are the model's feature names and deciles: a bounded set)."""
+    import prometheus_client as pc
+
+    m = instruments()
+    with _lock:
+        for key, (name, text, label) in _MONITOR_GAUGES.items():
+            if key not in m.monitor:
+                m.monitor[key] = pc.Gauge(
+                    name, text, [label] if label else [], multiprocess_mode="mostrecent"
+                )
+    for key, (_name, _text, label) in _MONITOR_GAUGES.items():
+        value = gauges.get(key)
+        if value is None:
+            continue
+        gauge = m.monitor[key]
+        if label is None:
+            gauge.set(float(value))
+            continue
+        for name, v in value.items():
+            gauge.labels(**{label: str(name)[:64]}).set(float(v))
 
 
 def observe_history_lookup_failure() -> None:
@@ -223,5 +284,6 @@ __all__ = [
     "instruments",
     "observe_answers",
     "observe_history_lookup_failure",
+    "observe_monitor",
     "observe_prediction_log",
 ]

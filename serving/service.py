@@ -7,8 +7,8 @@ Settings (:mod:`serving.settings`) are read once, when BentoML asks this module 
 ``LeadScoringService`` (:func:`__getattr__`, :func:`build_service`): importing the module
 reads nothing and starts nothing.
 
-Routes: ``POST /score``, ``POST /outcomes``, ``GET /model``, ``GET /leads/{lead_id}/history``
-(bearer token, see
+Routes: ``POST /score``, ``POST /outcomes``, ``GET /model``, ``GET /leads/{lead_id}/history``,
+``GET /monitor`` (:mod:`serving.monitor`) (bearer token, see
 :mod:`serving.auth`); ``/livez``, ``/readyz`` (model loaded and one warm-up prediction
 done), ``/metrics`` and ``/docs.json`` are open. Without tokens the service refuses to
 start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``), which is
@@ -63,6 +63,7 @@ from serving.limits import (
     elapsed,
     past_deadline,
 )
+from serving.monitor import ServedMonitor, monitor_openapi
 from serving.predlog import OutcomeValidationError, PredictionLog, StoreUnavailableError
 from serving.schemas import (
     MAX_LEADS_PER_REQUEST,
@@ -152,6 +153,7 @@ def openapi_patch(spec: dict) -> dict:
         }
     }
     paths["/leads/{lead_id}/history"] = _history_openapi(err, described["401"])
+    paths["/monitor"] = monitor_openapi(err, described["401"])
     return spec
 
 
@@ -241,6 +243,11 @@ class LeadScorer:
             secret_file=self.settings.lead_key_secret_file,
             history_days=self.settings.history_days,
         ).start()
+        self.monitor = ServedMonitor(
+            self.model, self.model_ref, self.log, self.settings.monitor_days
+        )
+        if bentoml.server_context.worker_index in (None, 1):  # one worker keeps the gauges
+            self.monitor.start(self.settings.monitor_interval_s)
         now = utc_now()
         self._score([_warmup_lead(now)], now)  # warm-up: not logged
         # the model, libraries and caches live as long as the worker: keep them out of the
@@ -291,6 +298,7 @@ class LeadScorer:
     def close_log(self) -> None:
         """Runs after the server stopped accepting and answered the requests in flight."""
         self._ready = False
+        self.monitor.stop()
         ok = self.log.close(timeout=30.0)
         logger.info(
             "prediction log closed: %d written, %d dropped%s",
@@ -404,6 +412,7 @@ class LeadScorer:
             request_id=request_id,
             model_name=self.model_ref["name"],
             model_version=self.model_ref["version"],
+            as_of=moment,
         )
         metrics.observe_answers(records)
         metrics.observe_prediction_log(self.log)
@@ -472,6 +481,21 @@ async def served_history(lead_id: str) -> tuple[int, dict[str, Any]]:
     return await run_in_threadpool(history, lead_id)
 
 
+async def served_monitor(query: str) -> tuple[int, str, bytes]:
+    """``GET /monitor`` from the service instance this worker runs (read and computed in a
+    thread, off the event loop)."""
+    from starlette.concurrency import run_in_threadpool
+
+    try:
+        instance = bentoml.get_current_service()
+    except BentoMLException:
+        instance = None
+    monitor = getattr(instance, "monitor", None)
+    if monitor is None:
+        return 503, "application/json", b'{"error": "not ready", "field": null}'
+    return await run_in_threadpool(monitor.answer, query)
+
+
 def build_service(settings: ServiceSettings) -> bentoml.Service:
     """The BentoML service for these settings: the model to serve, workers, concurrency,
     the deadline, and the middlewares in front of the API (tokens, request limits, error
@@ -502,6 +526,7 @@ def build_service(settings: ServiceSettings) -> bentoml.Service:
         max_outcomes=MAX_OUTCOMES_PER_REQUEST,
         openapi_patch=openapi_patch,
         history=served_history,
+        monitor=served_monitor,
     )
     return service
 

@@ -78,6 +78,17 @@ class ServiceSettings(BaseSettings):
         description="Days of answers a lead's history keeps (GET /leads/{id}/history, "
         "changed_because); older ones are deleted daily. 0: keep them forever",
     )
+    monitor_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        allow_inf_nan=False,
+        description="Seconds between two computations of the monitor's Prometheus gauges "
+        "(drift, realised calibration) by the first worker; 0: only when GET /monitor is "
+        "called",
+    )
+    monitor_days: int = Field(
+        90, gt=0, description="Days of answers GET /monitor and the gauges look at by default"
+    )
 
     @field_validator("insecure_dev", mode="before")
     @classmethod

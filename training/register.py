@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types import ColSpec, Schema
 
 from features.build import feature_columns
+from monitoring.reference import reference_stats
 from scoring.model import DEFAULT_LGBM_PARAMS, LeadScoringModel, LeadScoringPyfunc
 from training.artifacts import write_evaluation
 from training.config import TrainConfig
@@ -53,6 +54,22 @@ def model_metadata(
         "skill": {**verdict.to_dict(), "sentence": verdict.sentence()},
         "data_end": None if run.end is None else str(run.end),
     }
+
+
+def reference_for(run: Prepared, fitted: FittedModel, evaluation: Evaluation) -> dict[str, Any]:
+    """The statistics served traffic is monitored against (``leadscore monitor``): the
+    model's features on the rows it was fitted on (every snapshot before the holdout) and
+    its scores on the holdout (out of sample, as served answers are: scores on the rows a
+    model was fitted on are more spread than any it will serve)."""
+    ts, pre = run.ts, fitted.pre
+    stats = reference_stats(
+        ts.X.iloc[pre][fitted.model.feature_columns],
+        evaluation.scored.drop(columns=["reasons"], errors="ignore"),
+        ts.y[pre],
+        as_of=ts.as_of.iloc[pre],
+    )
+    stats["scores_from"] = "holdout"
+    return stats
 
 
 def register(
@@ -172,7 +189,11 @@ def log_documents(
 ) -> None:
     """The run's JSON documents: model metadata, selection, drift, late wins, warnings,
     config, and the leaky-looking features that were allowed."""
-    mlflow.log_dict(fitted.model.metadata, "model_metadata.json")
+    metadata = dict(fitted.model.metadata)
+    reference = metadata.pop("reference_stats", None)
+    mlflow.log_dict(metadata, "model_metadata.json")
+    if reference is not None:
+        mlflow.log_dict(reference, "reference_stats.json")
     mlflow.log_dict(fitted.choice.to_dict(), "selection.json")
     mlflow.log_dict(evaluation.drift.to_dict(), "drift.json")
     mlflow.log_dict(evaluation.late.to_dict(), "late_wins.json")

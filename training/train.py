@@ -13,7 +13,7 @@ from training.config import TrainConfig
 from training.fit import FittedModel, choose_and_fit, fit_other_targets
 from training.measure import Evaluation, measure
 from training.prepare import prepare
-from training.register import model_metadata, register
+from training.register import model_metadata, reference_for, register
 from training.results import Progress, RunWarnings, TrainResult
 
 
@@ -39,6 +39,7 @@ def train(
     # target's answers (``evaluation.scored``) are measured as the model was fitted.
     fitted.model.add_heads({t: other.head for t, other in others.items()})
     fitted.model.metadata = model_metadata(run, fitted, evaluation, config)
+    fitted.model.metadata["reference_stats"] = reference_for(run, fitted, evaluation)
     run_id, version = register(run, fitted, others, evaluation, config, warning.messages, progress)
     return train_result(run_id, version, fitted, evaluation, config, warning.messages)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from serving.predlog import history, outcome_store
+from serving.predlog import history, outcome_store, traffic
 from serving.predlog.keys import MIN_SECRET_BYTES, lead_key, resolve_secret
 from serving.predlog.rows import outcome_rows, prediction_row
 from serving.predlog.store import PREDICTION_COLUMNS, Store, StoreUnavailableError
@@ -136,8 +136,10 @@ class PredictionLog:
         model_name: str,
         model_version: str,
         scored_at: datetime | None = None,
+        as_of: datetime | None = None,
     ) -> None:
-        """Build a row for each answer (each must carry ``lead_id``) and :meth:`log` them."""
+        """Build a row for each answer (each must carry ``lead_id``) and :meth:`log` them;
+        ``as_of``: the moment they were scored as of (default: when they were scored)."""
         at = utc_now() if scored_at is None else scored_at
         self.log(
             [
@@ -148,6 +150,7 @@ class PredictionLog:
                     model_name=model_name,
                     model_version=model_version,
                     scored_at=at,
+                    as_of=as_of,
                 )
                 for a in answers
             ]
@@ -225,6 +228,17 @@ class PredictionLog:
     def read_outcomes(self) -> pd.DataFrame:
         """All stored outcomes, ordered by ``at``: the labels for training."""
         return outcome_store.read_outcomes(self._store)
+
+    def read_traffic(
+        self,
+        model_name: str,
+        model_version: str | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Any:
+        """One model version's answers scored as of ``[since, until)`` and their leads'
+        outcomes, for the monitor (:func:`serving.predlog.traffic.read_traffic`)."""
+        return traffic.read_traffic(self._store, model_name, model_version, since, until)
 
     def read_predictions(self) -> pd.DataFrame:
         """All stored predictions, ordered by ``scored_at`` (for monitoring and tests)."""

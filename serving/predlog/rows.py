@@ -29,7 +29,9 @@ LABEL_FIELDS: frozenset[str] = frozenset(
 REASON_FIELDS: frozenset[str] = frozenset(
     {"feature", "contribution", "direction", "text", "label", "value", "weight", "rank"}
 )
-_ANSWER_COLUMNS = frozenset({"lead_id", "quadrant", "segment", "reasons", "contributions"})
+_ANSWER_COLUMNS = frozenset(
+    {"lead_id", "quadrant", "segment", "reasons", "contributions", "features"}
+)
 MAX_LABEL = 64
 _MAX_TEXT = 200
 _MAX_REASONS = 50
@@ -178,6 +180,38 @@ def _contributions_one_by_one(value: Mapping[str, Any]) -> dict[str, Any]:
 _SAFE_FEATURES: set[str] = set()  # feature names already checked by _safe_key
 
 
+def _feature_values(value: Any) -> dict[str, Any] | None:
+    """``{feature: value}`` (numbers, booleans, short texts, null) with safe feature names,
+    texts cleaned as reason values are, non-finite numbers as null: what our scoring gives
+    is checked whole, entry by entry only when something needs cleaning."""
+    if not isinstance(value, Mapping):
+        return None
+    values = value.values()
+    kinds = {type(v) for v in values}
+    if kinds <= {float, str, bool, type(None)} and _SAFE_FEATURES.issuperset(value.keys()):
+        numbers_ = [v for v in values if type(v) is float]
+        texts = [v for v in values if type(v) is str]
+        if (
+            math.isfinite(sum(numbers_))
+            and max(map(len, texts), default=0) <= MAX_LABEL
+            and "@" not in "".join(texts)
+        ):
+            return dict(value)
+    out: dict[str, Any] = {}
+    for feature, v in value.items():
+        if not _safe_key(feature):
+            continue
+        if len(_SAFE_FEATURES) < 10_000:
+            _SAFE_FEATURES.add(feature)
+        if isinstance(v, str):
+            out[feature] = _clean_text(v, MAX_LABEL)
+        elif _is_number(v):
+            out[feature] = _number(v)
+        else:
+            out[feature] = None
+    return out
+
+
 def _required_text(value: Any, field: str, limit: int) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
@@ -200,6 +234,7 @@ def prediction_row(
     model_version: str,
     lead_id: str | None = None,
     scored_at: datetime | None = None,
+    as_of: datetime | None = None,
 ) -> dict[str, Any]:
     """Build one ``predictions`` row from one answer, keeping only whitelisted fields.
 
@@ -209,7 +244,9 @@ def prediction_row(
     :data:`LABEL_FIELDS`. Every other string (e-mail, name, job title, ...) is ignored.
     ``contributions`` (``{feature: [value text, contribution]}``, see
     :func:`scoring.reasons.contribution_records`) is kept with its texts cleaned as
-    reasons' are.
+    reasons' are, and so are the exact ``features`` values
+    (:func:`scoring.batch.feature_records`, for monitoring). ``as_of``: the moment the
+    answer was scored as of (default: ``scored_at``).
     """
     lid = answer.get("lead_id") if lead_id is None else lead_id
     scores = _scores(answer)
@@ -226,7 +263,11 @@ def prediction_row(
         "segment": _label(answer.get("segment")),
         "reasons": _reasons(answer.get("reasons")),
         "contributions": _contributions(answer.get("contributions")),
-        "scored_at": utc_now() if scored_at is None else checked_moment(scored_at, "scored_at"),
+        "scored_at": (
+            at := utc_now() if scored_at is None else checked_moment(scored_at, "scored_at")
+        ),
+        "features": _feature_values(answer.get("features")),
+        "as_of": at if as_of is None else checked_moment(as_of, "as_of"),
     }
 
 

@@ -9,7 +9,10 @@ the database is first reachable, by whichever process gets there first.
     (JSON, nullable), ``scored_at`` and ``contributions`` (JSON, nullable: every feature's
     ``[value text, contribution]`` of the conversion head, what "changed because" is
     explained from; added later, so an older table gets the column when first opened and
-    its older rows have none).
+    its older rows have none), ``features`` (JSON, nullable: every model feature's exact
+    value, what ``leadscore monitor`` compares with the training data) and ``as_of``
+    (nullable: the moment the lead was scored as of, the monitor's time axis), both added
+    the same way.
 ``outcomes``
     What the CRM reports later, used as training labels: ``lead_id`` (raw: the CRM sends it
     and training joins on it), ``lead_key`` (same HMAC, to join with ``predictions``),
@@ -52,6 +55,8 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "reasons",
     "scored_at",
     "contributions",
+    "features",
+    "as_of",
 )
 OUTCOME_COLUMNS: tuple[str, ...] = (
     "lead_id",
@@ -92,6 +97,9 @@ def build_metadata(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("scored_at", sa.DateTime(), nullable=False, index=True),
         # added after the first release: an older table gets it from Store.ensure_schema
         sa.Column("contributions", _JSON, nullable=True),
+        # added for monitoring: the exact feature values and the moment scored as of
+        sa.Column("features", _JSON, nullable=True),
+        sa.Column("as_of", sa.DateTime(), nullable=True),
     )
     outcomes = sa.Table(
         f"{prefix}outcomes",
@@ -231,8 +239,8 @@ class Store:
 
     def _add_missing_columns(self) -> None:
         """The additive migration: columns of ``predictions`` added after a table was
-        created (``contributions``) are added to it, nullable; older rows read as null.
-        Another process adding it at the same moment is not an error."""
+        created (``contributions``, ``features``, ``as_of``) are added to it, nullable;
+        older rows read as null. Another process adding it at the same moment is not an error."""
         have = {c["name"] for c in sa.inspect(self.engine).get_columns(self.predictions.name)}
         for column in self.predictions.columns:
             if column.name in have:

@@ -224,8 +224,11 @@ def test_prediction_row_keeps_only_whitelisted_fields() -> None:
         "reasons",
         "scored_at",
         "contributions",
+        "features",
+        "as_of",
     }
     assert row["contributions"] is None  # the answer had none
+    assert row["features"] is None and row["as_of"] == row["scored_at"]
     assert row["lead_key"] == lead_key("L3", SECRET)
     assert row["p_convert"] == pytest.approx(0.13)
     assert row["scores"] == {
