@@ -14,6 +14,10 @@ done), ``/metrics`` and ``/docs.json`` are open. Without tokens the service refu
 start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``), which is
 honoured on a loopback address only and never in a built bento.
 
+With ``LEADSCORE_SHADOW_MODEL`` set, a shadow model scores every request's leads too, in a
+process of its own, after the answer is made; its answers go to ``shadow_predictions`` and
+never into a response (:mod:`serving.shadow`).
+
 An answer for a lead scored before carries ``changed_because`` (:mod:`serving.history`),
 read from the log; if the log cannot say in time, the answer goes out without it.
 
@@ -75,6 +79,7 @@ from serving.schemas import (
     score_response_json,
 )
 from serving.settings import REQUEST_TIMEOUT_S, InvalidSettings, ServiceSettings, load_settings
+from serving.shadow import start_shadow
 from serving.startup import AuthGate, is_bentoml_serve, refuse_without_tokens, watch_parent
 from serving.timestamps import checked_moment, utc_now
 
@@ -223,6 +228,7 @@ class LeadScorer:
 
     def __init__(self) -> None:
         self._ready = False
+        self.shadow = None
         refuse_without_tokens(self.settings, in_worker=True)
         install_log_redaction()
         install_client_error_logging()
@@ -239,8 +245,10 @@ class LeadScorer:
             secret_file=self.settings.lead_key_secret_file,
             history_days=self.settings.history_days,
         ).start()
+        # the shadow challenger, when LEADSCORE_SHADOW_MODEL names one (serving.shadow)
+        self.shadow = start_shadow(self.settings, self.log.secret)
         now = utc_now()
-        self._score([_warmup_lead(now)], now)  # warm-up: not logged
+        self._score(leads_to_tables([_warmup_lead(now)]), now)  # warm-up: not logged
         # the model, libraries and caches live as long as the worker: keep them out of the
         # cyclic garbage collector's scans (a full collection otherwise walks ~400k objects,
         # and a 1,000-lead request allocates enough to trigger several)
@@ -289,6 +297,8 @@ class LeadScorer:
     def close_log(self) -> None:
         """Runs after the server stopped accepting and answered the requests in flight."""
         self._ready = False
+        if self.shadow is not None:
+            self.shadow.close()
         ok = self.log.close(timeout=30.0)
         logger.info(
             "prediction log closed: %d written, %d dropped%s",
@@ -318,8 +328,8 @@ class LeadScorer:
             status=503,
         ).response()
 
-    def _score(self, leads: list[Lead], moment: datetime) -> list[dict[str, Any]]:
-        leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
+    def _score(self, tables: tuple[pd.DataFrame, ...], moment: datetime) -> list[dict[str, Any]]:
+        leads_df, accounts_df, events_df, stages_df = tables
         self._check_deadline("building its tables")
         answers = score_tables(
             self.model,
@@ -373,7 +383,8 @@ class LeadScorer:
             return e.response()  # type: ignore[return-value]
         try:
             self._check_deadline("parsing")
-            records = self._score(leads, moment)
+            tables = leads_to_tables(leads)
+            records = self._score(tables, moment)
             self._check_deadline("scoring")
             self._add_changes(records, request_id)
         except DeadlineExceeded as e:
@@ -398,6 +409,8 @@ class LeadScorer:
         )
         metrics.observe_answers(records)
         metrics.observe_prediction_log(self.log)
+        if self.shadow is not None:  # after the answer is made: it cannot change it
+            self.shadow.submit(request_id, moment, tables)
         return response  # type: ignore[return-value]
 
     @bentoml.api(route="/outcomes")

@@ -79,6 +79,19 @@ class ServiceSettings(BaseSettings):
         "changed_because); older ones are deleted daily. 0: keep them forever",
     )
 
+    shadow_model: str | None = Field(
+        None,
+        description="Tag of a BentoML model scored beside the served one on every /score "
+        "request, logged to shadow_predictions, never returned (`leadscore serve` sets it "
+        "when the registry has a `shadow` alias). Unset: no shadow",
+    )
+    shadow_queue_size: int = Field(
+        64,
+        gt=0,
+        description="Requests waiting for the shadow model (per worker) before "
+        "further ones are not shadowed (counted as dropped)",
+    )
+
     @field_validator("insecure_dev", mode="before")
     @classmethod
     def _yes_or_no(cls, value: Any) -> Any:
