@@ -110,10 +110,11 @@ def show_evidence(evidence: Any, champion: str, shadow: str, target: str, where:
     if not evidence.difference:
         console().print(f"live evidence ({where}): {evidence.reason}")
         return
-    table = Table(
-        title=f"shadow v{shadow} vs champion v{champion} on {evidence.n_leads} live leads "
-        f"with outcomes ({evidence.n_converted} reached {target}), paired"
+    console().print(
+        f"shadow v{shadow} vs champion v{champion} on {evidence.n_leads} live leads with "
+        f"outcomes ({evidence.n_converted} reached {target}), paired:"
     )
+    table = Table(title="shadow vs champion, live outcomes")
     for column in ("metric", f"champion v{champion}", f"shadow v{shadow}", "shadow - champion",
                    "95 % interval"):  # fmt: skip
         table.add_column(column, justify="left" if column == "metric" else "right")

@@ -339,12 +339,21 @@ def promote(
     from training.registry import promote as do_promote
 
     candidate, verdict, live = _shadow_candidate(evidence, to, db, min_leads, model_name)
+    if live is not None and not live[0].difference:  # too few outcomes: nothing to weigh yet
+        from leadscore.commands.shadow import show_evidence
+
+        show_evidence(*live)
+        err().print(
+            f"[bold red]refused:[/] champion stays at version {live[1]}; the shadow "
+            f"(version {live[2]}) keeps being scored while outcomes arrive"
+        )
+        raise typer.Exit(1)
     p = do_promote(
         model_name=model_name, to_version=to, force=force, data_dir=data,
         candidate=candidate, evidence=verdict,
     )  # fmt: skip
     if p.comparison:
-        _show_gate_comparison(p.comparison)
+        _show_gate_comparison(p.comparison, "shadow" if candidate else "challenger")
     if live is not None:
         from leadscore.commands.shadow import show_evidence
 
@@ -393,12 +402,15 @@ def _shadow_candidate(
     return shadow, (ev.ok, f"live evidence: {ev.reason}"), (ev, champion, shadow, target, where)
 
 
-def _show_gate_comparison(comparison: dict[str, dict[str, float]]) -> None:
-    """The metrics the promotion gate compared: challenger (and champion) on one holdout."""
+def _show_gate_comparison(
+    comparison: dict[str, dict[str, float]], candidate: str = "challenger"
+) -> None:
+    """The metrics the promotion gate compared: the challenger (or the shadow, named
+    ``candidate``) and the champion on one holdout."""
     title = (
-        "challenger vs champion, same time holdout"
+        f"{candidate} vs champion, same time holdout"
         if "champion" in comparison
-        else "challenger on its own time holdout (no champion yet)"
+        else f"{candidate} on its own time holdout (no champion yet)"
     )
     table = Table(title=title)
     table.add_column("model")
@@ -407,5 +419,5 @@ def _show_gate_comparison(comparison: dict[str, dict[str, float]]) -> None:
         table.add_column(m, justify="right")
     for who, row in comparison.items():
         cells = [f"{row[m]:.0f}" if m.startswith("n_") else f"{row[m]:.4f}" for m in metrics]
-        table.add_row(who, *cells)
+        table.add_row(candidate if who == "challenger" else who, *cells)
     console().print(table)
