@@ -39,6 +39,17 @@ def _metric(text: str, name: str) -> float:
     return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(name))
 
 
+def wait_shadow_loaded(log: Path, workers: int = 2, timeout: float = 240) -> None:
+    """Until every worker's shadow process says it loaded its model (the server log)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if text.count("shadow model") and text.count(" loaded (") >= workers:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the shadow processes did not load their model in {timeout:.0f} s")
+
+
 def measure(
     champion: str, shadow: str | None, make_body, seconds: float, folder: Path
 ) -> tuple[LoadResult, dict[str, float]]:
@@ -55,8 +66,8 @@ def measure(
     try:
         wait_ready(port, proc, timeout=240)
         url = f"http://127.0.0.1:{port}/score"
-        if shadow is not None:  # the shadow process loads its model after the worker is ready
-            time.sleep(5)
+        if shadow is not None:  # its processes load the model after the workers are ready
+            wait_shadow_loaded(folder / f"server-{port}.log")
         run_load(url, make_body, 3, 4, headers=AUTH)  # warm-up
         result = run_load(url, make_body, seconds, 4, headers=AUTH)
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text

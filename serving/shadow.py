@@ -134,12 +134,23 @@ def start_shadow(settings: Any, secret: bytes) -> ShadowScorer | None:
 
 
 def _lower_priority() -> str:
-    """Run only on CPU the service leaves idle: SCHED_IDLE, else nice 19."""
+    """Run only on CPU the service leaves idle: SCHED_IDLE, else nice 19; for every thread
+    of the process (the policy is per thread on Linux, and the libraries loaded with the
+    model may have started thread pools), and the threads started later inherit it."""
     try:
-        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:
+        tids = [0]
+    try:
+        for tid in tids:
+            os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))  # type: ignore[attr-defined]
         return "SCHED_IDLE"
     except (AttributeError, OSError):
-        os.nice(19)
+        for tid in tids:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, 19)
+            except OSError:
+                pass
         return "nice 19"
 
 

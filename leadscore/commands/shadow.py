@@ -64,12 +64,18 @@ def shadow_evidence(model_name: str, db_url: str | None, min_leads: int) -> Any:
     from mlflow.tracking import MlflowClient
 
     from serving.outcomes import shadow_pairs
-    from serving.predlog import PredictionLog
-    from training.registry import version_for
+    from serving.predlog import PredictionLog, StoreUnavailableError
+    from training.registry import RegistryError, version_for
     from training.shadow_evidence import paired_evidence
 
     champion = version_for("champion", model_name)
-    shadow = version_for("shadow", model_name)
+    try:
+        shadow = version_for("shadow", model_name)
+    except RegistryError:
+        raise fail(
+            f"{model_name} has no shadow: set one with `leadscore shadow set VERSION`, serve "
+            "it, and come back when outcomes have arrived"
+        ) from None
     if shadow == champion:
         raise fail(f"the shadow is the champion (version {champion}): nothing to compare")
     client = MlflowClient()
@@ -84,15 +90,15 @@ def shadow_evidence(model_name: str, db_url: str | None, min_leads: int) -> Any:
         )
     target = targets[champion] or targets[shadow] or "sal"
     # reading needs no lead-key secret: the rows are joined on the stored keys
-    log = PredictionLog(db_url, secret=b"x" * 32)
     try:
-        preds, shadows, outcomes = (
-            log.read_predictions(),
-            log.read_shadow_predictions(),
-            log.read_outcomes(),
-        )
-    finally:
-        log.close()
+        log = PredictionLog(db_url, secret=b"x" * 32)
+        try:
+            preds = log.read_predictions()
+            shadows, outcomes = log.read_shadow_predictions(), log.read_outcomes()
+        finally:
+            log.close()
+    except (StoreUnavailableError, ValueError) as e:
+        raise fail(f"--db: cannot read the prediction log: {e}") from None
     pairs = shadow_pairs(
         preds, shadows, outcomes, target, (model_name, champion), (model_name, shadow)
     )

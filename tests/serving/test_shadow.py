@@ -186,11 +186,28 @@ def test_a_failing_shadow_fails_no_request_and_is_counted(trained, workdir, brok
         assert _metric(metrics, "leadscore_shadow_scored_leads_total") == 0
         assert len(_shadow_rows(served.db_url)) == 0
         assert len(_wait_rows(lambda: read_log(served.db_url)[0], len(leads))) == len(leads)
+        _sigkill_takes_the_shadows_too(served)
     finally:
         stop_server(served.proc)
     log = served.log.read_text()
     assert "shadow model failed on" in log and "TypeError" in log
     assert log.count("shadow model failed on") <= 2  # once per interval and worker
+
+
+def _sigkill_takes_the_shadows_too(served) -> None:
+    """A SIGKILLed server takes its workers with it (serving.startup.watch_parent), and a
+    worker's shadow process stops once its worker is gone: nothing is left behind."""
+    import signal
+
+    import psutil
+
+    tree = psutil.Process(served.proc.pid).children(recursive=True)
+    shadows = [p for p in tree if "multiprocessing.spawn" in " ".join(p.cmdline())]
+    assert len(shadows) >= 2, [p.cmdline() for p in tree]
+    served.proc.send_signal(signal.SIGKILL)
+    served.proc.wait(10)
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    assert not alive, [(p.pid, p.cmdline()) for p in alive]
 
 
 # ------------------------------------------------------- promote --evidence shadow
@@ -272,3 +289,24 @@ def test_promote_with_shadow_evidence_compares_on_live_outcomes(trained, servers
         assert _alias(client, MODEL_NAME, "shadow") is None
     else:
         assert "refused" in out and _alias(client, MODEL_NAME, "shadow") == shadow_version
+
+
+def test_shadow_set_and_clear_say_what_they_did(trained, shadow_version):
+    """Runs after the evidence test (which may have promoted the shadow); the module's
+    fixture puts the session's aliases back."""
+    from leadscore.cli import app
+
+    client = MlflowClient(trained.tracking_uri)
+    champion = _alias(client, MODEL_NAME, "champion")
+    runner = CliRunner()
+    same = runner.invoke(app, ["shadow", "set", champion])
+    assert same.exit_code == 2 and "is the champion" in same.output
+    missing = runner.invoke(app, ["shadow", "set", "999"])
+    assert missing.exit_code == 2 and "no version 999" in missing.output
+    other = "1" if champion != "1" else shadow_version
+    assert runner.invoke(app, ["shadow", "set", other]).exit_code == 0
+    cleared = runner.invoke(app, ["shadow", "clear"])
+    assert cleared.exit_code == 0 and f"version {other} is no longer scored" in cleared.output
+    assert _alias(client, MODEL_NAME, "shadow") is None
+    again = runner.invoke(app, ["shadow", "clear"])
+    assert again.exit_code == 0 and "nothing to clear" in again.output
