@@ -297,8 +297,6 @@ class LeadScorer:
     def close_log(self) -> None:
         """Runs after the server stopped accepting and answered the requests in flight."""
         self._ready = False
-        if self.shadow is not None:
-            self.shadow.close()
         ok = self.log.close(timeout=30.0)
         logger.info(
             "prediction log closed: %d written, %d dropped%s",
@@ -306,6 +304,8 @@ class LeadScorer:
             self.log.dropped,
             "" if ok else " (NOT everything was written)",
         )
+        if self.shadow is not None:  # after the answers' log: that one matters more
+            self.shadow.close()
 
     def _check_deadline(self, stage: str) -> None:
         if past_deadline(self.settings.deadline_s):

@@ -24,9 +24,10 @@ Isolation, so that the shadow's failure or slowness cannot hurt the answer:
   shadow process, counted (``leadscore_shadow_failures_total``) and logged at most once per
   :data:`FAILURE_LOG_EVERY_S` with the count since the last line.
 
-On shutdown the worker asks the process to finish what is queued (at most
-:data:`CLOSE_TIMEOUT_S`), then stops it; a process whose worker died stops by itself
-(it watches its parent).
+On shutdown, once the answers' own log is flushed, the worker asks the process to finish
+what is queued and flush its log (at most :data:`CLOSE_TIMEOUT_S`), then kills it (what is
+still queued then is not shadowed); a process whose worker died stops by itself within a
+second (it watches its parent).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ logger = logging.getLogger("bentoml.leadscore.shadow")
 
 QUEUE_SIZE = 64
 FAILURE_LOG_EVERY_S = 60.0
-CLOSE_TIMEOUT_S = 10.0
+CLOSE_TIMEOUT_S = 5.0
 _POLL_S = 1.0  # how often an idle shadow process checks that its worker is alive
 
 
@@ -100,8 +101,12 @@ class ShadowScorer:
                 pass
             self._process.join(max(0.1, deadline - time.monotonic()))
         if self._process.is_alive():
-            logger.warning("shadow process did not stop in %.0f s: terminated", timeout)
-            self._process.terminate()
+            logger.warning(
+                "shadow process did not finish its queue in %.0f s: killed (its queued "
+                "requests are not shadowed)",
+                timeout,
+            )
+            self._process.kill()  # it ignores SIGTERM: the worker decides when it stops
             self._process.join(2.0)
         self._queue.cancel_join_thread()  # what is still queued is not waited for
         self._queue.close()

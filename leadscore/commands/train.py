@@ -339,15 +339,7 @@ def promote(
     from training.registry import promote as do_promote
 
     candidate, verdict, live = _shadow_candidate(evidence, to, db, min_leads, model_name)
-    if live is not None and not live[0].difference:  # too few outcomes: nothing to weigh yet
-        from leadscore.commands.shadow import show_evidence
-
-        show_evidence(*live)
-        err().print(
-            f"[bold red]refused:[/] champion stays at version {live[1]}; the shadow "
-            f"(version {live[2]}) keeps being scored while outcomes arrive"
-        )
-        raise typer.Exit(1)
+    _refuse_without_evidence(live)
     p = do_promote(
         model_name=model_name, to_version=to, force=force, data_dir=data,
         candidate=candidate, evidence=verdict,
@@ -400,6 +392,21 @@ def _shadow_candidate(
         model_name, db or default_db_url(), min_leads
     )
     return shadow, (ev.ok, f"live evidence: {ev.reason}"), (ev, champion, shadow, target, where)
+
+
+def _refuse_without_evidence(live: tuple | None) -> None:
+    """Too few outcomes for --evidence shadow: say so and refuse (nothing to weigh yet,
+    so the gate is not run)."""
+    if live is None or live[0].difference:
+        return
+    from leadscore.commands.shadow import show_evidence
+
+    show_evidence(*live)
+    err().print(
+        f"[bold red]refused:[/] champion stays at version {live[1]}; the shadow "
+        f"(version {live[2]}) keeps being scored while outcomes arrive"
+    )
+    raise typer.Exit(1)
 
 
 def _show_gate_comparison(
