@@ -11,7 +11,17 @@ import click
 import typer
 from typer.core import TyperGroup
 
-from leadscore.commands import data, demo, mapping, monitor, report, score, serve, train
+from leadscore.commands import (
+    data,
+    demo,
+    mapping,
+    monitor,
+    report,
+    score,
+    serve,
+    shadow,
+    train,
+)
 
 
 class _Commands(TyperGroup):
@@ -62,6 +72,14 @@ mapping_app = _group(
 mapping_app.command("init")(mapping.mapping_init)
 mapping_app.command("schema")(mapping.mapping_schema)
 app.add_typer(mapping_app, name="mapping")
+
+shadow_app = _group(
+    "The shadow challenger: a version `serve` scores beside the champion, logged, never "
+    "returned; compare them with `promote --evidence shadow`."
+)
+shadow_app.command("set")(shadow.shadow_set)
+shadow_app.command("clear")(shadow.shadow_clear)
+app.add_typer(shadow_app, name="shadow")
 
 personas_app = _group("Buyer personas: propose definitions from data.")
 personas_app.command("discover")(report.personas_discover)

@@ -14,6 +14,12 @@ histograms; this module adds only what is specific to lead scoring:
   ``leadscore_calibration_gap{decile}`` (observed minus predicted conversion, deciles 1 to
   10 of p_convert), ``leadscore_realised_roc_auc``, ``leadscore_monitor_alerts`` and
   ``leadscore_monitor_leads``.
+* ``leadscore_shadow_scored_leads_total``: leads the shadow model scored (and logged);
+  ``leadscore_shadow_failures_total``: requests the shadow model failed to score (an
+  exception in it, or a shadow model that could not be loaded); ``leadscore_shadow_dropped_total``:
+  requests not handed to the shadow because its queue was full (it is slower than the
+  traffic) or it is not running. Counters; the first two are counted by the shadow
+  process itself (:mod:`serving.shadow`), which shares the server's metrics folder.
 
 Label values come from a fixed set. BentoML labels its request metrics with the raw request
 path, so every unknown path (``/leads/jane.doe@customer.com``, sent without a token) would
@@ -217,6 +223,37 @@ def observe_history_lookup_failure() -> None:
     instruments().history_failures.inc()
 
 
+class _ShadowInstruments:
+    def __init__(self) -> None:
+        import prometheus_client as pc  # lazy: see the module docstring
+
+        self.scored = pc.Counter(
+            "leadscore_shadow_scored_leads", "Leads the shadow model scored and logged"
+        )
+        self.failures = pc.Counter(
+            "leadscore_shadow_failures",
+            "Requests the shadow model failed to score (its answer was never affected)",
+        )
+        self.dropped = pc.Counter(
+            "leadscore_shadow_dropped",
+            "Requests not scored by the shadow model: its queue was full or it was not running",
+        )
+
+
+_shadow: _ShadowInstruments | None = None
+
+
+def shadow_instruments() -> _ShadowInstruments:
+    """The shadow model's counters, created on first use (in the worker for ``dropped``,
+    in the shadow process for the others: only what a process uses appears from it)."""
+    global _shadow
+    if _shadow is None:
+        with _lock:
+            if _shadow is None:
+                _shadow = _ShadowInstruments()
+    return _shadow
+
+
 def endpoint_label(path: str) -> str:
     """The ``endpoint`` label of a request path: one of a fixed set, never the raw path."""
     if path in KNOWN_ENDPOINTS:
@@ -286,4 +323,5 @@ __all__ = [
     "observe_history_lookup_failure",
     "observe_monitor",
     "observe_prediction_log",
+    "shadow_instruments",
 ]

@@ -14,6 +14,10 @@ done), ``/metrics`` and ``/docs.json`` are open. Without tokens the service refu
 start unless ``LEADSCORE_INSECURE_DEV=1`` (``leadscore serve --insecure-dev``), which is
 honoured on a loopback address only and never in a built bento.
 
+With ``LEADSCORE_SHADOW_MODEL`` set, a shadow model scores every request's leads too, in a
+process of its own, after the answer is made; its answers go to ``shadow_predictions`` and
+never into a response (:mod:`serving.shadow`).
+
 An answer for a lead scored before carries ``changed_because`` (:mod:`serving.history`),
 read from the log; if the log cannot say in time, the answer goes out without it.
 
@@ -78,6 +82,7 @@ from serving.schemas import (
     score_response_json,
 )
 from serving.settings import REQUEST_TIMEOUT_S, InvalidSettings, ServiceSettings, load_settings
+from serving.shadow import start_shadow
 from serving.startup import AuthGate, is_bentoml_serve, refuse_without_tokens, watch_parent
 from serving.timestamps import checked_moment, utc_now
 
@@ -227,6 +232,7 @@ class LeadScorer:
 
     def __init__(self) -> None:
         self._ready = False
+        self.shadow = None
         refuse_without_tokens(self.settings, in_worker=True)
         install_log_redaction()
         install_client_error_logging()
@@ -248,6 +254,8 @@ class LeadScorer:
         )
         if bentoml.server_context.worker_index in (None, 1):  # one worker keeps the gauges
             self.monitor.start(self.settings.monitor_interval_s)
+        # the shadow challenger, when LEADSCORE_SHADOW_MODEL names one (serving.shadow)
+        self.shadow = start_shadow(self.settings, self.log.secret)
         now = utc_now()
         self._score([_warmup_lead(now)], now)  # warm-up: not logged
         # the model, libraries and caches live as long as the worker: keep them out of the
@@ -306,6 +314,8 @@ class LeadScorer:
             self.log.dropped,
             "" if ok else " (NOT everything was written)",
         )
+        if self.shadow is not None:  # after the answers' log: that one matters more
+            self.shadow.close()
 
     def _check_deadline(self, stage: str) -> None:
         if past_deadline(self.settings.deadline_s):
@@ -416,6 +426,8 @@ class LeadScorer:
         )
         metrics.observe_answers(records)
         metrics.observe_prediction_log(self.log)
+        if self.shadow is not None:  # after the answer is made: it cannot change it
+            self.shadow.submit(request_id, moment, leads)
         return response  # type: ignore[return-value]
 
     # the input spec BentoML infers from the signature, with a fast decoder in front of

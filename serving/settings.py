@@ -90,6 +90,19 @@ class ServiceSettings(BaseSettings):
         90, gt=0, description="Days of answers GET /monitor and the gauges look at by default"
     )
 
+    shadow_model: str | None = Field(
+        None,
+        description="Tag of a BentoML model scored beside the served one on every /score "
+        "request, logged to shadow_predictions, never returned (`leadscore serve` sets it "
+        "when the registry has a `shadow` alias). Unset: no shadow",
+    )
+    shadow_queue_size: int = Field(
+        64,
+        gt=0,
+        description="Requests waiting for the shadow model (per worker) before "
+        "further ones are not shadowed (counted as dropped)",
+    )
+
     @field_validator("insecure_dev", mode="before")
     @classmethod
     def _yes_or_no(cls, value: Any) -> Any:

@@ -13,6 +13,11 @@ snapshots, same split; checked against the ``holdout_from`` it recorded), and on
 ``--to VERSION`` rolls back without a gate; ``force`` overrides a refusal and is recorded
 as forced. Every decision is an MLflow run (tagged ``model_kind=promotion``)
 and tags on the challenger's model version.
+
+``shadow`` is a model the service scores beside the champion without returning its answers
+(:func:`set_shadow`, :func:`clear_shadow`; ``serving.shadow``). ``promote --evidence shadow``
+puts it through the same gate as a challenger, and adds the comparison of the two on the
+live leads whose outcomes arrived (``training.shadow_evidence``): both must agree.
 """
 
 from __future__ import annotations
@@ -287,16 +292,22 @@ def promote(
     to_version: str | None = None,
     force: bool = False,
     data_dir: str | Path | None = None,
+    candidate: str | None = None,
+    evidence: tuple[bool, str] | None = None,
 ) -> Promotion:
     """Point ``champion`` at the challenger if it passes the gate (or at ``to_version``,
-    a rollback). Returns the decision; ``accepted`` False means champion is unchanged."""
+    a rollback). Returns the decision; ``accepted`` False means champion is unchanged.
+
+    ``candidate``: gate this version instead of the challenger (the shadow's, for
+    ``--evidence shadow``); ``evidence``: a further verdict (ok, reason) the promotion also
+    needs, e.g. the shadow's live comparison; ``force`` overrides it as it does the gate."""
     use_store(experiment_for(model_name))
     client = MlflowClient()
     try:
         current = str(client.get_model_version_by_alias(model_name, "champion").version)
     except MlflowException:
         current = None
-    target_version = to_version or version_for("challenger", model_name)
+    target_version = to_version or candidate or version_for("challenger", model_name)
     try:
         mv = client.get_model_version(model_name, target_version)
     except MlflowException as exc:
@@ -310,6 +321,8 @@ def promote(
                       "challenger is already the champion", kind="unchanged")  # fmt: skip
     else:
         p = _challenge(model_name, current, target_version, dict(mv.tags or {}), force, data_dir)
+    if evidence is not None and to_version is None:
+        p = _with_evidence(p, evidence)
     if p.accepted:
         client.set_registered_model_alias(model_name, "champion", p.to_version)
     _record(p)
@@ -386,3 +399,47 @@ def _challenge(
         skill=verdict,
         data_dir=source,
     )
+
+
+def _with_evidence(p: Promotion, evidence: tuple[bool, str]) -> Promotion:
+    """The gate's decision with a further verdict (ok, reason): a refusal by either refuses;
+    ``force`` overrides both, recorded as forced."""
+    from dataclasses import replace
+
+    ok, why = evidence
+    if ok or p.kind == "unchanged":
+        return replace(p, reason=f"{p.reason}; {why}")
+    gate_refused = p.reason.startswith("FORCED although: ") or not p.accepted
+    gate_part = p.reason.removeprefix("FORCED although: ")
+    problems = f"{gate_part}; {why}" if gate_refused else why
+    if p.forced:
+        return replace(p, accepted=True, kind="forced", reason=f"FORCED although: {problems}")
+    return replace(p, accepted=False, reason=problems if gate_refused else f"{p.reason}, but {why}")
+
+
+def set_shadow(version: str, model_name: str = MODEL_NAME) -> str | None:
+    """Point the ``shadow`` alias at ``version``; returns the version it pointed at before."""
+    use_store(experiment_for(model_name))
+    client = MlflowClient()
+    try:
+        client.get_model_version(model_name, str(version))
+    except MlflowException as exc:
+        raise RegistryError(f"model {model_name!r} has no version {version}") from exc
+    try:
+        before = str(client.get_model_version_by_alias(model_name, "shadow").version)
+    except MlflowException:
+        before = None
+    client.set_registered_model_alias(model_name, "shadow", str(version))
+    return before
+
+
+def clear_shadow(model_name: str = MODEL_NAME) -> str | None:
+    """Remove the ``shadow`` alias; returns the version it pointed at (None: there was none)."""
+    use_store(experiment_for(model_name))
+    client = MlflowClient()
+    try:
+        before = str(client.get_model_version_by_alias(model_name, "shadow").version)
+    except MlflowException:
+        return None
+    client.delete_registered_model_alias(model_name, "shadow")
+    return before

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -30,9 +30,18 @@ def serve(
         ),
     ] = False,
     model_name: ModelName = MODEL_NAME,
+    shadow_alias: Annotated[
+        str,
+        typer.Option(
+            "--shadow",
+            help="Registry alias of a model scored beside the served one when it exists "
+            "(logged, never returned); '' for none",
+        ),
+    ] = "shadow",
 ) -> None:
     """Serve the champion model over HTTP with BentoML (POST /score, POST /outcomes,
-    GET /model; bearer tokens from LEADSCORE_API_TOKENS or LEADSCORE_API_TOKENS_FILE)."""
+    GET /model; bearer tokens from LEADSCORE_API_TOKENS or LEADSCORE_API_TOKENS_FILE).
+    When the registry has a `shadow` alias, that version is scored beside it."""
     _check_can_serve(host, port, insecure_dev)
     model = import_served(alias, model_name)
     if insecure_dev:
@@ -43,10 +52,34 @@ def serve(
         f"{labels.get('mlflow_version')}, MLflow model {labels.get('mlflow_model_id') or '-'}, "
         f"run {labels.get('mlflow_run_id') or '-'}) on http://{host}:{port}"
     )
-    proc = start_server(
-        str(model.tag), port, host, {"LEADSCORE_INSECURE_DEV": "1"} if insecure_dev else None
-    )
+    env = {"LEADSCORE_INSECURE_DEV": "1"} if insecure_dev else {}
+    shadow = _shadow_model(model_name, model, shadow_alias)
+    if shadow is not None:
+        env["LEADSCORE_SHADOW_MODEL"] = str(shadow.tag)
+    proc = start_server(str(model.tag), port, host, env or None)
     sys.exit(run_until_signal(proc, say=err().print))
+
+
+def _shadow_model(model_name: str, served: Any, alias: str) -> Any:
+    """The shadow to score beside the served model: the registry's ``alias`` (`shadow`)
+    imported into the BentoML store, or None (no such alias, or it is the served model)."""
+    from serving.model_store import ModelNotFound
+
+    if not alias:
+        return None
+    try:
+        shadow = import_served(alias, model_name)
+    except ModelNotFound:
+        return None
+    labels = shadow.info.labels
+    if shadow.tag == served.tag:
+        err().print(f"the `{alias}` alias points at the served version: no shadow")
+        return None
+    console().print(
+        f"shadow {shadow.tag} ({alias}: version {labels.get('mlflow_version')}): scored on "
+        "every request beside it, logged to shadow_predictions, never returned"
+    )
+    return shadow
 
 
 def _check_can_serve(host: str, port: int, insecure_dev: bool) -> None:

@@ -309,16 +309,47 @@ def promote(
         typer.Option("--data", help="Data for the holdout (default: the challenger's data)"),
     ] = None,
     model_name: ModelName = MODEL_NAME,
+    evidence: Annotated[
+        str | None,
+        typer.Option(
+            "--evidence",
+            help="shadow: promote the `shadow` version instead of the challenger, if it "
+            "passes the gate and, on the served leads whose outcomes arrived, is not worse "
+            "than the champion (paired, 95 % intervals; see training/shadow_evidence.py)",
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db",
+            help="Prediction log database with the outcomes, for --evidence shadow "
+            "(default: LEADSCORE_DB_URL, else ./leadscore-predictions.db)",
+        ),
+    ] = None,
+    min_leads: Annotated[
+        int,
+        typer.Option("--min-leads", min=1, help="Leads with outcomes --evidence shadow needs"),
+    ] = 200,
 ) -> None:
     """Point `champion` at the challenger if it shows skill on its own time holdout and is
     not worse than the champion there (ROC AUC drop <= 0.01, ECE rise <= 0.01), or at
-    --to VERSION (a rollback, ungated)."""
+    --to VERSION (a rollback, ungated). With --evidence shadow, the candidate is the
+    `shadow` version, and it must also hold up on the live leads with outcomes."""
     from training.registry import describe_version
     from training.registry import promote as do_promote
 
-    p = do_promote(model_name=model_name, to_version=to, force=force, data_dir=data)
+    candidate, verdict, live = _shadow_candidate(evidence, to, db, min_leads, model_name)
+    _refuse_without_evidence(live)
+    p = do_promote(
+        model_name=model_name, to_version=to, force=force, data_dir=data,
+        candidate=candidate, evidence=verdict,
+    )  # fmt: skip
     if p.comparison:
-        _show_gate_comparison(p.comparison)
+        _show_gate_comparison(p.comparison, "shadow" if candidate else "challenger")
+    if live is not None:
+        from leadscore.commands.shadow import show_evidence
+
+        show_evidence(*live)
     console().print(f"{p.kind}: {p.reason}")
     if p.skill is not None and p.skill.has_skill:  # a missing skill is in the reason
         console().print(p.skill.sentence())
@@ -332,6 +363,11 @@ def promote(
         )
         raise typer.Exit(1)
     console().print(f"champion: {p.model_name} version {p.from_version or '-'} -> {p.to_version}")
+    if candidate is not None and p.to_version == candidate:
+        from training.registry import clear_shadow
+
+        clear_shadow(model_name)
+        console().print("the alias `shadow` is cleared: that version is the champion now")
     if p.from_version != p.to_version:
         console().print(
             "a running `leadscore serve` keeps the version it loaded: restart it, or "
@@ -339,12 +375,49 @@ def promote(
         )
 
 
-def _show_gate_comparison(comparison: dict[str, dict[str, float]]) -> None:
-    """The metrics the promotion gate compared: challenger (and champion) on one holdout."""
+def _shadow_candidate(
+    evidence: str | None, to: str | None, db: str | None, min_leads: int, model_name: str
+) -> tuple[str | None, tuple[bool, str] | None, tuple | None]:
+    """For --evidence shadow: the shadow's version, the live verdict (ok, reason) and what
+    to print of it; (None, None, None) without the option."""
+    if evidence is None:
+        return None, None, None
+    if evidence != "shadow":
+        raise typer.BadParameter("the only evidence is `shadow`", param_hint="--evidence")
+    if to is not None:
+        raise fail("--to rolls back to a version without a gate: it takes no --evidence")
+    from leadscore.commands.shadow import default_db_url, shadow_evidence
+
+    ev, champion, shadow, target, where = shadow_evidence(
+        model_name, db or default_db_url(), min_leads
+    )
+    return shadow, (ev.ok, f"live evidence: {ev.reason}"), (ev, champion, shadow, target, where)
+
+
+def _refuse_without_evidence(live: tuple | None) -> None:
+    """Too few outcomes for --evidence shadow: say so and refuse (nothing to weigh yet,
+    so the gate is not run)."""
+    if live is None or live[0].difference:
+        return
+    from leadscore.commands.shadow import show_evidence
+
+    show_evidence(*live)
+    err().print(
+        f"[bold red]refused:[/] champion stays at version {live[1]}; the shadow "
+        f"(version {live[2]}) keeps being scored while outcomes arrive"
+    )
+    raise typer.Exit(1)
+
+
+def _show_gate_comparison(
+    comparison: dict[str, dict[str, float]], candidate: str = "challenger"
+) -> None:
+    """The metrics the promotion gate compared: the challenger (or the shadow, named
+    ``candidate``) and the champion on one holdout."""
     title = (
-        "challenger vs champion, same time holdout"
+        f"{candidate} vs champion, same time holdout"
         if "champion" in comparison
-        else "challenger on its own time holdout (no champion yet)"
+        else f"{candidate} on its own time holdout (no champion yet)"
     )
     table = Table(title=title)
     table.add_column("model")
@@ -353,5 +426,5 @@ def _show_gate_comparison(comparison: dict[str, dict[str, float]]) -> None:
         table.add_column(m, justify="right")
     for who, row in comparison.items():
         cells = [f"{row[m]:.0f}" if m.startswith("n_") else f"{row[m]:.4f}" for m in metrics]
-        table.add_row(who, *cells)
+        table.add_row(candidate if who == "challenger" else who, *cells)
     console().print(table)

@@ -89,9 +89,10 @@ def lead_history(store: Store, key: str, since: datetime | None) -> list[dict[st
 
 
 def delete_older_than(store: Store, moment: datetime) -> int:
-    """Delete the predictions scored before ``moment``; the number deleted."""
+    """Delete the rows of the log's table (:attr:`Store.log_table`: the answers', or the
+    shadow's) scored before ``moment``; the number deleted."""
     store.ensure_schema()
-    t = store.predictions
+    t = store.log_table
     with store.engine.begin() as conn:
         return conn.execute(sa.delete(t).where(t.c.scored_at < moment)).rowcount or 0
 

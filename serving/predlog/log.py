@@ -45,6 +45,9 @@ class PredictionLog:
     ``history_days`` days; 0: all), which the writer thread also deletes once older
     (:mod:`serving.predlog.history`).
 
+    ``shadow``: the logged rows go to ``shadow_predictions`` (the shadow model's answers,
+    :mod:`serving.shadow`) instead of ``predictions``; everything else is the same.
+
     ``db_url`` defaults to a SQLite file at ``sqlite_path``. The lead-key secret is
     ``secret``, else read from ``secret_file``, else (SQLite only) kept in ``<db file>.key``
     (:mod:`serving.predlog.keys`). Create the log in the worker process that uses it (not
@@ -65,9 +68,10 @@ class PredictionLog:
         max_retry_delay: float = 5.0,
         connect_timeout: float = 5.0,
         history_days: int = 0,
+        shadow: bool = False,
     ) -> None:
         url = sa.engine.make_url(db_url or f"sqlite:///{Path(sqlite_path).expanduser().absolute()}")
-        self._store = Store(url, table_prefix, connect_timeout)
+        self._store = Store(url, table_prefix, connect_timeout, shadow=shadow)
         self.secret = (
             secret
             if secret is not None
@@ -243,6 +247,10 @@ class PredictionLog:
     def read_predictions(self) -> pd.DataFrame:
         """All stored predictions, ordered by ``scored_at`` (for monitoring and tests)."""
         return outcome_store.read_predictions(self._store)
+
+    def read_shadow_predictions(self) -> pd.DataFrame:
+        """All stored answers of the shadow model, ordered by ``scored_at``."""
+        return outcome_store.read_predictions(self._store, shadow=True)
 
 
 __all__ = ["DEFAULT_SQLITE_PATH", "PredictionLog"]

@@ -67,9 +67,10 @@ def read_outcomes(store: Store) -> pd.DataFrame:
     return frame
 
 
-def read_predictions(store: Store) -> pd.DataFrame:
-    """All stored predictions, ordered by ``scored_at`` (for monitoring and tests)."""
-    table = store.predictions
+def read_predictions(store: Store, shadow: bool = False) -> pd.DataFrame:
+    """All stored predictions, ordered by ``scored_at`` (for monitoring and tests); the
+    shadow model's (``shadow_predictions``) with ``shadow``."""
+    table = store.shadow_predictions if shadow else store.predictions
     frame = store.read(sa.select(table).order_by(table.c.scored_at, table.c.id), PREDICTION_COLUMNS)
     frame["p_convert"] = frame["p_convert"].astype("float64")
     frame["scored_at"] = pd.to_datetime(frame["scored_at"])

@@ -13,6 +13,12 @@ the database is first reachable, by whichever process gets there first.
     value, what ``leadscore monitor`` compares with the training data) and ``as_of``
     (nullable: the moment the lead was scored as of, the monitor's time axis), both added
     the same way.
+``shadow_predictions``
+    The same columns, for the answers of the shadow model (:mod:`serving.shadow`): scored
+    beside the champion, never returned. Kept apart so that ``predictions`` stays what the
+    callers were told (monitoring, history and training read only that one); a shadow
+    row carries the ``request_id`` of the champion's row for the same lead, so the two pair
+    exactly. Its ``contributions`` are null (the shadow logs no reasons' inputs).
 ``outcomes``
     What the CRM reports later, used as training labels: ``lead_id`` (raw: the CRM sends it
     and training joins on it), ``lead_key`` (same HMAC, to join with ``predictions``),
@@ -76,13 +82,9 @@ class StoreUnavailableError(RuntimeError):
     """The database could not be reached or refused a synchronous write/read."""
 
 
-def build_metadata(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
-    """The two tables, named ``<prefix>predictions`` and ``<prefix>outcomes``."""
-    if prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
-        raise ValueError("table prefix must be letters, digits and underscores")
-    md = sa.MetaData()
-    predictions = sa.Table(
-        f"{prefix}predictions",
+def _prediction_table(name: str, md: sa.MetaData) -> sa.Table:
+    return sa.Table(
+        name,
         md,
         sa.Column("id", sa.String(32), primary_key=True),
         sa.Column("request_id", sa.String(128), nullable=False, index=True),
@@ -101,6 +103,20 @@ def build_metadata(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
         sa.Column("features", _JSON, nullable=True),
         sa.Column("as_of", sa.DateTime(), nullable=True),
     )
+
+
+#: The shadow model's table, without the prefix (see the module docstring).
+SHADOW_TABLE = "shadow_predictions"
+
+
+def build_metadata(prefix: str = "") -> tuple[sa.MetaData, sa.Table, sa.Table]:
+    """The tables, named ``<prefix>predictions`` and ``<prefix>outcomes`` (returned) and
+    ``<prefix>shadow_predictions`` (in the metadata: ``md.tables[prefix + SHADOW_TABLE]``)."""
+    if prefix and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", prefix):
+        raise ValueError("table prefix must be letters, digits and underscores")
+    md = sa.MetaData()
+    predictions = _prediction_table(f"{prefix}predictions", md)
+    _prediction_table(f"{prefix}{SHADOW_TABLE}", md)
     outcomes = sa.Table(
         f"{prefix}outcomes",
         md,
@@ -181,10 +197,18 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
 class Store:
     """The engine and the tables of one log; creates the tables on first use.
 
+    ``shadow``: the rows this log writes go to ``shadow_predictions`` (:attr:`log_table`).
+
     ``key_file`` is where a SQLite log keeps its generated lead-key secret (None for other
     databases). Creating the object opens no connection."""
 
-    def __init__(self, url: sa.URL, table_prefix: str = "", connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: sa.URL,
+        table_prefix: str = "",
+        connect_timeout: float = 5.0,
+        shadow: bool = False,
+    ) -> None:
         self.key_file: Path | None = None
         if url.get_backend_name() == "sqlite":
             if url.database in (None, "", ":memory:"):
@@ -203,7 +227,10 @@ class Store:
         if url.get_backend_name() == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         self._md, self.predictions, self.outcomes = build_metadata(table_prefix)
-        self.prediction_insert = _insert_ignoring_duplicates(self.engine, self.predictions, ["id"])
+        self.shadow_predictions = self._md.tables[f"{table_prefix}{SHADOW_TABLE}"]
+        # the table this log writes (and its retention purges): the shadow's, or the answers'
+        self.log_table = self.shadow_predictions if shadow else self.predictions
+        self.prediction_insert = _insert_ignoring_duplicates(self.engine, self.log_table, ["id"])
         self.outcome_insert = _insert_ignoring_duplicates(
             self.engine, self.outcomes, ["lead_id", "stage", "at"]
         )
@@ -281,6 +308,7 @@ class Store:
 __all__ = [
     "OUTCOME_COLUMNS",
     "PREDICTION_COLUMNS",
+    "SHADOW_TABLE",
     "Store",
     "StoreUnavailableError",
     "build_metadata",

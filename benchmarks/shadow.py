@@ -1,0 +1,143 @@
+"""Shadow benchmark: what scoring a shadow model beside the champion costs the answers.
+The same single-lead requests at 4 connections against the champion served without and
+with the `shadow` alias's model (serving/shadow.py), side by side, and the p99 ratio
+(goal <= 1.2); also how many leads the shadow scored and how many requests it dropped
+(it runs on idle CPU only, so on a saturated machine it falls behind and drops).
+
+    .venv/bin/python benchmarks/shadow.py --data data/demo [--seconds 20] [--rounds 2]
+
+Needs a champion and a `shadow` alias in the MLflow store (`leadscore shadow set VERSION`).
+Rounds alternate without/with, so a machine that gets busier meanwhile hurts both.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+
+from crm.contract import data_end, read_tables
+from serving.loadgen import LoadResult, run_load
+from serving.model_store import import_registered
+from serving.process import free_port, start_server, stop_server, wait_ready
+from serving.schemas import tables_to_requests
+from training.tracking import MODEL_NAME, tracking_uri
+
+TOKEN = "benchmark-token-0123456789"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+def _metric(text: str, name: str) -> float:
+    return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(name))
+
+
+def wait_shadow_loaded(log: Path, workers: int = 2, timeout: float = 240) -> None:
+    """Until every worker's shadow process says it loaded its model (the server log)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log.read_text(errors="replace") if log.exists() else ""
+        if text.count("shadow model") and text.count(" loaded (") >= workers:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the shadow processes did not load their model in {timeout:.0f} s")
+
+
+def measure(
+    champion: str, shadow: str | None, make_body, seconds: float, folder: Path
+) -> tuple[LoadResult, dict[str, float]]:
+    """One server (with or without the shadow): warm-up, then ``seconds`` at 4 connections;
+    the load result and the shadow's counters at the end."""
+    port = free_port()
+    env = {
+        "LEADSCORE_API_TOKENS": TOKEN,
+        "LEADSCORE_DB_URL": f"sqlite:///{folder / f'shadow-bench-{port}.db'}",
+    }
+    if shadow is not None:
+        env["LEADSCORE_SHADOW_MODEL"] = shadow
+    proc = start_server(champion, port, extra_env=env, log_file=folder / f"server-{port}.log")
+    try:
+        wait_ready(port, proc, timeout=240)
+        url = f"http://127.0.0.1:{port}/score"
+        if shadow is not None:  # its processes load the model after the workers are ready
+            wait_shadow_loaded(folder / f"server-{port}.log")
+        run_load(url, make_body, 3, 4, headers=AUTH)  # warm-up
+        result = run_load(url, make_body, seconds, 4, headers=AUTH)
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        counters = {
+            k: _metric(text, f"leadscore_shadow_{k}")
+            for k in ("scored_leads_total", "failures_total", "dropped_total")
+        }
+    finally:
+        stop_server(proc)
+    return result, counters
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--rounds", type=int, default=2, help="without/with pairs, alternating")
+    args = ap.parse_args()
+
+    d = read_tables(args.data)
+    moment = data_end(d) + pd.Timedelta(seconds=1)
+    picks = d.leads.sample(n=min(1000, len(d.leads)), random_state=1)
+    leads = tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history)
+    uri = tracking_uri()
+    champion = import_registered(MODEL_NAME, "champion", uri)
+    shadow = import_registered(MODEL_NAME, "shadow", uri)
+
+    def body(i: int) -> dict:
+        return {"leads": [leads[i % len(leads)]], "as_of": moment.isoformat()}
+
+    print(f"# shadow benchmark, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    print(
+        f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; champion {champion.tag} "
+        f"(v{champion.info.labels.get('mlflow_version')}), shadow {shadow.tag} "
+        f"(v{shadow.info.labels.get('mlflow_version')}); single-lead requests, 4 connections, "
+        f"{args.seconds:g} s per run, {args.rounds} round(s)"
+    )
+    runs: dict[str, list[LoadResult]] = {"without shadow": [], "with shadow": []}
+    counters: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="leadscore-shadow-bench-") as tmp:
+        for _ in range(args.rounds):
+            runs["without shadow"].append(
+                measure(str(champion.tag), None, body, args.seconds, Path(tmp))[0]
+            )
+            res, c = measure(str(champion.tag), str(shadow.tag), body, args.seconds, Path(tmp))
+            runs["with shadow"].append(res)
+            counters.append(c)
+    p99 = {}
+    for name, results in runs.items():
+        for i, r in enumerate(results, 1):
+            print(f"{name:>15} round {i}: {r.summary()}")
+        latencies = np.concatenate([np.asarray(r.latencies) for r in results])
+        p99[name] = float(np.percentile(latencies, 99)) * 1000
+        p50 = float(np.percentile(latencies, 50)) * 1000
+        rps = sum(r.ok for r in results) / sum(r.seconds for r in results)
+        print(
+            f"{name:>15} all rounds: {rps:8.1f} req/s  p50 {p50:6.1f} ms  p99 {p99[name]:6.1f} ms"
+        )
+    ratio = p99["with shadow"] / p99["without shadow"]
+    print(f"p99 with / without shadow: {ratio:.2f} (goal <= 1.20)")
+    scored = sum(c["scored_leads_total"] for c in counters)
+    dropped = sum(c["dropped_total"] for c in counters)
+    failed = sum(c["failures_total"] for c in counters)
+    served = sum(r.ok for r in runs["with shadow"])
+    print(
+        f"shadow: {scored:.0f} leads scored, {dropped:.0f} requests dropped (queue full), "
+        f"{failed:.0f} failed, of {served} measured requests (plus warm-up)"
+    )
+
+
+if __name__ == "__main__":
+    main()
