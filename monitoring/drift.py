@@ -28,6 +28,7 @@ PSI_MODERATE = 0.1
 PSI_SHIFT = 0.25
 PSI_EPSILON = 1e-4
 MIN_ROWS = 50
+#: a PSI must also exceed what chance reaches this rarely (see ``psi_noise``)
 NOISE_P = 0.01
 #: an unknown-category share above this in a period (of MIN_ROWS or more) is an alert
 UNKNOWN_ALERT = 0.05
@@ -70,15 +71,21 @@ def served_shares(ref: dict[str, Any], values: pd.Series) -> tuple[np.ndarray, n
     return ref_shares, cur, unknown / max(n, 1)
 
 
-def psi(reference: np.ndarray, current: np.ndarray) -> float:
-    """Population stability index of two share vectors over the same buckets."""
+def share_psi(reference: np.ndarray, current: np.ndarray) -> float:
+    """Population stability index of two share vectors over the same buckets (proportions
+    floored at ``PSI_EPSILON``); the one PSI formula, also behind ``training.drift.psi``."""
     r = np.maximum(np.asarray(reference, dtype=float), PSI_EPSILON)
     c = np.maximum(np.asarray(current, dtype=float), PSI_EPSILON)
     return float(max(np.sum((c - r) * np.log(c / r)), 0.0))
 
 
 def psi_noise(n_reference: int, n_current: int, n_bins: int) -> float:
-    """The PSI that two samples of these sizes from one distribution exceed 1 % of the time."""
+    """The PSI two samples of these sizes from one distribution exceed 1 % of the time
+    (here and in training's holdout drift check, ``training.drift``).
+
+    PSI is a symmetrised chi-square: ``PSI / (1/n_ref + 1/n_cur)`` follows roughly a
+    chi-square with ``n_bins - 1`` degrees of freedom. On 10 bins that is 0.02 for slices of
+    thousands of rows but 0.55 for a 40-row slice, where a "strong shift" is noise."""
     if n_reference == 0 or n_current == 0 or n_bins < 2:
         return 0.0
     return float(chi2.ppf(1 - NOISE_P, n_bins - 1) * (1 / n_reference + 1 / n_current))
@@ -151,7 +158,7 @@ def drift_table(
                     name=name,
                     kind=kind,
                     rows=len(rows),
-                    psi=psi(r, c),
+                    psi=share_psi(r, c),
                     noise=psi_noise(n_ref, len(rows), int(np.count_nonzero(r + c))),
                     unknown_share=unknown,
                     missing_share=float(c[-1]),
@@ -169,7 +176,7 @@ __all__ = [
     "Drift",
     "drift_table",
     "period_labels",
-    "psi",
+    "share_psi",
     "psi_noise",
     "served_shares",
 ]

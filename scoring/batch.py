@@ -426,16 +426,7 @@ def _cast_answers(table: pa.Table, schema: pa.Schema, first_row: int) -> pa.Tabl
     try:
         return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
-        got = table.schema
-        diff = [
-            f"{f.name}: {got.field(f.name).type} (file: {f.type})"
-            for f in schema
-            if f.name in got.names and got.field(f.name).type != f.type
-        ]
-        raise ValueError(
-            f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
-            f"chunk ({'; '.join(diff) or exc})"
-        ) from exc
+        raise _misfit(table.schema, schema, first_row, exc) from exc
 
 
 def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.Table:
@@ -443,15 +434,20 @@ def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.
         return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
         got = pa.Schema.from_pandas(frame, preserve_index=False)
-        diff = [
-            f"{f.name}: {got.field(f.name).type} (file: {f.type})"
-            for f in schema
-            if f.name in got.names and got.field(f.name).type != f.type
-        ]
-        raise ValueError(
-            f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
-            f"chunk ({'; '.join(diff) or exc})"
-        ) from exc
+        raise _misfit(got, schema, first_row, exc) from exc
+
+
+def _misfit(got: pa.Schema, schema: pa.Schema, first_row: int, exc: Exception) -> ValueError:
+    """The error for a chunk whose columns do not fit the file's schema, naming each."""
+    diff = [
+        f"{f.name}: {got.field(f.name).type} (file: {f.type})"
+        for f in schema
+        if f.name in got.names and got.field(f.name).type != f.type
+    ]
+    return ValueError(
+        f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
+        f"chunk ({'; '.join(diff) or exc})"
+    )
 
 
 #: in a forked batch worker only: the model and the chunk plan it scores (``_start_worker``)

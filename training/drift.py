@@ -26,20 +26,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import chi2
 
+from monitoring.drift import psi_noise, share_psi
 from reports.charts import figure, save_png
 
-#: proportions are floored at this, so a bin empty on one side adds a bounded amount
-PSI_EPSILON = 1e-4
 #: PSI above this is a strong shift (the conventional cut; 0.1 to 0.25 is "moderate")
 PSI_THRESHOLD = 0.25
 #: positive-rate ratio between two slices from which the move is a warning
 RATE_RATIO_WARN = 1.5
 #: ... when the two-proportion z statistic is at least this (two-sided 1 %)
 RATE_Z = 2.58
-#: a feature's PSI must also exceed what chance reaches this rarely (see ``psi_noise``)
-NOISE_P = 0.01
 #: features named one by one in the warnings; the rest are counted
 MAX_NAMED = 5
 
@@ -95,9 +91,7 @@ def _psi_bins(reference: pd.Series, current: pd.Series, bins: int) -> tuple[floa
     keys = np.union1d(k_ref, k_cur)
     p_ref = pd.Series(k_ref).value_counts(normalize=True).reindex(keys, fill_value=0.0)
     p_cur = pd.Series(k_cur).value_counts(normalize=True).reindex(keys, fill_value=0.0)
-    r = np.maximum(p_ref.to_numpy(), PSI_EPSILON)
-    c = np.maximum(p_cur.to_numpy(), PSI_EPSILON)
-    return float(max(np.sum((c - r) * np.log(c / r)), 0.0)), len(keys)
+    return share_psi(p_ref.to_numpy(), p_cur.to_numpy()), len(keys)
 
 
 def psi(reference: pd.Series, current: pd.Series, bins: int = 10) -> float:
@@ -110,17 +104,6 @@ def psi(reference: pd.Series, current: pd.Series, bins: int = 10) -> float:
     Proportions are floored at ``PSI_EPSILON``. A column with one value (or none) on both
     sides gives 0; an empty side gives 0 (nothing to compare)."""
     return _psi_bins(reference, current, bins)[0]
-
-
-def psi_noise(n_reference: int, n_current: int, n_bins: int) -> float:
-    """The PSI two samples of these sizes from one distribution exceed 1 % of the time.
-
-    PSI is a symmetrised chi-square: ``PSI / (1/n_ref + 1/n_cur)`` follows roughly a
-    chi-square with ``n_bins - 1`` degrees of freedom. On 10 bins that is 0.02 for slices of
-    thousands of rows but 0.55 for a 40-row slice, where a "strong shift" is noise."""
-    if n_reference == 0 or n_current == 0 or n_bins < 2:
-        return 0.0
-    return float(chi2.ppf(1 - NOISE_P, n_bins - 1) * (1 / n_reference + 1 / n_current))
 
 
 @dataclass(frozen=True)

@@ -157,7 +157,7 @@ def test_no_traffic_gives_an_empty_report_and_page():
 
 
 def test_a_mostly_zero_count_that_rises_is_a_shift():
-    from monitoring.drift import psi, served_shares
+    from monitoring.drift import served_shares, share_psi
 
     ref = reference_stats(
         pd.DataFrame({"views": np.where(RNG.uniform(size=2000) < 0.95, 0.0, 1.0)}),
@@ -165,5 +165,5 @@ def test_a_mostly_zero_count_that_rises_is_a_shift():
         np.zeros(2000),
     )["features"]["views"]
     assert ref["edges"] == [0.0]  # zero is a bin of its own
-    assert psi(*served_shares(ref, pd.Series([8.0] * 100))[:2]) > 1.0
-    assert psi(*served_shares(ref, pd.Series([0.0] * 95 + [1.0] * 5))[:2]) < 0.01
+    assert share_psi(*served_shares(ref, pd.Series([8.0] * 100))[:2]) > 1.0
+    assert share_psi(*served_shares(ref, pd.Series([0.0] * 95 + [1.0] * 5))[:2]) < 0.01

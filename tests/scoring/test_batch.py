@@ -205,3 +205,18 @@ def test_without_reasons_every_other_answer_is_the_same(scored, trained, tmp_pat
     )
     res = CliRunner().invoke(app, [*args[:-1], "--engine", "spark", "--no-reasons"])
     assert res.exit_code != 0 and "always gives reasons" in res.output
+
+
+@pytest.mark.parametrize("as_table", [False, True])
+def test_a_chunk_that_does_not_fit_the_file_is_named_and_nothing_is_left(tmp_path, as_table):
+    first = pd.DataFrame({"p_convert": [0.1, 0.2]}, index=pd.Index(["a", "b"], name="lead_id"))
+    second = pd.DataFrame(
+        {"p_convert": ["high", "low"]}, index=pd.Index(["c", "d"], name="lead_id")
+    )
+    if as_table:
+        second = pa.Table.from_pandas(second.reset_index(), preserve_index=False)
+    out = tmp_path / "answers.parquet"
+    with pytest.raises(ValueError, match=r"row 2 on .*p_convert: (string|large_string)"):
+        write_answers(out, [first, second])
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []
