@@ -326,6 +326,8 @@ class TreeEnsemble:
             # tree by tree: look-up and addition fused, in tree order (as _ordered_sum)
             codes = self._codes(go_left)
             table = self._value_by_code
+            if n < 16:  # a few rows: one gather and an in-order sum, not a call per tree
+                return _ordered_sum(np.take_along_axis(table, codes, axis=1))
             out = table[0].take(codes[0])
             for t in range(1, self.n_trees):
                 out += table[t].take(codes[t])

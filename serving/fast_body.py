@@ -41,21 +41,21 @@ def _text(n: int) -> Any:
 _Number = Annotated[float, Meta(ge=0)]
 
 
-class Company(Struct, forbid_unknown_fields=True):
+class Company(Struct, forbid_unknown_fields=True, gc=False):
     industry: _text(200) | None = None  # type: ignore[valid-type]
     employees: _Number | None = None
     annual_revenue: _Number | None = None
     country: _text(100) | None = None  # type: ignore[valid-type]
 
 
-class Event(Struct, forbid_unknown_fields=True):
+class Event(Struct, forbid_unknown_fields=True, gc=False):
     type: Literal[EVENT_TYPES]  # type: ignore[valid-type]
     at: datetime
     topic: _text(200) | None = None  # type: ignore[valid-type]
     content_id: _text(200) | None = None  # type: ignore[valid-type]
 
 
-class StageEntry(Struct, forbid_unknown_fields=True):
+class StageEntry(Struct, forbid_unknown_fields=True, gc=False):
     stage: Literal[STAGES]  # type: ignore[valid-type]
     entered_at: datetime
 

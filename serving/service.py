@@ -46,10 +46,10 @@ from bentoml.exceptions import BentoMLException, InternalServerError
 from pydantic import Field
 from starlette.responses import Response
 
-from scoring.batch import answer_records, expected_custom_fields, score_tables
+from scoring.batch import expected_custom_fields
 from scoring.registry import load_scoring_model
-from scoring.single import score_request
 from serving import metrics
+from serving.answers import score_leads
 from serving.errors import (
     ApiMiddleware,
     RequestError,
@@ -78,7 +78,6 @@ from serving.schemas import (
     ScoreResponse,
     check_leads,
     check_outcomes,
-    leads_to_tables,
     score_response_json,
 )
 from serving.settings import REQUEST_TIMEOUT_S, InvalidSettings, ServiceSettings, load_settings
@@ -342,23 +341,8 @@ class LeadScorer:
         """Answer records with contributions (for the log; the answer body leaves them out):
         the per-request path (no DataFrames, ``scoring.single``) for every request size
         (benchmarks/single_lead.py: cheaper at 1 and at 1,000 leads), the table path for
-        models it does not cover (heads other than LightGBM). Both give the same records
-        (tests/scoring/test_single_scoring.py)."""
-        records = score_request(self.model, leads, moment, self.model_ref)
-        if records is not None:
-            return records
-        leads_df, accounts_df, events_df, stages_df = leads_to_tables(leads)
-        self._check_deadline("building its tables")
-        answers = score_tables(
-            self.model,
-            leads_df,
-            accounts_df,
-            events_df,
-            pd.Timestamp(moment),
-            stages_df,
-            with_contributions=True,  # for the log: the answer body leaves them out
-        )
-        return answer_records(answers, self.model_ref)
+        models it does not cover (``serving.answers.score_leads``)."""
+        return score_leads(self.model, leads, moment, self.model_ref, self._check_deadline)
 
     def _add_changes(self, records: list[dict[str, Any]], request_id: str) -> None:
         """``changed_because`` on the answers of leads scored before; never fails the

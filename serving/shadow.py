@@ -4,9 +4,9 @@ returned.
 When ``LEADSCORE_SHADOW_MODEL`` names a BentoML model (``leadscore serve`` sets it when the
 registry has a ``shadow`` alias), every worker of the service starts one shadow process
 (:class:`ShadowScorer`). After a ``/score`` answer is built and logged, the worker hands
-the request's canonical tables to that process through a bounded queue, without waiting;
+the request's leads to that process through a bounded queue, without waiting;
 the process scores them with the shadow model through the same path as the champion
-(:func:`scoring.batch.score_tables`) and writes the answers to ``shadow_predictions``
+(:func:`serving.answers.score_leads`) and writes the answers to ``shadow_predictions``
 (:class:`serving.predlog.PredictionLog` with ``shadow=True``: the same whitelist, the lead
 key and never the raw id, the champion's ``request_id``).
 
@@ -75,7 +75,7 @@ class ShadowScorer:
         return self._process.is_alive()
 
     def submit(self, request_id: str, moment: datetime, leads: list[Any]) -> bool:
-        """Queue a request's leads for the shadow (its process builds their tables); never
+        """Queue a request's leads for the shadow (its process scores them); never
         blocks. False (and counted) when
         the queue is full or the shadow process is gone."""
         from serving import metrics
@@ -257,18 +257,17 @@ def run_shadow(model_tag: str, log_options: dict[str, Any], jobs: Any) -> None:
 def _score_and_log(model: Any, ref: dict[str, str], log: Any, job: Any, failures: _Failures) -> int:
     """Score one request's tables with the shadow model and log its answers; the number of
     leads logged (0 after a failure, which is counted)."""
-    import pandas as pd
+    from serving.answers import score_leads
 
-    from scoring.batch import answer_records, score_tables
-    from serving.schemas import leads_to_tables
-
-    request_id, moment, request_leads = job
+    request_id, moment, leads = job
     try:
-        leads, accounts, events, stages = leads_to_tables(request_leads)
-        answers = score_tables(model, leads, accounts, events, pd.Timestamp(moment), stages)
-        records = answer_records(answers, ref)
+        records = score_leads(model, leads, moment, ref)
         log.log_answers(
-            records, request_id=request_id, model_name=ref["name"], model_version=ref["version"]
+            records,
+            request_id=request_id,
+            model_name=ref["name"],
+            model_version=ref["version"],
+            as_of=moment,
         )
     except Exception as e:  # noqa: BLE001 - the shadow's failure is counted, never raised
         failures.failed(_describe(e))

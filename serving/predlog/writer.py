@@ -28,11 +28,11 @@ import logging
 import random
 import threading
 import time
-import uuid
 from collections import deque
 from typing import Any
 
 from serving.predlog.history import cutoff, delete_older_than
+from serving.predlog.rows import new_row_id
 from serving.predlog.store import Store, describe, is_transient
 from serving.timestamps import utc_now
 
@@ -226,7 +226,7 @@ class RowWriter:
                 self._inflight = n
             for row in batch:
                 if not row["id"]:
-                    row["id"] = uuid.uuid4().hex
+                    row["id"] = new_row_id()
             try:
                 self.store.insert_predictions(batch)
             except Exception as e:  # noqa: BLE001 - classified below

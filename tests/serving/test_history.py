@@ -164,7 +164,7 @@ _OLD_TABLE = """CREATE TABLE predictions (id VARCHAR(32) PRIMARY KEY,
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
-def test_an_older_table_gains_the_column_and_old_rows_expire(kind, tmp_path):
+def test_an_older_table_gains_the_column_and_index_and_old_rows_expire(kind, tmp_path):
     secret = b"history-test-secret-0123456789"
     old_key = lead_key("L-old", secret)
     with temp_database(kind, tmp_path) as url:
@@ -204,6 +204,13 @@ def test_an_older_table_gains_the_column_and_old_rows_expire(kind, tmp_path):
             assert list(previous) == ["L-old"]
             assert previous["L-old"]["contributions"] == contributions
             assert [row["p_convert"] for row in log.history("L-old")] == pytest.approx([0.3, 0.1])
+            # the index a request's newest-answer look-up needs was added to the old table
+            indexes = sa.inspect(sa.create_engine(url)).get_indexes("predictions")
+            assert {"name": "ix_predictions_lead_key_scored_at"} in [
+                {"name": i["name"]}
+                for i in indexes
+                if i["column_names"] == ["lead_key", "scored_at"]
+            ]
         finally:
             log.close()
 
