@@ -127,6 +127,12 @@ class ContentLibrary:
         object.__setattr__(self, "_lookup", {c: i for i, c in enumerate(ids)})
 
     @property
+    def position_of(self) -> dict[str, int]:
+        """content id -> its position in :attr:`items` (the field keeps its old name:
+        libraries pickled with earlier models hold it under that name)."""
+        return self._lookup
+
+    @property
     def content_ids(self) -> tuple[str, ...]:
         return tuple(self._index)
 
@@ -251,7 +257,7 @@ def _customer_key(key: str) -> bool:
 # The shipped files, read once per process (the frozen ContentLibrary is shared; its own
 # candidate cache lives on it and is bounded).
 @lru_cache(maxsize=1)
-def _default_library() -> ContentLibrary:
+def default_library() -> ContentLibrary:
     return load_content()
 
 
@@ -320,7 +326,7 @@ def next_content(
 
     ``consumed`` are events (lead_id, at, content_id); with ``as_of`` only those strictly
     before it count, without it all given events count (the caller cut them already)."""
-    lib = library if library is not None else _default_library()
+    lib = library if library is not None else default_library()
     ids = lead_index(segment.index)
     m = len(ids)
     seg = segment.to_numpy(dtype=object)

@@ -128,7 +128,7 @@ class PersonaConfig(BaseModel):
         return tuple(p.name for p in self.personas)
 
     @cached_property
-    def _compiled(self) -> _PersonaModel:
+    def compiled(self) -> _PersonaModel:
         return _PersonaModel.build(self)
 
 
@@ -286,8 +286,8 @@ def assign_personas(
     Uses the job title and the topics of events strictly before ``as_of`` (a Timestamp or a
     Series of per-lead timestamps indexed by lead_id). With ``probabilities=True`` the
     posterior of every persona is added as ``p_<name>`` columns."""
-    cfg = definitions if definitions is not None else _default_personas()
-    model = cfg._compiled
+    cfg = definitions if definitions is not None else default_personas()
+    model = cfg.compiled
     ids = lead_index(leads)
     titles = (
         leads["job_title"]
@@ -312,6 +312,6 @@ def assign_personas(
 # The shipped file, read once per process (a pure function of nothing mutable: the frozen
 # PersonaConfig it returns is shared, never changed).
 @lru_cache(maxsize=1)
-def _default_personas() -> PersonaConfig:
+def default_personas() -> PersonaConfig:
     """The shipped definitions, read once per process."""
     return load_personas()

@@ -22,10 +22,10 @@ import numpy as np
 import pandas as pd
 
 from crm.vocabulary import EVENT_TYPES, LIFECYCLE_STAGES, STAGE_RANK, STAGES
-from features.content import PHASES, ContentLibrary, _default_library, content_phase
+from features.content import PHASES, ContentLibrary, content_phase, default_library
 from features.encoding import SMALL
 from features.lifecycle import lifecycle_stages
-from features.personas import PersonaConfig, _default_personas
+from features.personas import PersonaConfig, default_personas
 from features.pointintime import NAT_NS, AsOf, window_ns
 from features.single import RequestEvents, times_ns
 
@@ -91,7 +91,7 @@ def _phases(ev: RequestEvents, funnel: list[str]) -> np.ndarray:
 
 def _personas(leads: Sequence[Any], ev: RequestEvents, cfg: PersonaConfig) -> tuple:
     """(persona, persona_confidence) per lead: the compiled classifier of the table path."""
-    model = cfg._compiled
+    model = cfg.compiled
     k, v = len(leads), len(model.vocab)
     lookup = model.vocab_lookup
     code = np.fromiter(
@@ -119,8 +119,8 @@ def request_profile(
     lifecycle_stage, segment, funnel_stage, content_stage, next_content), one list each,
     for a request's leads as of ``as_of`` (int64 ns per lead) with their ``events``
     (``FeatureRows.events``)."""
-    cfg = personas if personas is not None else _default_personas()
-    lib = library if library is not None else _default_library()
+    cfg = personas if personas is not None else default_personas()
+    lib = library if library is not None else default_library()
     who, confidence = _personas(leads, events, cfg)
     moments = as_of.tolist()
     ranks: list[int] = []
@@ -132,7 +132,7 @@ def request_profile(
     persona = who.tolist()
     segment = [f"{p}/{s}" for p, s in zip(persona, stages, strict=True)]
     phase = [PHASES[c] for c in _phases(events, funnel).tolist()]
-    lookup = lib._lookup
+    lookup = lib.position_of
     before = events.before.tolist()
     consumed: list[set[int]] = [set() for _ in leads]
     for j, (c, lead) in enumerate(zip(events.content, events.lead.tolist(), strict=True)):

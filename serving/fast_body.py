@@ -29,7 +29,7 @@ from crm.vocabulary import EMAIL_DOMAIN_KINDS, EVENT_TYPES, STAGES
 from serving.schemas import (
     MAX_EVENTS_PER_LEAD,
     MAX_LEADS_PER_REQUEST,
-    _printable_id,
+    printable_id,
 )
 from serving.timestamps import checked_moment
 
@@ -96,12 +96,12 @@ def _finite(*values: Any) -> None:
 
 def _check(lead: Lead) -> None:
     """The schema's rules msgspec does not state; ValueError when one fails."""
-    _printable_id(lead.lead_id)
+    printable_id(lead.lead_id)
     lead.created_at = checked_moment(lead.created_at)
     for e in lead.events:
         e.at = checked_moment(e.at)
         if e.content_id is not None:
-            _printable_id(e.content_id)
+            printable_id(e.content_id)
     for st in lead.stages:
         st.entered_at = checked_moment(st.entered_at)
     if lead.company is not None:

@@ -34,7 +34,7 @@ CLOCK_SKEW = timedelta(minutes=5)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
-def _printable_id(v: str) -> str:
+def printable_id(v: str) -> str:
     """Ids are printable text: a control character (NUL, newline, ...) is refused here, by
     name, rather than by one database and stored by another."""
     bad = _CONTROL.search(v)
@@ -44,7 +44,7 @@ def _printable_id(v: str) -> str:
 
 
 #: A CRM id: 1 to 200 printable characters.
-CrmId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_printable_id)]
+CrmId = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(printable_id)]
 
 
 class Company(BaseModel):
@@ -62,7 +62,7 @@ class Event(BaseModel):
     type: EventType = Field(description="One of the canonical engagement event types")
     at: datetime = Field(description="When it happened (ISO 8601; naive means UTC)")
     topic: str | None = Field(None, max_length=200)
-    content_id: Annotated[str, AfterValidator(_printable_id)] | None = Field(None, max_length=200)
+    content_id: Annotated[str, AfterValidator(printable_id)] | None = Field(None, max_length=200)
 
     _at = field_validator("at")(classmethod(lambda cls, v: checked_moment(v)))
 

@@ -452,14 +452,21 @@ class LeadScorer:
         return OutcomesResponse(request_id=request_id, stored=stored, duplicates=len(rows) - stored)
 
 
-def served_model_info() -> dict[str, Any] | None:
-    """The ``GET /model`` answer: the card of the service instance this worker runs
-    (BentoML's current service), None until it is ready."""
+def _served(name: str) -> Any:
+    """Attribute ``name`` of the service instance this worker runs, or None before it is
+    instantiated (or when its start-up failed): the routes outside BentoML's API
+    (``GET /model``, history, monitor) answer from it."""
     try:
         instance = bentoml.get_current_service()
-    except BentoMLException:  # not instantiated yet (or its start-up failed)
+    except BentoMLException:
         return None
-    return getattr(instance, "model_info", None)
+    return getattr(instance, name, None)
+
+
+def served_model_info() -> dict[str, Any] | None:
+    """The ``GET /model`` answer: the card of the service instance this worker runs
+    (None before it is instantiated)."""
+    return _served("model_info")
 
 
 async def served_history(lead_id: str) -> tuple[int, dict[str, Any]]:
@@ -467,11 +474,7 @@ async def served_history(lead_id: str) -> tuple[int, dict[str, Any]]:
     database read in a thread, off the event loop)."""
     from starlette.concurrency import run_in_threadpool
 
-    try:
-        instance = bentoml.get_current_service()
-    except BentoMLException:
-        instance = None
-    history = getattr(instance, "lead_history", None)
+    history = _served("lead_history")
     if history is None:
         return 503, {"error": "not ready", "field": None}
     return await run_in_threadpool(history, lead_id)
@@ -482,11 +485,7 @@ async def served_monitor(query: str) -> tuple[int, str, bytes]:
     thread, off the event loop)."""
     from starlette.concurrency import run_in_threadpool
 
-    try:
-        instance = bentoml.get_current_service()
-    except BentoMLException:
-        instance = None
-    monitor = getattr(instance, "monitor", None)
+    monitor = _served("monitor")
     if monitor is None:
         return 503, "application/json", b'{"error": "not ready", "field": null}'
     return await run_in_threadpool(monitor.answer, query)

@@ -18,16 +18,16 @@ TITLES = ["VP Marketing at Jane Doe Consulting", "jane.doe@customer.com", "Head 
 
 def test_persona_title_cache_is_not_pickled_and_refills():
     cfg = load_personas()
-    cfg._compiled.title_evidence(pd.Series(TITLES))
-    assert set(TITLES) <= set(cfg._compiled.title_cache)  # the cache is in use
+    cfg.compiled.title_evidence(pd.Series(TITLES))
+    assert set(TITLES) <= set(cfg.compiled.title_cache)  # the cache is in use
     blob = pickle.dumps(cfg)
     for title in TITLES:
         assert title.encode() not in blob, title
     again = pickle.loads(blob)
-    assert again._compiled.title_cache == {}
+    assert again.compiled.title_cache == {}
     np.testing.assert_array_equal(
-        again._compiled.title_evidence(pd.Series(TITLES)),
-        cfg._compiled.title_evidence(pd.Series(TITLES)),
+        again.compiled.title_evidence(pd.Series(TITLES)),
+        cfg.compiled.title_evidence(pd.Series(TITLES)),
     )
 
 
