@@ -77,25 +77,36 @@ def traffic(trained):
     picks = mql.sample(frac=1.0, random_state=17)
     industries = d.accounts["industry"].dropna().value_counts()
     rare = str(industries.index[-1])
-    bodies, outcomes = [], []
+    chosen = []  # (lead_id, as_of, target, converts): one generator, drawn lead by lead
+    end = d.events["at"].max()
     for lead_id, entered in picks.items():
         # as training takes its snapshots: the age after entry, plus one second
         as_of = pd.Timestamp(entered) + pd.Timedelta(days=int(rng.choice(ages)), seconds=1)
         reached = sal.get(lead_id)
-        if as_of >= d.events["at"].max() or (reached is not None and reached <= as_of):
+        if as_of >= end or (reached is not None and reached <= as_of):
             continue
-        week = len(bodies) // N_PER_WEEK
+        week = len(chosen) // N_PER_WEEK
         if week > 1:
             break
         target = (WEEK_A if week == 0 else WEEK_B) + pd.Timedelta(hours=float(rng.uniform(0, 110)))
-        leads = d.leads[d.leads["lead_id"] == lead_id]
-        (body,) = tables_to_requests(leads, d.accounts, d.events, as_of, sh)
+        chosen.append((lead_id, as_of, target, rng.uniform() < 0.6))
+    # the chosen leads' rows once, so each body is cut from small tables
+    ids = {lead_id for lead_id, *_ in chosen}
+    by_lead = {
+        name: frame[frame["lead_id"].isin(ids)]
+        for name, frame in (("leads", d.leads), ("events", d.events), ("stages", sh))
+    }
+    bodies, outcomes = [], []
+    for lead_id, as_of, target, converts in chosen:
+        week = len(bodies) // N_PER_WEEK
+        leads = by_lead["leads"][by_lead["leads"]["lead_id"] == lead_id]
+        (body,) = tables_to_requests(leads, d.accounts, by_lead["events"], as_of, by_lead["stages"])
         body = _shift_times(body, target - as_of)
         if week == 1:
             body = _shifted_mix(body, target, rare)
         body["lead_id"] = f"mon-{lead_id}"
         bodies.append((body, target))
-        if rng.uniform() < 0.6:
+        if converts:
             at = (target + pd.Timedelta(days=3)).isoformat()
             outcomes.append({"lead_id": body["lead_id"], "stage": "sal", "at": at})
     assert len(bodies) == 2 * N_PER_WEEK

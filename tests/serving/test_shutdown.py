@@ -71,9 +71,14 @@ def recreated_store(trained, tmp_path_factory):
     (session's) BentoML store, then the store deleted and recreated at the same URI with a
     different version 1 (trained for ``mql``). Training runs in subprocesses, as a user would
     run it, so no MLflow client of this process holds the deleted database."""
+    from crm.simulate import write_simulation
     from training.tracking import MODEL_NAME
 
     root = tmp_path_factory.mktemp("recreated")
+    # what is checked is which artifact is served, not its quality: a small export trains
+    # in about half the time of the session's
+    data = root / "data"
+    write_simulation(data, n_leads=2000, seed=11)
     store = root / "mlruns"
     uri = f"sqlite:///{store / 'mlflow.db'}"
     env = {
@@ -87,7 +92,7 @@ def recreated_store(trained, tmp_path_factory):
         if store.exists():
             shutil.rmtree(store)
         store.mkdir()
-        res = _cli("train", "--data", str(trained.data_dir), "--target", target, env=env)
+        res = _cli("train", "--data", str(data), "--target", target, env=env)
         assert res.returncode == 0, res.stderr[-2000:]
         code = (
             f"import mlflow; mlflow.set_tracking_uri({uri!r});"
