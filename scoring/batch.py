@@ -370,7 +370,10 @@ def _group_rows(positions: np.ndarray, chunk_size: int, n_chunks: int) -> tuple:
     chunk = positions // chunk_size
     chunk = chunk.astype(np.int16 if n_chunks < 2**15 else np.int32)  # int16: radix sort
     rows = np.flatnonzero(keep)
-    order = rows[np.argsort(chunk[rows], kind="stable")]
+    ids = chunk[rows]
+    # tables grouped by lead in lead order (as exports often are) need no sort
+    in_order = len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all())
+    order = rows if in_order else rows[np.argsort(ids, kind="stable")]
     bounds = np.zeros(n_chunks + 1, dtype=np.intp)
     np.cumsum(np.bincount(chunk[rows], minlength=n_chunks), out=bounds[1:])
     return order, bounds
@@ -390,9 +393,12 @@ class _ChunkRows:
         small = np.int32 if pos.max(initial=0) < 2**31 else np.int64
         self.pos = pos.astype(small)
         self.order, self.bounds = order, bounds
+        # every row kept, already in chunk order: a chunk is a slice (no copy of its rows)
+        self.sliced = len(order) == len(pos) and bool((np.diff(order) == 1).all())
 
     def chunk(self, i: int, start: int, ids: pd.CategoricalDtype) -> pd.DataFrame:
-        rows = self.order[self.bounds[i] : self.bounds[i + 1]]
+        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        rows = slice(a, b) if self.sliced else self.order[a:b]
         out = self.rest.iloc[rows]
         codes = self.pos[rows] - start
         lead_id = pd.Categorical.from_codes(codes, dtype=ids)
