@@ -334,13 +334,18 @@ def next_content(
     bad = [p for p in set(ph) if p not in PHASES]
     if bad:
         raise ValueError(f"next_content: unknown phase(s) {bad}; use {', '.join(PHASES)}")
-    pair_code: dict[tuple[str, str], int] = {}
-    codes = np.fromiter(
-        (pair_code.setdefault((str(s), p), len(pair_code)) for s, p in zip(seg, ph, strict=True)),
-        dtype=np.int64,
-        count=m,
+    # each distinct (segment, phase) pair's candidates are looked up once, on codes
+    seg_code, seg_uniques = pd.factorize(seg, use_na_sentinel=False)
+    ph_code, ph_uniques = pd.factorize(ph, use_na_sentinel=False)
+    pairs, codes = np.unique(
+        seg_code.astype(np.int64) * max(len(ph_uniques), 1) + ph_code, return_inverse=True
     )
-    lists = [lib.candidates(s, p) for s, p in pair_code]
+    codes = codes.ravel()
+    width_ph = max(len(ph_uniques), 1)
+    lists = [
+        lib.candidates(str(seg_uniques[k // width_ph]), ph_uniques[k % width_ph])
+        for k in pairs.tolist()
+    ]
     width = max((len(c) for c in lists), default=0)
     n_items = len(lib.items)
     table = np.full((len(lists), max(width, 1)), -1, dtype=np.int64)
@@ -370,7 +375,8 @@ def next_content(
     order = np.argsort(~pick, axis=1, kind="stable")[:, :n]
     chosen = np.take_along_axis(np.where(pick, cand, n_items), order, axis=1)
     id_of = np.array([*lib.content_ids, None], dtype=object)
-    out = [[c for c in row if c is not None] for row in id_of[chosen].tolist()]
+    kept = np.minimum(valid.sum(axis=1), n).tolist()  # the picks come first in each row
+    out = [row[:k] for row, k in zip(id_of[chosen].tolist(), kept, strict=True)]
     return pd.Series(out, index=ids, name="next_content", dtype=object)
 
 

@@ -10,9 +10,7 @@ import contextlib
 import gc
 import multiprocessing as mp
 import os
-import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from pathlib import Path
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -23,6 +21,7 @@ import pyarrow.compute as pc
 from crm.contract import CrmData
 from features.build import compute_features
 from features.content import funnel_profile
+from scoring.answers_file import AnswerTables, write_answers
 from scoring.reasons import contribution_records
 
 EMPTY_STAGES = pd.DataFrame(
@@ -44,6 +43,7 @@ def score_tables(
     *,
     with_contributions: bool = False,
     reasons: bool = True,
+    arrow_reasons: bool = False,
 ) -> pd.DataFrame:
     """Score leads as of one moment; returns one answer row per lead, index = lead_id:
     probabilities, fit and interest, quadrant, then persona, lifecycle stage, segment,
@@ -53,7 +53,8 @@ def score_tables(
     :func:`feature_records` (the service logs both; answers leave them out).
     ``reasons=False`` leaves the ``reasons`` column out (and the contributions it is made
     from: batch runs that need no reasons skip their cost); it cannot be combined with
-    ``with_contributions``."""
+    ``with_contributions``. ``arrow_reasons``: the reasons as an Arrow-backed column (see
+    ``LeadScoringModel.score``), for answers about to be written to Parquet."""
     if with_contributions and not reasons:
         raise ValueError("with_contributions needs reasons")
     X = compute_features(leads, accounts, events, as_of, model.feature_config)
@@ -61,8 +62,10 @@ def score_tables(
         answers, contrib = model.score_with_contributions(X)
         answers["contributions"] = contribution_records(contrib, model.conversion.columns, X)
         answers["features"] = feature_records(X, model.feature_columns)
+    elif not reasons:
+        answers = model.score(X, reasons=False)
     else:
-        answers = model.score(X) if reasons else model.score(X, reasons=False)
+        answers = model.score(X, arrow_reasons=True) if arrow_reasons else model.score(X)
     history = EMPTY_STAGES if stage_history is None else stage_history
     profile = funnel_profile(leads, events, history, as_of, model.personas, model.content)
     out = answers.join(profile)
@@ -312,13 +315,11 @@ def score_to_parquet(
     process): Arrow's buffers cross the process boundary far cheaper than a frame of
     Python lists and dicts, and the parent only writes."""
 
-    def to_table(part: pd.DataFrame) -> pa.Table:
-        frame = part.reset_index().assign(**dict(columns or {}))
-        return pa.Table.from_pandas(frame, schema=_answer_schema(frame), preserve_index=False)
-
+    to_table = AnswerTables(columns)
     plan = _ChunkPlan.build(
-        data.leads, data.accounts, data.events, data.stage_history, as_of, chunk_size, reasons
-    )
+        data.leads, data.accounts, data.events, data.stage_history, as_of, chunk_size, reasons,
+        arrow_reasons=True,  # the chunk's answers become an Arrow table: no dict per reason
+    )  # fmt: skip
 
     def parts() -> Iterator[pa.Table]:
         for table in _score_chunks(model, plan, workers, to_table):
@@ -327,127 +328,6 @@ def score_to_parquet(
 
     with gc_frozen():  # the tables and the model outlive the run (see gc_frozen)
         return write_answers(path, parts(), columns)
-
-
-def write_answers(
-    path: str | os.PathLike[str],
-    parts: Iterable[pd.DataFrame | pa.Table],
-    columns: Mapping[str, Any] | None = None,
-) -> int:
-    """Write answer frames (index lead_id) to one Parquet file as they come, each with
-    ``columns`` (name -> one value for every row) appended: the file
-    ``pd.concat(parts).reset_index()`` with those columns would give with ``to_parquet``,
-    without ever holding all answers. Written to a temporary file beside ``path`` and
-    renamed at the end, so a failure (bad input, a chunk that fails) leaves nothing
-    partial at ``path``. Returns the number of rows written. A part may also be an Arrow
-    table already holding lead_id and ``columns`` (``score_to_parquet``'s chunks); the
-    first part's schema is the file's."""
-    import pyarrow.parquet as pq
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # created by the writer (permissions as for any new file), a name no one else uses
-    tmp = path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.part")
-    writer: pq.ParquetWriter | None = None
-    schema: pa.Schema | None = None
-    rows = 0
-
-    def with_columns(frame: pd.DataFrame) -> pd.DataFrame:
-        return frame.assign(**dict(columns or {}))
-
-    try:
-        for part in parts:
-            if isinstance(part, pa.Table):
-                if writer is None:
-                    schema = part.schema
-                    writer = pq.ParquetWriter(tmp, schema)
-                table = _cast_answers(part, schema, rows)
-            else:
-                frame = with_columns(part.reset_index())
-                if writer is None:
-                    schema = _answer_schema(frame)
-                    writer = pq.ParquetWriter(tmp, schema)
-                table = _answer_table(frame, schema, rows)
-            writer.write_table(table)
-            rows += table.num_rows
-        if writer is None:  # no leads: what to_parquet writes for no answers
-            with_columns(pd.DataFrame().reset_index()).to_parquet(tmp, index=False)
-        else:
-            writer.close()
-            writer = None
-        os.replace(tmp, path)
-    except BaseException:
-        if writer is not None:
-            with contextlib.suppress(OSError, pa.ArrowException):  # report the first error
-                writer.close()
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return rows
-
-
-# answer columns whose Arrow type a chunk may not show (every list empty, every value None)
-_ANSWER_TYPES = {
-    "flags": pa.list_(pa.string()),
-    "next_content": pa.list_(pa.string()),
-    "reasons": pa.list_(
-        pa.struct(
-            [
-                ("feature", pa.string()),
-                ("value", pa.string()),
-                ("contribution", pa.float64()),
-                ("text", pa.string()),
-            ]
-        )
-    ),
-}
-
-
-def _has_null(t: pa.DataType) -> bool:
-    if pa.types.is_null(t):
-        return True
-    return any(_has_null(t.field(i).type) for i in range(t.num_fields))
-
-
-def _answer_schema(frame: pd.DataFrame) -> pa.Schema:
-    """The file's schema from the first chunk, with the known types of columns the chunk
-    leaves undetermined (a list column whose lists are all empty reads as list<null>)."""
-    schema = pa.Schema.from_pandas(frame, preserve_index=False)
-    for i, field in enumerate(schema):
-        if _has_null(field.type) and field.name in _ANSWER_TYPES:
-            schema = schema.set(i, field.with_type(_ANSWER_TYPES[field.name]))
-    return schema
-
-
-def _cast_answers(table: pa.Table, schema: pa.Schema, first_row: int) -> pa.Table:
-    """An answer table in the file's schema (a chunk may type a column the first chunk
-    left open, or the other way round), or the error ``_answer_table`` gives."""
-    if table.schema.equals(schema):
-        return table
-    try:
-        return table.cast(schema)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, ValueError) as exc:
-        raise _misfit(table.schema, schema, first_row, exc) from exc
-
-
-def _answer_table(frame: pd.DataFrame, schema: pa.Schema, first_row: int) -> pa.Table:
-    try:
-        return pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError) as exc:
-        got = pa.Schema.from_pandas(frame, preserve_index=False)
-        raise _misfit(got, schema, first_row, exc) from exc
-
-
-def _misfit(got: pa.Schema, schema: pa.Schema, first_row: int, exc: Exception) -> ValueError:
-    """The error for a chunk whose columns do not fit the file's schema, naming each."""
-    diff = [
-        f"{f.name}: {got.field(f.name).type} (file: {f.type})"
-        for f in schema
-        if f.name in got.names and got.field(f.name).type != f.type
-    ]
-    return ValueError(
-        f"answers from row {first_row:,} on do not fit the Parquet schema of the first "
-        f"chunk ({'; '.join(diff) or exc})"
-    )
 
 
 #: in a forked batch worker only: the model and the chunk plan it scores (``_start_worker``)
@@ -490,10 +370,40 @@ def _group_rows(positions: np.ndarray, chunk_size: int, n_chunks: int) -> tuple:
     chunk = positions // chunk_size
     chunk = chunk.astype(np.int16 if n_chunks < 2**15 else np.int32)  # int16: radix sort
     rows = np.flatnonzero(keep)
-    order = rows[np.argsort(chunk[rows], kind="stable")]
+    ids = chunk[rows]
+    # tables grouped by lead in lead order (as exports often are) need no sort
+    in_order = len(ids) < 2 or bool((ids[1:] >= ids[:-1]).all())
+    order = rows if in_order else rows[np.argsort(ids, kind="stable")]
     bounds = np.zeros(n_chunks + 1, dtype=np.intp)
     np.cumsum(np.bincount(chunk[rows], minlength=n_chunks), out=bounds[1:])
     return order, bounds
+
+
+class _ChunkRows:
+    """A table's rows grouped by chunk (``_group_rows``), each chunk handed out with its
+    ``lead_id`` as a categorical over the chunk's lead ids (codes = the lead's position in
+    the chunk, known from the plan): the id text is neither copied per chunk nor hashed
+    again by every feature (``features.encoding`` reads a categorical's codes)."""
+
+    def __init__(
+        self, table: pd.DataFrame, pos: np.ndarray, order: np.ndarray, bounds: np.ndarray
+    ) -> None:
+        self.columns = table.columns
+        self.rest = table.drop(columns="lead_id")
+        small = np.int32 if pos.max(initial=0) < 2**31 else np.int64
+        self.pos = pos.astype(small)
+        self.order, self.bounds = order, bounds
+        # every row kept, already in chunk order: a chunk is a slice (no copy of its rows)
+        self.sliced = len(order) == len(pos) and bool((np.diff(order) == 1).all())
+
+    def chunk(self, i: int, start: int, ids: pd.CategoricalDtype) -> pd.DataFrame:
+        a, b = int(self.bounds[i]), int(self.bounds[i + 1])
+        rows = slice(a, b) if self.sliced else self.order[a:b]
+        out = self.rest.iloc[rows]
+        codes = self.pos[rows] - start
+        lead_id = pd.Categorical.from_codes(codes, dtype=ids)
+        out.insert(self.columns.get_loc("lead_id"), "lead_id", lead_id)
+        return out
 
 
 class _ChunkPlan:
@@ -512,6 +422,7 @@ class _ChunkPlan:
         as_of: pd.Timestamp,
         chunk_size: int,
         reasons: bool = True,
+        arrow_reasons: bool = False,
     ) -> _ChunkPlan:
         if chunk_size < 1:
             raise ValueError("chunk_size must be at least 1")
@@ -520,44 +431,43 @@ class _ChunkPlan:
         if len(index) != len(leads):
             dup = leads.loc[leads["lead_id"].duplicated(), "lead_id"].unique()[:5].tolist()
             raise ValueError(f"leads.lead_id must be unique; duplicated: {dup}")
-        ev_order, ev_bounds = _group_rows(
-            _lead_positions(events["lead_id"], index), chunk_size, n_chunks
-        )
-        st_order = st_bounds = None
+        ev_pos = _lead_positions(events["lead_id"], index)
+        ev_order, ev_bounds = _group_rows(ev_pos, chunk_size, n_chunks)
+        history = None
         if stage_history is not None:
-            st_order, st_bounds = _group_rows(
-                _lead_positions(stage_history["lead_id"], index), chunk_size, n_chunks
-            )
+            st_pos = _lead_positions(stage_history["lead_id"], index)
+            st_order, st_bounds = _group_rows(st_pos, chunk_size, n_chunks)
+            history = _ChunkRows(stage_history, st_pos, st_order, st_bounds)
         return cls(
             leads=leads,
             accounts_by_id=accounts.set_index("account_id", drop=False),
-            events=events,
+            events=_ChunkRows(events, ev_pos, ev_order, ev_bounds),
             stage_history=stage_history,
+            history=history,
             as_of=as_of,
             chunk_size=chunk_size,
             n_chunks=n_chunks,
-            ev=(ev_order, ev_bounds),
-            st=(st_order, st_bounds),
             reasons=reasons,
+            arrow_reasons=arrow_reasons,
         )
 
     def tables(self, i: int) -> tuple[pd.DataFrame, ...]:
         start = i * self.chunk_size
         part = self.leads.iloc[start : start + self.chunk_size]
-        order, bounds = self.ev
-        ev = self.events.iloc[order[bounds[i] : bounds[i + 1]]]
+        ids = pd.CategoricalDtype(pd.Index(part["lead_id"].array))  # the leads' own ids
+        ev = self.events.chunk(i, start, ids)
         acc_ids = part["account_id"].dropna().unique() if "account_id" in part else []
         acc = self.accounts_by_id
         acc = acc.loc[acc.index.intersection(acc_ids)].reset_index(drop=True)
-        hist = None
-        if self.stage_history is not None:
-            order, bounds = self.st
-            hist = self.stage_history.iloc[order[bounds[i] : bounds[i + 1]]]
+        hist = None if self.history is None else self.history.chunk(i, start, ids)
         return part, acc, ev, hist
 
     def score(self, model: Any, i: int) -> pd.DataFrame:
         part, acc, ev, hist = self.tables(i)
-        return score_tables(model, part, acc, ev, self.as_of, hist, reasons=self.reasons)
+        return score_tables(
+            model, part, acc, ev, self.as_of, hist,
+            reasons=self.reasons, arrow_reasons=self.arrow_reasons,
+        )  # fmt: skip
 
 
 def answer_records(answers: pd.DataFrame, model_ref: dict[str, str]) -> list[dict[str, Any]]:

@@ -260,26 +260,31 @@ class LeadScoringModel:
             )
         self.__dict__.update(state)
 
-    def score(self, X: pd.DataFrame, reasons: bool = True) -> pd.DataFrame:
+    def score(
+        self, X: pd.DataFrame, reasons: bool = True, *, arrow_reasons: bool = False
+    ) -> pd.DataFrame:
         """Feature frame -> answer frame (index = lead_id), the one scoring path.
         ``reasons=False`` leaves the ``reasons`` column (and the contributions it is
-        made from) out; every other column is the same."""
-        return self.score_with_contributions(X, reasons)[0]
+        made from) out; every other column is the same. ``arrow_reasons``: the same
+        reasons as an Arrow-backed ``list<struct>`` column instead of lists of dicts (batch
+        runs writing Parquet skip a Python dict per reason)."""
+        return self.score_with_contributions(X, reasons, arrow_reasons=arrow_reasons)[0]
 
     def score_with_contributions(
-        self, X: pd.DataFrame, reasons: bool = True
+        self, X: pd.DataFrame, reasons: bool = True, *, arrow_reasons: bool = False
     ) -> tuple[pd.DataFrame, np.ndarray | None]:
         """:meth:`score` and the conversion head's contributions it gave reasons from
         (one row per lead, one column per feature of ``self.conversion.columns``, the last
         the bias): the prediction log keeps them to explain a later change of score.
         Without ``reasons`` neither is computed (the contributions are None)."""
         if any(h.family != "lightgbm" for h in self.all_heads()):
-            return self._score_frames(X, reasons)
+            return self._score_frames(X, reasons, arrow_reasons)
         M = self.fast_heads()["conversion"].matrix(X)
         p, fit_score, interest_score, extra, contributions = self.score_block(M)
         return self._answers(
-            X, p, fit_score, interest_score, extra, contributions if reasons else None
-        )
+            X, p, fit_score, interest_score, extra, contributions if reasons else None,
+            arrow_reasons,
+        )  # fmt: skip
 
     def score_block(
         self, M: np.ndarray
@@ -307,7 +312,7 @@ class LeadScoringModel:
         return p, fit_score, interest_score, extra, lambda: conv.contributions(M, go_left)
 
     def _score_frames(
-        self, X: pd.DataFrame, reasons: bool = True
+        self, X: pd.DataFrame, reasons: bool = True, arrow_reasons: bool = False
     ) -> tuple[pd.DataFrame, np.ndarray | None]:
         """``score`` for heads of any family, through the heads' own frame methods (the
         NumPy fast path above is LightGBM's); same answer fields, same reasons."""
@@ -320,7 +325,7 @@ class LeadScoringModel:
             if t != self.target
         }
         contrib = (lambda: self.conversion.contributions(X).to_numpy()) if reasons else None
-        return self._answers(X, p, fit_score, interest_score, extra, contrib)
+        return self._answers(X, p, fit_score, interest_score, extra, contrib, arrow_reasons)
 
     def _answers(
         self,
@@ -330,6 +335,7 @@ class LeadScoringModel:
         interest_score: np.ndarray,
         extra: dict[str, np.ndarray],
         contributions: Callable[[], np.ndarray] | None,
+        arrow_reasons: bool = False,
     ) -> tuple[pd.DataFrame, np.ndarray | None]:
         """The answer frame both scoring paths return, with the contributions (conversion
         head, last column the bias; called only when there are leads to give reasons for;
@@ -350,12 +356,11 @@ class LeadScoringModel:
         columns = self.conversion.columns
         if contributions is None:
             return out, None
-        if len(X):
-            contrib = contributions()
-            out["reasons"] = reasons_from_array(contrib, columns, X)
-        else:
-            contrib = np.zeros((0, len(columns) + 1))
-            out["reasons"] = []
+        contrib = contributions() if len(X) else np.zeros((0, len(columns) + 1))
+        said = reasons_from_array(contrib, columns, X, arrow=arrow_reasons)
+        if arrow_reasons:
+            said = pd.Series(pd.arrays.ArrowExtensionArray(said), index=out.index)
+        out["reasons"] = said
         return out, contrib
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from features.build import TOPIC_WINDOW_DAYS
 
@@ -221,19 +222,36 @@ def _lead_values(v: np.ndarray) -> list[Any]:
     return v.tolist()
 
 
+#: the Arrow type of an answer's ``reasons`` (what ``reasons_arrow`` builds, and what a
+#: list of the dicts ``reasons_from_values`` gives converts to)
+REASON_TYPE = pa.struct(
+    [
+        ("feature", pa.string()),
+        ("value", pa.string()),
+        ("contribution", pa.float64()),
+        ("text", pa.string()),
+    ]
+)
+
+
 def reasons_from_array(
-    contrib: np.ndarray, columns: list[str], X: pd.DataFrame, n: int = N_REASONS
-) -> list[list[dict]]:
+    contrib: np.ndarray,
+    columns: list[str],
+    X: pd.DataFrame,
+    n: int = N_REASONS,
+    *,
+    arrow: bool = False,
+) -> list[list[dict]] | pa.ListArray:
     """``reasons`` on a contributions array (last column = bias) and the feature frame the
-    contributions are of (:func:`reasons_from_values`)."""
+    contributions are of (:func:`reasons_from_values`); ``arrow``: the same reasons as one
+    Arrow ``list<struct>`` array (:func:`reasons_arrow`), for batch runs writing Parquet."""
 
     def codes_of(feature: str) -> np.ndarray | None:
         col = X[feature]
         return col.cat.codes.to_numpy() if isinstance(col.dtype, pd.CategoricalDtype) else None
 
-    return reasons_from_values(
-        contrib, columns, lambda feature: X[feature].to_numpy(), n, codes_of=codes_of
-    )
+    parts = _reason_parts(contrib, columns, lambda f: X[f].to_numpy(), n, codes_of)
+    return _arrow(parts, columns) if arrow else _records(parts, columns)
 
 
 def reasons_from_values(
@@ -250,10 +268,61 @@ def reasons_from_values(
     Picks are made on whole arrays, values are read by column (``values_of(feature)``: the
     feature's values of every lead, as ``X[feature].to_numpy()`` gives them), and the words
     for a (feature, value) pair are made once (batch scoring phrases millions of reasons)."""
+    return _records(_reason_parts(contrib, columns, values_of, n, codes_of), columns)
+
+
+class _ReasonParts(NamedTuple):
+    """Every kept reason, lead by lead and in answer order, column by column."""
+
+    feats: np.ndarray  # position of the feature in ``columns``
+    value_texts: list[str | None]
+    contributions: list[float]  # rounded to 4 places
+    texts: list[str]
+    bounds: list[int]  # lead i's reasons are [bounds[i], bounds[i + 1])
+
+
+def _records(parts: _ReasonParts, columns: list[str]) -> list[list[dict]]:
+    if not parts.bounds:
+        return []
+    names = [columns[j] for j in parts.feats.tolist()]
+    reasons = [
+        {"feature": f, "value": vt, "contribution": cv, "text": tx}
+        for f, vt, cv, tx in zip(
+            names, parts.value_texts, parts.contributions, parts.texts, strict=True
+        )
+    ]
+    b = parts.bounds
+    return [reasons[b[i] : b[i + 1]] for i in range(len(b) - 1)]
+
+
+def _arrow(parts: _ReasonParts, columns: list[str]) -> pa.ListArray:
+    """The reasons as one Arrow array of type ``list<REASON_TYPE>``, one list per lead:
+    what converting :func:`_records`' lists of dicts gives, built from the columns without
+    a Python object per reason."""
+    names = pa.array(columns, pa.string()).take(pa.array(parts.feats, pa.int64()))
+    struct = pa.StructArray.from_arrays(
+        [
+            names,
+            pa.array(parts.value_texts, pa.string()),
+            pa.array(parts.contributions, pa.float64()),
+            pa.array(parts.texts, pa.string()),
+        ],
+        fields=list(REASON_TYPE),
+    )
+    return pa.ListArray.from_arrays(pa.array(parts.bounds or [0], pa.int32()), struct)
+
+
+def _reason_parts(
+    contrib: np.ndarray,
+    columns: list[str],
+    values_of: Callable[[str], np.ndarray],
+    n: int,
+    codes_of: Callable[[str], np.ndarray | None] | None,
+) -> _ReasonParts:
     c = contrib[:, :-1]
     m = len(c)
     if m == 0:
-        return []
+        return _ReasonParts(np.zeros(0, dtype=np.intp), [], [], [], [])
     order = np.argsort(-c, axis=1, kind="stable")
     picked = np.concatenate([order[:, :n], order[:, ::-1][:, :n]], axis=1)
     signed = np.take_along_axis(c, picked, axis=1)
@@ -262,7 +331,7 @@ def reasons_from_values(
     flat = np.flatnonzero(keep.ravel())
     rows = flat // (2 * n)
     feats = picked.ravel()[flat]
-    contributions = signed.ravel()[flat].tolist()
+    contributions = [round(cv, 4) for cv in signed.ravel()[flat].tolist()]
     value_texts: list[Any] = [None] * len(flat)
     texts: list[Any] = [None] * len(flat)
     for j in np.unique(feats).tolist():
@@ -288,13 +357,8 @@ def reasons_from_values(
         for k, (vt, tx) in zip(at.tolist(), words, strict=True):
             value_texts[k] = vt
             texts[k] = tx
-    names = [columns[j] for j in feats.tolist()]
-    reasons = [
-        {"feature": f, "value": vt, "contribution": round(cv, 4), "text": tx}
-        for f, vt, cv, tx in zip(names, value_texts, contributions, texts, strict=True)
-    ]
     bounds = np.searchsorted(rows, np.arange(m + 1)).tolist()
-    return [reasons[bounds[i] : bounds[i + 1]] for i in range(m)]
+    return _ReasonParts(feats, value_texts, contributions, texts, bounds)
 
 
 def contribution_records(

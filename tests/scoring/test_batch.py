@@ -52,6 +52,27 @@ def test_one_process_equals_worker_processes(scored):
     pd.testing.assert_frame_equal(batch, whole, check_exact=True)
 
 
+def test_events_already_in_lead_order_are_sliced_with_the_same_answers(scored):
+    """Events grouped by lead in the leads' order (as the simulator writes them) are handed
+    to each chunk as a slice, without a sort or a copy: the answers do not change."""
+    import numpy as np
+
+    from scoring.batch import _ChunkPlan
+
+    model, d, leads, moment, whole = scored
+    ordered = d.leads[d.leads["lead_id"].isin(leads["lead_id"])]  # the file's order
+    events = d.events[d.events["lead_id"].isin(ordered["lead_id"])]
+    rank = pd.Index(ordered["lead_id"]).get_indexer(events["lead_id"])
+    events = events.iloc[np.argsort(rank, kind="stable")]
+    plan = _ChunkPlan.build(ordered, d.accounts, events, d.stage_history, moment, 250)
+    assert plan.events.sliced and not plan.history.sliced  # history: other leads' rows too
+    batch = score_batch(
+        model, ordered, d.accounts, events, moment, 250, stage_history=d.stage_history, workers=2
+    )
+    want = whole.loc[ordered["lead_id"]]
+    pd.testing.assert_frame_equal(batch, want, check_exact=True)
+
+
 def test_events_of_unknown_leads_are_ignored_and_duplicates_rejected(scored):
     model, d, leads, moment, whole = scored
     few = leads.head(30)

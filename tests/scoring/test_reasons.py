@@ -114,3 +114,33 @@ def test_reasons_phrase_each_lead_value_as_phrase_does_row_by_row():
             if isinstance(v, np.floating):
                 v = float(v)
             assert (r["value"], r["text"]) == (value_text(v), phrase(r["feature"], v))
+
+
+def test_arrow_reasons_are_the_records_as_arrow_converts_them():
+    """``arrow=True`` (batch runs writing Parquet) gives exactly the Arrow array that the
+    records convert to: same picks, words, rounded contributions and per-lead bounds, a
+    missing value text as null, leads without any reason as empty lists; and no leads."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    from scoring.reasons import REASON_TYPE, reasons_from_array
+
+    rng = np.random.default_rng(9)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "lead_age_days": rng.choice([0.0, 3.0, np.nan, 90.0], n),
+            "industry": pd.Categorical(rng.choice(["saas", "retail", None], n)),
+            "decay_web": rng.random(n) * 4,
+        }
+    )
+    contrib = rng.normal(size=(n, X.shape[1] + 1))
+    contrib[:5, :-1] = 0.0  # leads with no reason at all
+    columns = list(X.columns)
+    records = reasons_from_array(contrib, columns, X)
+    got = reasons_from_array(contrib, columns, X, arrow=True)
+    assert got.equals(pa.array(records, type=pa.list_(REASON_TYPE)))
+    assert got.to_pylist()[:5] == [[]] * 5
+    empty = reasons_from_array(contrib[:0], columns, X.iloc[:0], arrow=True)
+    assert len(empty) == 0 and empty.type == pa.list_(REASON_TYPE)
