@@ -16,6 +16,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
+from scoring.reasons import REASON_TYPE
+
 
 class AnswerTables:
     """Answer frame -> Arrow table (lead_id and ``columns`` included), where the chunk was
@@ -119,16 +121,7 @@ def write_answers(
 _ANSWER_TYPES = {
     "flags": pa.list_(pa.string()),
     "next_content": pa.list_(pa.string()),
-    "reasons": pa.list_(
-        pa.struct(
-            [
-                ("feature", pa.string()),
-                ("value", pa.string()),
-                ("contribution", pa.float64()),
-                ("text", pa.string()),
-            ]
-        )
-    ),
+    "reasons": pa.list_(REASON_TYPE),
 }
 
 
