@@ -37,6 +37,7 @@ import math
 import os
 import re
 import threading
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -295,35 +296,54 @@ class Store:
 
     def _add_missing_indexes(self) -> None:
         """Indexes added after a table was created (``create_all`` only makes them with a
-        new table); another process creating one at the same moment is not an error."""
+        new table) are added to it."""
+        inspector = sa.inspect(self.engine)
         for table in self._md.sorted_tables:
+            have = {i["name"] for i in inspector.get_indexes(table.name)}
             for index in table.indexes:
-                try:
-                    index.create(self.engine, checkfirst=True)
-                except (sa_exc.OperationalError, sa_exc.ProgrammingError) as e:
-                    names = {i["name"] for i in sa.inspect(self.engine).get_indexes(table.name)}
-                    if index.name not in names:
-                        raise
-                    logger.debug("index %s created by another process: %s", index.name, e)
+                if index.name not in have:
+                    self._add_unless_raced(
+                        partial(index.create, self.engine),
+                        partial(self._has_index, table.name, index.name),
+                        f"index {index.name}",
+                    )
+
+    def _has_index(self, table: str, name: str) -> bool:
+        return name in {i["name"] for i in sa.inspect(self.engine).get_indexes(table)}
 
     def _add_missing_columns(self) -> None:
         """The additive migration: columns of ``predictions`` added after a table was
         created (``contributions``, ``features``, ``as_of``) are added to it, nullable;
-        older rows read as null. Another process adding it at the same moment is not an error."""
+        older rows read as null."""
         have = {c["name"] for c in sa.inspect(self.engine).get_columns(self.predictions.name)}
+        table = self.engine.dialect.identifier_preparer.format_table(self.predictions)
         for column in self.predictions.columns:
             if column.name in have:
                 continue
             kind = column.type.compile(dialect=self.engine.dialect)
-            table = self.engine.dialect.identifier_preparer.format_table(self.predictions)
-            try:
-                with self.engine.begin() as conn:
-                    conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"))
-            except (sa_exc.OperationalError, sa_exc.ProgrammingError) as e:
-                names = sa.inspect(self.engine).get_columns(self.predictions.name)
-                if column.name not in {c["name"] for c in names}:
-                    raise
-                logger.debug("column %s added by another process: %s", column.name, e)
+            self._add_unless_raced(
+                partial(self._execute, f"ALTER TABLE {table} ADD COLUMN {column.name} {kind}"),
+                partial(self._has_column, self.predictions.name, column.name),
+                f"column {column.name}",
+            )
+
+    def _has_column(self, table: str, name: str) -> bool:
+        return name in {c["name"] for c in sa.inspect(self.engine).get_columns(table)}
+
+    def _execute(self, statement: str) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(statement))
+
+    @staticmethod
+    def _add_unless_raced(add: Any, present: Any, what: str) -> None:
+        """``add()``; its error is not one when ``present()`` says another process added
+        the same thing at the same moment."""
+        try:
+            add()
+        except (sa_exc.OperationalError, sa_exc.ProgrammingError) as e:
+            if not present():
+                raise
+            logger.debug("%s added by another process: %s", what, e)
 
     def lost(self) -> None:
         """The database failed: check the tables again next time (it may be a new, empty
