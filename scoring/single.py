@@ -172,13 +172,25 @@ def request_flags(leads: Sequence[Any], rows: FeatureRows) -> list[list[str]]:
 
 
 def score_request(
-    model: Any, leads: Sequence[Any], as_of: datetime, model_ref: dict[str, str]
+    model: Any,
+    leads: Sequence[Any],
+    as_of: datetime | Sequence[datetime],
+    model_ref: dict[str, str],
 ) -> list[dict[str, Any]] | None:
-    """The answer records of a request's leads as of ``as_of`` (naive UTC), with
-    contributions (module docstring); None when the model has no block path."""
+    """The answer records of a request's leads as of ``as_of`` (naive UTC; one moment, or
+    one per lead), with contributions (module docstring); None when the model has no block
+    path. Each lead's record depends on that lead and its moment only, so leads of several
+    requests scored together get the records each request gets alone (the shadow scores
+    its queue so); only the order of "unknown field" flags follows the first appearance of
+    each custom field over all the leads scored together."""
     if not supported(model) or not leads:
         return None
-    as_of_ns = int(times_ns([as_of])[0])
+    if isinstance(as_of, datetime):
+        as_of_ns: int | np.ndarray = int(times_ns([as_of])[0])
+    else:
+        as_of_ns = times_ns(as_of)
+        if len(as_of_ns) != len(leads):
+            raise ValueError(f"{len(as_of_ns)} moments for {len(leads)} leads")
     rows = request_features(leads, as_of_ns, model.feature_config)
     M = _block(model, rows.layout).matrix(rows)
     p, fit, interest, extra, contributions = model.score_block(M)

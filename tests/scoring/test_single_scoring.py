@@ -91,3 +91,21 @@ def test_every_lead_alone_equals_the_table_path(model, requests):
     leads = [Lead.model_validate(r) for r in _messy(raw[:120], np.random.default_rng(3))]
     for lead in leads:
         _same(_table_path(model, [lead], moment), score_request(model, [lead], moment, REF))
+
+
+def test_leads_of_several_requests_scored_together_get_their_own_records(model, requests):
+    """One moment per lead (how the shadow scores the requests waiting in its queue): each
+    lead gets the record it gets when its request is scored alone at its moment."""
+    raw, moment = requests
+    leads = [Lead.model_validate(r) for r in raw[:30]]
+    parts = [leads[:1], leads[1:8], leads[8:9], leads[9:30]]
+    moments = [moment, moment - pd.Timedelta(days=90), moment - pd.Timedelta(seconds=7), moment]
+    alone = [
+        rec for p, m in zip(parts, moments, strict=True) for rec in score_request(model, p, m, REF)
+    ]
+    per_lead = [m for p, m in zip(parts, moments, strict=True) for _ in p]
+    together = score_request(model, [lead for p in parts for lead in p], per_lead, REF)
+    _same(alone, together)
+    assert alone[1]["p_convert"] != score_request(model, leads[1:2], moment, REF)[0]["p_convert"]
+    with pytest.raises(ValueError, match="2 moments for 30 leads"):
+        score_request(model, leads, moments[:2], REF)
