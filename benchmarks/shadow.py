@@ -39,6 +39,38 @@ def _metric(text: str, name: str) -> float:
     return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(name))
 
 
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
+        except OSError:
+            continue
+        out += [int(c) for c in children]
+        todo += [int(c) for c in children]
+    return out
+
+
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the server's workers and by their shadow
+    processes (Linux /proc; empty elsewhere)."""
+    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    used = {"workers": 0.0, "shadow": 0.0}
+    for p in _descendants(pid):
+        try:
+            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if b"spawn_main" in cmd:
+            used["shadow"] += seconds
+        elif b"worker.service" in cmd:
+            used["workers"] += seconds
+    return used
+
+
 def wait_shadow_loaded(log: Path, workers: int = 2, timeout: float = 240) -> None:
     """Until every worker's shadow process says it loaded its model (the server log)."""
     deadline = time.monotonic() + timeout
@@ -69,12 +101,21 @@ def measure(
         if shadow is not None:  # its processes load the model after the workers are ready
             wait_shadow_loaded(folder / f"server-{port}.log")
         run_load(url, make_body, 3, 4, headers=AUTH)  # warm-up
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+        scored_before = _metric(text, "leadscore_shadow_scored_leads_total")
+        cpu_before = tree_cpu(proc.pid)
         result = run_load(url, make_body, seconds, 4, headers=AUTH)
+        time.sleep(2.0)  # the shadow finishes what is queued
+        cpu = {k: v - cpu_before[k] for k, v in tree_cpu(proc.pid).items()}
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         counters = {
             k: _metric(text, f"leadscore_shadow_{k}")
             for k in ("scored_leads_total", "failures_total", "dropped_total")
         }
+        counters["scored_measured"] = counters["scored_leads_total"] - scored_before
+        counters["worker_cpu_ms_per_request"] = cpu["workers"] * 1000 / max(result.ok, 1)
+        scored = max(counters["scored_measured"], 1)
+        counters["shadow_cpu_ms_per_lead"] = cpu["shadow"] * 1000 / scored
     finally:
         stop_server(proc)
     return result, counters
@@ -107,19 +148,24 @@ def main() -> None:
         f"{args.seconds:g} s per run, {args.rounds} round(s)"
     )
     runs: dict[str, list[LoadResult]] = {"without shadow": [], "with shadow": []}
-    counters: list[dict[str, float]] = []
+    costs: dict[str, list[dict[str, float]]] = {"without shadow": [], "with shadow": []}
     with tempfile.TemporaryDirectory(prefix="leadscore-shadow-bench-") as tmp:
         for _ in range(args.rounds):
-            runs["without shadow"].append(
-                measure(str(champion.tag), None, body, args.seconds, Path(tmp))[0]
-            )
-            res, c = measure(str(champion.tag), str(shadow.tag), body, args.seconds, Path(tmp))
-            runs["with shadow"].append(res)
-            counters.append(c)
+            for name, tag in (("without shadow", None), ("with shadow", str(shadow.tag))):
+                res, c = measure(str(champion.tag), tag, body, args.seconds, Path(tmp))
+                runs[name].append(res)
+                costs[name].append(c)
+    counters = costs["with shadow"]
     p99 = {}
     for name, results in runs.items():
-        for i, r in enumerate(results, 1):
-            print(f"{name:>15} round {i}: {r.summary()}")
+        for i, (r, c) in enumerate(zip(results, costs[name], strict=True), 1):
+            cpu = f"  worker CPU {c['worker_cpu_ms_per_request']:.1f} ms/request"
+            if name == "with shadow":
+                cpu += (
+                    f", shadow CPU {c['shadow_cpu_ms_per_lead']:.2f} ms/lead "
+                    f"({c['scored_measured']:.0f} leads)"
+                )
+            print(f"{name:>15} round {i}: {r.summary()}{cpu}")
         latencies = np.concatenate([np.asarray(r.latencies) for r in results])
         p99[name] = float(np.percentile(latencies, 99)) * 1000
         p50 = float(np.percentile(latencies, 50)) * 1000

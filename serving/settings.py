@@ -102,6 +102,14 @@ class ServiceSettings(BaseSettings):
         description="Requests waiting for the shadow model (per worker) before "
         "further ones are not shadowed (counted as dropped)",
     )
+    shadow_cpu_share: float = Field(
+        0.2,
+        gt=0,
+        le=1,
+        description="The most of one CPU core each worker's shadow process uses (0.2: a "
+        "fifth), besides running on idle CPU only; past it the shadow waits, and requests "
+        "that find its queue full are not shadowed (counted as dropped)",
+    )
 
     @field_validator("insecure_dev", mode="before")
     @classmethod

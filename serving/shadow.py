@@ -8,7 +8,8 @@ the request's leads to that process through a bounded queue, without waiting (as
 MessagePack bytes, :func:`pack_leads`); the process scores them with the shadow model
 through the same path as the champion (``scoring.single.score_request``, else
 :func:`serving.answers.score_leads`), the requests waiting in the queue together (up to
-:data:`BATCH_LEADS` leads, each at its own request's moment: the records each gets alone,
+:data:`BATCH_LEADS` leads, those that arrive within :data:`BATCH_WAIT_S` of the first
+included, each at its own request's moment: the records each gets alone,
 for a fraction of the CPU), and writes the answers to ``shadow_predictions``
 (:class:`serving.predlog.PredictionLog` with ``shadow=True``: the same whitelist, the lead
 key and never the raw id, the champion's ``request_id``).
@@ -20,6 +21,10 @@ Isolation, so that the shadow's failure or slowness cannot hurt the answer:
 * the shadow runs in a process of its own, scheduled ``SCHED_IDLE`` (Linux; else nice 19):
   it gets the CPU the service leaves idle, so on a busy machine it falls behind instead of
   slowing the answers down;
+* it uses at most :data:`CPU_SHARE` of one core (``LEADSCORE_SHADOW_CPU_SHARE``,
+  :class:`CpuBudget`): idle-only scheduling does not keep it from slowing the answers down
+  on a VM whose two vCPUs share a physical core or a CPU quota; it scores several queued
+  requests in one call, so the share goes a long way (about 1-2 ms of CPU a lead);
 * the queue holds :data:`QUEUE_SIZE` requests; when it is full (the shadow is behind) or
   the process is gone, the request is not shadowed and counted
   (``leadscore_shadow_dropped_total``);
@@ -49,6 +54,8 @@ logger = logging.getLogger("bentoml.leadscore.shadow")
 
 QUEUE_SIZE = 64
 BATCH_LEADS = 256  # the shadow scores what is queued together, up to this many leads
+BATCH_WAIT_S = 0.1  # ... and what comes within this long after the first of them
+CPU_SHARE = 0.2  # the most of one core a shadow process uses (LEADSCORE_SHADOW_CPU_SHARE)
 FAILURE_LOG_EVERY_S = 60.0
 CLOSE_TIMEOUT_S = 5.0
 _POLL_S = 1.0  # how often an idle shadow process checks that its worker is alive
@@ -57,13 +64,19 @@ _POLL_S = 1.0  # how often an idle shadow process checks that its worker is aliv
 class ShadowScorer:
     """The worker's side: the shadow process and the queue to it (module docstring)."""
 
-    def __init__(self, model_tag: str, log_options: dict[str, Any], queue_size: int = QUEUE_SIZE):
+    def __init__(
+        self,
+        model_tag: str,
+        log_options: dict[str, Any],
+        queue_size: int = QUEUE_SIZE,
+        cpu_share: float = CPU_SHARE,
+    ):
         ctx = mp.get_context("spawn")  # never fork a worker that runs threads
         self.model_tag = model_tag
         self._queue: Any = ctx.Queue(maxsize=queue_size)
         self._process = ctx.Process(
             target=run_shadow,
-            args=(model_tag, log_options, self._queue),
+            args=(model_tag, log_options, self._queue, cpu_share),
             name="leadscore-shadow",
             daemon=True,
         )
@@ -161,7 +174,9 @@ def start_shadow(settings: Any, secret: bytes) -> ShadowScorer | None:
     if not model_tag:
         return None
     options = {"db_url": settings.db_url, "secret": secret, "history_days": settings.history_days}
-    scorer = ShadowScorer(model_tag, options, settings.shadow_queue_size).start()
+    scorer = ShadowScorer(
+        model_tag, options, settings.shadow_queue_size, settings.shadow_cpu_share
+    ).start()
     logger.info("shadow model %s: scored beside the served one, never returned", model_tag)
     return scorer
 
@@ -232,9 +247,35 @@ def _describe(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[0][:300] if text else ''}"
 
 
-def run_shadow(model_tag: str, log_options: dict[str, Any], jobs: Any) -> None:
-    """The shadow process: load the model, then score and log each queued request until
-    ``None`` arrives or the worker is gone."""
+class CpuBudget:
+    """Keeps a process within ``share`` of one CPU core: :meth:`pause`, called after each
+    piece of work, sleeps until the CPU the process used since the last call (every
+    thread) is at most ``share`` of the time passed. Time spent idle before the work
+    counts, so a process that waited for work owes nothing for a short burst."""
+
+    def __init__(self, share: float) -> None:
+        self.share = share
+        self._cpu = time.process_time()
+        self._wall = time.monotonic()
+
+    def pause(self) -> float:
+        """Sleep as long as the share asks; the seconds slept."""
+        wait = 0.0
+        if self.share < 1.0:
+            used = time.process_time() - self._cpu
+            wait = used / self.share - (time.monotonic() - self._wall)
+            if wait > 0:
+                time.sleep(wait)
+        self._cpu, self._wall = time.process_time(), time.monotonic()
+        return max(wait, 0.0)
+
+
+def run_shadow(
+    model_tag: str, log_options: dict[str, Any], jobs: Any, cpu_share: float = CPU_SHARE
+) -> None:
+    """The shadow process: load the model, then score and log the queued requests (several
+    at a time, :func:`_more`) until ``None`` arrives or the worker is gone, within
+    ``cpu_share`` of a core (:class:`CpuBudget`)."""
     from serving import metrics
     from serving.predlog import PredictionLog
 
@@ -264,6 +305,7 @@ def run_shadow(model_tag: str, log_options: dict[str, Any], jobs: Any) -> None:
         shadow=True,
     ).start()
     parent = mp.parent_process()
+    budget = CpuBudget(cpu_share)
     try:
         while True:
             try:
@@ -284,17 +326,21 @@ def run_shadow(model_tag: str, log_options: dict[str, Any], jobs: Any) -> None:
                     counters.scored.inc(n)
             if stop:
                 break
+            budget.pause()
     finally:
         log.close(timeout=5.0)
 
 
-def _more(batch: list[Any], jobs: Any) -> tuple[list[Any], bool]:
-    """``batch`` with the jobs already queued behind it, up to :data:`BATCH_LEADS` leads;
-    and whether the stop mark (None) came among them."""
+def _more(batch: list[Any], jobs: Any, wait_s: float = BATCH_WAIT_S) -> tuple[list[Any], bool]:
+    """``batch`` with the jobs queued behind it within ``wait_s``, up to
+    :data:`BATCH_LEADS` leads; and whether the stop mark (None) came among them. The
+    shadow is never waited for, so it waits for company: a call of the scoring path costs
+    about as much for one lead as for a dozen."""
     leads = sum(job[3] for job in batch)
+    deadline = time.monotonic() + wait_s
     while leads < BATCH_LEADS:
         try:
-            job = jobs.get_nowait()
+            job = jobs.get(timeout=max(0.0, deadline - time.monotonic()))
         except queue.Empty:
             break
         if job is None:
@@ -356,6 +402,9 @@ def _score_and_log(
 
 __all__ = [
     "BATCH_LEADS",
+    "BATCH_WAIT_S",
+    "CPU_SHARE",
+    "CpuBudget",
     "CLOSE_TIMEOUT_S",
     "FAILURE_LOG_EVERY_S",
     "QUEUE_SIZE",

@@ -7,6 +7,7 @@ read fails alone and is counted; the leads travel as MessagePack bytes and come 
 from __future__ import annotations
 
 import json
+import time
 
 import pandas as pd
 import pytest
@@ -82,3 +83,24 @@ def test_queued_requests_are_scored_together_as_each_would_be_alone(trained, mod
             assert row["p_convert"] == rec["p_convert"]
             assert row["quadrant"] == rec["quadrant"]
             assert pd.Timestamp(row["as_of"]) == m
+
+
+def _burn(seconds: float) -> None:
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        pass
+
+
+def test_the_cpu_budget_keeps_the_process_within_its_share():
+    budget = shadow.CpuBudget(0.25)
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    for _ in range(8):
+        _burn(0.02)
+        budget.pause()
+    used, passed = time.process_time() - cpu0, time.monotonic() - wall0
+    assert used / passed <= 0.25 * 1.1, (used, passed)
+    # waiting for work earns room for a burst of the same share: no pause after it
+    time.sleep(0.2)
+    _burn(0.02)
+    assert budget.pause() == 0.0
+    assert shadow.CpuBudget(1.0).pause() == 0.0
