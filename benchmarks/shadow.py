@@ -4,10 +4,14 @@ with the `shadow` alias's model (serving/shadow.py), side by side, and the p99 r
 (goal <= 1.2); also how many leads the shadow scored and how many requests it dropped
 (it runs on idle CPU only, so on a saturated machine it falls behind and drops).
 
-    .venv/bin/python benchmarks/shadow.py --data data/demo [--seconds 20] [--rounds 2]
+    .venv/bin/python benchmarks/shadow.py --data data/demo [--seconds 15] [--rounds 5]
 
 Needs a champion and a `shadow` alias in the MLflow store (`leadscore shadow set VERSION`).
-Rounds alternate without/with, so a machine that gets busier meanwhile hurts both.
+Rounds alternate without/with, so a machine that gets busier meanwhile hurts both. Each
+run starts a fresh server, and how its two workers happen to split the 4 connections
+(2-2, 3-1 or 4-0) moves a run's p99 by tens of percent: take several rounds (the p99 is
+over all of them). Each run also prints the workers' CPU per request and the shadow's CPU
+per lead scored.
 """
 
 from __future__ import annotations
@@ -124,8 +128,8 @@ def measure(
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--seconds", type=float, default=20.0)
-    ap.add_argument("--rounds", type=int, default=2, help="without/with pairs, alternating")
+    ap.add_argument("--seconds", type=float, default=15.0)
+    ap.add_argument("--rounds", type=int, default=5, help="without/with pairs, alternating")
     args = ap.parse_args()
 
     d = read_tables(args.data)
