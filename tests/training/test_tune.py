@@ -14,11 +14,10 @@ from training.tune import params_from_run
 
 
 def test_tune_logs_nested_trials_and_its_command_trains_with_the_best_params(
-    sim_dir, own_mlflow_store
+    small_sim_dir, own_mlflow_store
 ):
-    res = CliRunner().invoke(
-        app, ["tune", "--data", str(sim_dir), "--trials", "3", "--target", "mql", "--seed", "3"]
-    )
+    args = ["--data", str(small_sim_dir), "--trials", "3", "--target", "mql", "--seed", "3"]
+    res = CliRunner().invoke(app, ["tune", *args])
     assert res.exit_code == 0, res.output
     command = next(
         line.split("train with them: ", 1)[1]
