@@ -15,7 +15,7 @@ SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 #: Session fixtures that simulate, train or serve for real: a test that uses one of them, or
 #: any test under tests/e2e, is marked ``slow`` (``make test-fast`` leaves those out).
-HEAVY_FIXTURES = frozenset({"sim_dir", "trained", "api_server"})
+HEAVY_FIXTURES = frozenset({"sim_dir", "small_sim_dir", "trained", "api_server"})
 
 
 E2E = Path(__file__).resolve().parent / "e2e"
@@ -91,6 +91,18 @@ def sim_dir(workdir: Path) -> Path:
 
     out = workdir / "sim"
     write_simulation(out, n_leads=6000, seed=11)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_sim_dir(workdir: Path) -> Path:
+    """A smaller simulated CRM (2,000 leads) for tests that train their own models in their
+    own stores and check what the runs record, not how good the model is: each training
+    run on it costs about half of one on ``sim_dir``. Read only: nothing may write to it."""
+    from crm.simulate import write_simulation
+
+    out = workdir / "small-sim"
+    write_simulation(out, n_leads=2000, seed=11)
     return out
 
 

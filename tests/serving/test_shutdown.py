@@ -66,19 +66,19 @@ def bodies(trained):
 
 
 @pytest.fixture(scope="module")
-def recreated_store(trained, tmp_path_factory):
+def recreated_store(isolated_stores, small_sim_dir, tmp_path_factory):
     """An MLflow store at one URI: version 1 trained for ``sal`` and imported into the
     (session's) BentoML store, then the store deleted and recreated at the same URI with a
     different version 1 (trained for ``mql``). Training runs in subprocesses, as a user would
     run it, so no MLflow client of this process holds the deleted database."""
-    from crm.simulate import write_simulation
+    import json
+
     from training.tracking import MODEL_NAME
 
     root = tmp_path_factory.mktemp("recreated")
-    # what is checked is which artifact is served, not its quality: a small export trains
-    # in about half the time of the session's
-    data = root / "data"
-    write_simulation(data, n_leads=2000, seed=11)
+    # what is checked is which artifact is served, not its quality: the session's small
+    # export trains in about half the time of the session's model
+    data = small_sim_dir
     store = root / "mlruns"
     uri = f"sqlite:///{store / 'mlflow.db'}"
     env = {
@@ -92,16 +92,11 @@ def recreated_store(trained, tmp_path_factory):
         if store.exists():
             shutil.rmtree(store)
         store.mkdir()
-        res = _cli("train", "--data", str(data), "--target", target, env=env)
+        res = _cli("train", "--data", str(data), "--target", target, "--json", env=env)
         assert res.returncode == 0, res.stderr[-2000:]
-        code = (
-            f"import mlflow; mlflow.set_tracking_uri({uri!r});"
-            f"mv = mlflow.MlflowClient().get_model_version({MODEL_NAME!r}, '1'); print(mv.run_id)"
-        )
-        run = subprocess.run(
-            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-        )
-        runs.append(run.stdout.strip().splitlines()[-1])
+        out = json.loads(res.stdout.strip().splitlines()[-1])  # the version and its run
+        assert (out["model"], out["version"], out["target"]) == (MODEL_NAME, "1", target), out
+        runs.append(out["run_id"])
         if target == "sal":
             old = subprocess.run(
                 [

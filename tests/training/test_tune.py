@@ -3,6 +3,7 @@ trains a model with the best parameters, for the target that was tuned."""
 
 from __future__ import annotations
 
+import re
 import shlex
 
 import mlflow
@@ -14,17 +15,16 @@ from training.tune import params_from_run
 
 
 def test_tune_logs_nested_trials_and_its_command_trains_with_the_best_params(
-    sim_dir, own_mlflow_store
+    small_sim_dir, own_mlflow_store
 ):
-    res = CliRunner().invoke(
-        app, ["tune", "--data", str(sim_dir), "--trials", "3", "--target", "mql", "--seed", "3"]
-    )
+    flags = ["--data", str(small_sim_dir), "--trials", "3", "--target", "mql", "--seed", "3"]
+    res = CliRunner().invoke(app, ["tune", *flags])
     assert res.exit_code == 0, res.output
-    command = next(
-        line.split("train with them: ", 1)[1]
-        for line in res.output.splitlines()
-        if "train with them: " in line
-    )
+    # rich wraps long lines at 160 columns off a terminal: read the command across the wrap
+    said = " ".join(res.output.split())
+    found = re.search(r"train with them: (leadscore train .*? --params-from-run \S+)", said)
+    assert found, res.output
+    command = found.group(1)
     args = shlex.split(command)
     assert args[:2] == ["leadscore", "train"]
     assert "--target mql" in command and "--seed 3" in command  # what was tuned, not defaults
