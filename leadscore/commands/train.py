@@ -4,6 +4,7 @@ with Optuna, ``promote`` the challenger to `champion` behind the gate (or roll b
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -276,23 +277,28 @@ def tune(
     flags = non_default_flags(target=target, horizon_days=horizon_days, seed=seed)
     console().print(
         f"best of {result.trials} trials: log loss {result.best_log_loss:.4f}, ROC AUC "
-        f"{result.best_roc_auc:.4f} (calibration slice)\nparameters: {result.best_params}\n"
-        "train with them: leadscore train --data "
-        + " ".join([str(data), *flags])
-        + f" --params-from-run {result.parent_run_id}"
+        f"{result.best_roc_auc:.4f} (calibration slice)\nparameters: {result.best_params}"
     )
+    command = shlex.join(
+        ["leadscore", "train", "--data", str(data), *flags]
+        + ["--params-from-run", result.parent_run_id]
+    )
+    # one line whatever the width, so it can be copied (and read back) from a log
+    console().print(f"train with them: {command}", soft_wrap=True, markup=False, highlight=False)
 
 
 def non_default_flags(**options: Any) -> list[str]:
-    """The command-line flags of the options that differ from ``train``'s defaults, so a
-    printed follow-up command trains what was tuned (same target and horizon)."""
+    """The command-line words of the options that differ from ``train``'s defaults
+    (``["--target", "mql"]``), so a printed follow-up command trains what was tuned (same
+    target and horizon)."""
     import inspect
 
     defaults = inspect.signature(train).parameters
     return [
-        f"--{name.replace('_', '-')} {value}"
+        word
         for name, value in options.items()
         if value != defaults[name].default
+        for word in (f"--{name.replace('_', '-')}", str(value))
     ]
 
 

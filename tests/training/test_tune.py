@@ -20,9 +20,10 @@ def test_tune_logs_nested_trials_and_its_command_trains_with_the_best_params(
     flags = ["--data", str(small_sim_dir), "--trials", "3", "--target", "mql", "--seed", "3"]
     res = CliRunner().invoke(app, ["tune", *flags])
     assert res.exit_code == 0, res.output
-    # rich wraps long lines at 160 columns off a terminal: read the command across the wrap
-    said = " ".join(res.output.split())
-    found = re.search(r"train with them: (leadscore train .*? --params-from-run \S+)", said)
+    # one line, however long (rich would wrap it at 160 columns off a terminal)
+    found = re.search(
+        r"^train with them: (leadscore train .* --params-from-run \S+)$", res.output, re.M
+    )
     assert found, res.output
     command = found.group(1)
     args = shlex.split(command)
