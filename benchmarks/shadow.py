@@ -10,8 +10,8 @@ Needs a champion and a `shadow` alias in the MLflow store (`leadscore shadow set
 Rounds alternate without/with, so a machine that gets busier meanwhile hurts both. Each
 run starts a fresh server, and how its two workers happen to split the 4 connections
 (2-2, 3-1 or 4-0) moves a run's p99 by tens of percent: take several rounds (the p99 is
-over all of them). Each run also prints the workers' CPU per request and the shadow's CPU
-per lead scored.
+over all of them), or ``--workers 1``, which leaves that luck out. Each run also prints
+the workers' CPU per request and the shadow's CPU per lead scored.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def wait_shadow_loaded(log: Path, workers: int = 2, timeout: float = 240) -> Non
 
 
 def measure(
-    champion: str, shadow: str | None, make_body, seconds: float, folder: Path
+    champion: str, shadow: str | None, make_body, seconds: float, folder: Path, workers: int = 2
 ) -> tuple[LoadResult, dict[str, float]]:
     """One server (with or without the shadow): warm-up, then ``seconds`` at 4 connections;
     the load result and the shadow's counters at the end."""
@@ -95,6 +95,7 @@ def measure(
     env = {
         "LEADSCORE_API_TOKENS": TOKEN,
         "LEADSCORE_DB_URL": f"sqlite:///{folder / f'shadow-bench-{port}.db'}",
+        "LEADSCORE_WORKERS": str(workers),
     }
     if shadow is not None:
         env["LEADSCORE_SHADOW_MODEL"] = shadow
@@ -103,7 +104,7 @@ def measure(
         wait_ready(port, proc, timeout=240)
         url = f"http://127.0.0.1:{port}/score"
         if shadow is not None:  # its processes load the model after the workers are ready
-            wait_shadow_loaded(folder / f"server-{port}.log")
+            wait_shadow_loaded(folder / f"server-{port}.log", workers)
         run_load(url, make_body, 3, 4, headers=AUTH)  # warm-up
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
         scored_before = _metric(text, "leadscore_shadow_scored_leads_total")
@@ -130,6 +131,12 @@ def main() -> None:
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--seconds", type=float, default=15.0)
     ap.add_argument("--rounds", type=int, default=5, help="without/with pairs, alternating")
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="worker processes (1: no luck in how the connections split between workers)",
+    )
     args = ap.parse_args()
 
     d = read_tables(args.data)
@@ -148,7 +155,8 @@ def main() -> None:
         f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}; champion {champion.tag} "
         f"(v{champion.info.labels.get('mlflow_version')}), shadow {shadow.tag} "
-        f"(v{shadow.info.labels.get('mlflow_version')}); single-lead requests, 4 connections, "
+        f"(v{shadow.info.labels.get('mlflow_version')}); {args.workers} worker(s); single-lead "
+        "requests, 4 connections, "
         f"{args.seconds:g} s per run, {args.rounds} round(s)"
     )
     runs: dict[str, list[LoadResult]] = {"without shadow": [], "with shadow": []}
@@ -156,7 +164,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="leadscore-shadow-bench-") as tmp:
         for _ in range(args.rounds):
             for name, tag in (("without shadow", None), ("with shadow", str(shadow.tag))):
-                res, c = measure(str(champion.tag), tag, body, args.seconds, Path(tmp))
+                res, c = measure(
+                    str(champion.tag), tag, body, args.seconds, Path(tmp), args.workers
+                )
                 runs[name].append(res)
                 costs[name].append(c)
     counters = costs["with shadow"]
