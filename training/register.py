@@ -245,6 +245,36 @@ def model_signature(example: pd.DataFrame, answers: pd.DataFrame) -> ModelSignat
     return ModelSignature(inputs=inputs, outputs=infer_signature(example, answers).outputs)
 
 
+#: What a logged model needs to load: leadscore (whose own pins bring LightGBM and the rest)
+#: and the libraries its pickled objects are made of. Given, not inferred: MLflow infers
+#: them by loading the model in a subprocess, seconds of every training run, and found this
+#: same list.
+MODEL_PACKAGES = (
+    "mlflow",
+    "cloudpickle",
+    "leadscore",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "scikit-learn",
+    "scipy",
+    "lightgbm",
+)
+
+
+def model_requirements() -> list[str]:
+    """``name==version`` of :data:`MODEL_PACKAGES` as installed here (those installed)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for name in MODEL_PACKAGES:
+        try:
+            pins.append(f"{name}=={version(name)}")
+        except PackageNotFoundError:
+            continue
+    return pins
+
+
 def log_and_register_model(run: Prepared, fitted: FittedModel, config: TrainConfig) -> str:
     """Log the model with an input example and signature, register it under
     ``config.model_name`` and alias it ``challenger``; returns the version."""
@@ -257,6 +287,7 @@ def log_and_register_model(run: Prepared, fitted: FittedModel, config: TrainConf
             python_model=LeadScoringPyfunc(model),
             input_example=signature_frame(example),
             signature=model_signature(signature_frame(example), answers),
+            pip_requirements=model_requirements(),
         )
     version = mlflow.register_model(info.model_uri, config.model_name)
     MlflowClient().set_registered_model_alias(config.model_name, "challenger", version.version)

@@ -222,3 +222,19 @@ def test_the_registered_signature_names_every_answer_field(trained):
     info = mlflow.models.get_model_info(f"models:/lead-scorer/{trained.result.model_version}")
     outputs = set(info.signature.outputs.input_names())
     assert {"p_convert", "p_sal", "p_mql", "fit_score", "interest_score", "quadrant"} <= outputs
+
+
+def test_the_registered_model_pins_what_it_needs_to_load(trained):
+    """The model's requirements are given (MODEL_PACKAGES at their installed versions),
+    not inferred by MLflow in a subprocess: leadscore itself and the libraries its pickled
+    objects are made of."""
+    from importlib.metadata import version
+
+    import mlflow
+
+    from training.tracking import MODEL_NAME
+
+    path = mlflow.pyfunc.get_model_dependencies(f"models:/{MODEL_NAME}@champion")
+    pins = Path(path).read_text().split()
+    for name in ("leadscore", "lightgbm", "mlflow", "cloudpickle", "pandas", "scikit-learn"):
+        assert f"{name}=={version(name)}" in pins, (name, pins)
