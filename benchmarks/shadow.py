@@ -27,6 +27,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pandas as pd
+import psutil
 
 from crm.contract import data_end, read_tables
 from serving.loadgen import LoadResult, run_load
@@ -43,35 +44,23 @@ def _metric(text: str, name: str) -> float:
     return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(name))
 
 
-def _descendants(pid: int) -> list[int]:
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            continue
-        out += [int(c) for c in children]
-        todo += [int(c) for c in children]
-    return out
-
-
 def tree_cpu(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) used so far by the server's workers and by their shadow
-    processes (Linux /proc; empty elsewhere)."""
-    tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    processes."""
     used = {"workers": 0.0, "shadow": 0.0}
-    for p in _descendants(pid):
+    try:
+        procs = psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return used
+    for p in procs:
         try:
-            cmd = Path(f"/proc/{p}/cmdline").read_bytes().replace(b"\0", b" ")
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            cmd, t = " ".join(p.cmdline()), p.cpu_times()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        seconds = (int(fields[11]) + int(fields[12])) / tick  # utime, stime
-        if b"spawn_main" in cmd:
-            used["shadow"] += seconds
-        elif b"worker.service" in cmd:
-            used["workers"] += seconds
+        if "spawn_main" in cmd:
+            used["shadow"] += t.user + t.system
+        elif "worker.service" in cmd:
+            used["workers"] += t.user + t.system
     return used
 
 
