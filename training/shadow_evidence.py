@@ -28,8 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from sklearn.metrics import roc_auc_score
-
+from training.evaluate import RankedScores
 from training.registry import AUC_TOLERANCE
 
 MIN_LEADS = 200
@@ -61,13 +60,20 @@ def _losses(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return -(y * np.log(p) + (1 - y) * np.log(1 - p)), (p - y) ** 2
 
 
-def _metrics(y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> dict[str, float]:
-    ll, br = _losses(y, p)
-    return {
-        "roc_auc": float(roc_auc_score(y, p, sample_weight=w)),
-        "log_loss": float(np.average(ll, weights=w)),
-        "brier": float(np.average(br, weights=w)),
-    }
+class _Scored:
+    """One model's probabilities on the leads, ranked and scored once, for every draw."""
+
+    def __init__(self, y: np.ndarray, p: np.ndarray) -> None:
+        self.ranked = RankedScores(y, p)
+        self.ll, self.br = _losses(y, p)
+
+    def metrics(self, w: np.ndarray | None = None) -> dict[str, float]:
+        """The metrics with lead weights ``w`` (a bootstrap draw; default: 1 each)."""
+        return {
+            "roc_auc": self.ranked.auc(w),
+            "log_loss": float(np.average(self.ll, weights=w)),
+            "brier": float(np.average(self.br, weights=w)),
+        }
 
 
 def too_few(n: int, converted: int, min_leads: int = MIN_LEADS) -> str | None:
@@ -99,7 +105,8 @@ def paired_evidence(
     short = too_few(n, converted, min_leads)
     if short is not None:
         return ShadowEvidence(n, converted, False, short)
-    champion, shadow = _metrics(y, pc), _metrics(y, ps)
+    scored_c, scored_s = _Scored(y, pc), _Scored(y, ps)
+    champion, shadow = scored_c.metrics(), scored_s.metrics()
     rng = np.random.default_rng(seed)
     diffs: dict[str, list[float]] = {m: [] for m in METRICS}
     for _ in range(draws):
@@ -107,7 +114,7 @@ def paired_evidence(
         drawn = w > 0
         if y[drawn].min() == y[drawn].max():
             continue
-        a, b = _metrics(y[drawn], pc[drawn], w[drawn]), _metrics(y[drawn], ps[drawn], w[drawn])
+        a, b = scored_c.metrics(w), scored_s.metrics(w)
         for m in METRICS:
             diffs[m].append(b[m] - a[m])
     difference = {
