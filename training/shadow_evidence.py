@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from training.evaluate import RankedScores
 from training.registry import AUC_TOLERANCE
 
