@@ -399,6 +399,52 @@ def _categorical(values: pd.Series, dtype: pd.CategoricalDtype, code: dict) -> p
     return pd.Categorical.from_codes(codes, dtype=dtype, validate=False)
 
 
+def _texts(col: pd.Series) -> list[str | None]:
+    """``str`` of each value of a column, None where missing."""
+    missing = col.isna().to_numpy()
+    return [
+        None if m else str(v) for v, m in zip(col.astype(object).tolist(), missing, strict=True)
+    ]
+
+
+def _isoformats(col: pd.Series) -> list[str]:
+    """``pd.Timestamp(v).isoformat()`` of each value of a datetime column: through Python
+    datetimes where no value has nanoseconds (the same text, ~20x faster)."""
+    if len(col) == 0:
+        return []
+    if (
+        not pd.api.types.is_datetime64_any_dtype(col)
+        or col.isna().any()
+        or (col.dt.nanosecond != 0).any()
+    ):
+        return [pd.Timestamp(v).isoformat() for v in col.tolist()]
+    return [v.isoformat() for v in col.dt.to_pydatetime().tolist()]
+
+
+def _grouped(keys: pd.Series, items: list[dict]) -> dict[Any, list[dict]]:
+    """Items by the key of their row, in row order within each key."""
+    out: dict[Any, list[dict]] = {}
+    for key, item in zip(keys.astype(object).tolist(), items, strict=True):
+        out.setdefault(key, []).append(item)
+    return out
+
+
+def _companies(accounts: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """account id -> the request's ``company`` object."""
+    columns = {
+        k: (
+            [None if pd.isna(v) else float(v) for v in accounts[k].tolist()]
+            if k in _NUMERIC
+            else _texts(accounts[k])
+        )
+        for k in ("industry", "employees", "annual_revenue", "country")
+    }
+    return {
+        account_id: {k: values[i] for k, values in columns.items()}
+        for i, account_id in enumerate(accounts["account_id"].astype(object).tolist())
+    }
+
+
 def tables_to_requests(
     leads: pd.DataFrame,
     accounts: pd.DataFrame,
@@ -409,36 +455,37 @@ def tables_to_requests(
     """Canonical rows -> /score request leads (JSON-ready): how a CRM would send them.
 
     Events at or after ``as_of`` are left out, as a CRM calling at that moment would not
-    have them yet."""
-    acc = accounts.set_index("account_id")
+    have them yet. Columns are converted whole, then grouped by lead (a row-by-row walk
+    of each lead's events cost ~2 ms a lead)."""
+    companies = _companies(accounts)
     ev = events if as_of is None else events[events["at"] < as_of]
-    by_lead = {k: g for k, g in ev.groupby("lead_id", observed=True, sort=False)}
+    event_items = [
+        {"type": t, "at": at, "topic": topic, "content_id": content}
+        for t, at, topic, content in zip(
+            ev["type"].astype(object).map(str).tolist(),
+            _isoformats(ev["at"]),
+            _texts(ev["topic"]),
+            _texts(ev["content_id"]),
+            strict=True,
+        )
+    ]
+    by_lead = _grouped(ev["lead_id"], event_items)
     stages_by_lead: dict = {}
     if stage_history is not None:
         sh = stage_history if as_of is None else stage_history[stage_history["entered_at"] < as_of]
         sh = sh[sh["lead_id"].isin(leads["lead_id"])]
-        stages_by_lead = {k: g for k, g in sh.groupby("lead_id", observed=True, sort=False)}
+        stage_items = [
+            {"stage": stage, "entered_at": at}
+            for stage, at in zip(
+                sh["stage"].astype(object).map(str).tolist(),
+                _isoformats(sh["entered_at"]),
+                strict=True,
+            )
+        ]
+        stages_by_lead = _grouped(sh["lead_id"], stage_items)
     out = []
     for row in leads.itertuples(index=False):
-        company = None
-        if isinstance(row.account_id, str) and row.account_id in acc.index:
-            a = acc.loc[row.account_id]
-            company = {
-                k: (None if pd.isna(a[k]) else (float(a[k]) if k in _NUMERIC else str(a[k])))
-                for k in ("industry", "employees", "annual_revenue", "country")
-            }
-        g = by_lead.get(row.lead_id)
-        events_json = []
-        if g is not None:
-            for e in g.itertuples(index=False):
-                events_json.append(
-                    {
-                        "type": str(e.type),
-                        "at": pd.Timestamp(e.at).isoformat(),
-                        "topic": None if pd.isna(e.topic) else str(e.topic),
-                        "content_id": None if pd.isna(e.content_id) else str(e.content_id),
-                    }
-                )
+        account = row.account_id
         out.append(
             {
                 "lead_id": str(row.lead_id),
@@ -449,15 +496,12 @@ def tables_to_requests(
                 if pd.isna(row.email_domain_kind)
                 else str(row.email_domain_kind),
                 "do_not_email": bool(row.do_not_email),
-                "company": company,
-                "events": events_json,
+                "company": dict(companies[account])
+                if isinstance(account, str) and account in companies
+                else None,
+                "events": list(by_lead.get(row.lead_id, ())),
                 **_custom_json(row),
-                "stages": [
-                    {"stage": str(st.stage), "entered_at": pd.Timestamp(st.entered_at).isoformat()}
-                    for st in stages_by_lead.get(row.lead_id, pd.DataFrame()).itertuples(
-                        index=False
-                    )
-                ],
+                "stages": list(stages_by_lead.get(row.lead_id, ())),
             }
         )
     return out
