@@ -457,7 +457,7 @@ def tables_to_requests(
     Events at or after ``as_of`` are left out, as a CRM calling at that moment would not
     have them yet. Columns are converted whole, then grouped by lead (a row-by-row walk
     of each lead's events cost ~2 ms a lead)."""
-    companies = _companies(accounts)
+    companies = _companies(accounts[accounts["account_id"].isin(leads["account_id"])])
     ev = events if as_of is None else events[events["at"] < as_of]
     event_items = [
         {"type": t, "at": at, "topic": topic, "content_id": content}

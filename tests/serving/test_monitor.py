@@ -14,6 +14,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -114,15 +115,17 @@ def traffic(trained):
 
 
 def _send(server, traffic) -> None:
+    """One lead a request, as a CRM sends them, over 4 connections (each lead is scored
+    once, as of its own moment: the order does not matter)."""
     bodies, outcomes = traffic
-    for body, as_of in bodies:
-        r = httpx.post(
-            f"{server.url}/score",
-            json={"leads": [body], "as_of": as_of.isoformat()},
-            headers=AUTH,
-            timeout=60,
-        )
+
+    def score(client: httpx.Client, body: dict, as_of: pd.Timestamp) -> None:
+        payload = {"leads": [body], "as_of": as_of.isoformat()}
+        r = client.post(f"{server.url}/score", json=payload, headers=AUTH, timeout=60)
         assert r.status_code == 200, r.text
+
+    with httpx.Client() as client, ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda item: score(client, *item), bodies))
     r = httpx.post(f"{server.url}/outcomes", json={"outcomes": outcomes}, headers=AUTH, timeout=60)
     assert r.status_code == 200 and r.json()["stored"] == len(outcomes), r.text
     deadline = time.monotonic() + 30
