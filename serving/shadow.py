@@ -357,10 +357,10 @@ def _score_and_log(
     own ``request_id`` and ``as_of``; the number of leads logged. Several requests are
     scored in one call of the per-request path, each lead at its request's moment (the
     records each request gets alone, ``scoring.single.score_request``): the fixed costs
-    of a call are paid once, so on a busy machine the shadow needs less of the idle CPU.
-    A model without that path, or a batch that fails, is scored request by request, so
-    one bad request fails (and is counted) alone."""
-    from scoring.single import score_request
+    of a call are paid once, so on a busy machine the shadow needs less of the idle CPU
+    (``serving.answers.score_leads`` with one moment per lead; a model without the
+    per-request path goes through the table path, grouped by moment). A batch that fails
+    is scored request by request, so one bad request fails (and is counted) alone."""
     from serving.answers import score_leads
 
     jobs = []
@@ -371,13 +371,13 @@ def _score_and_log(
             failures.failed(_describe(e))
     answers: list[list[dict[str, Any]]] | None = None
     if len(jobs) > 1:
+        leads = [lead for _, _, ls in jobs for lead in ls]
+        moments = [moment for _, moment, ls in jobs for _ in ls]
         try:
-            leads = [lead for _, _, ls in jobs for lead in ls]
-            moments = [moment for _, moment, ls in jobs for _ in ls]
-            records = score_request(model, leads, moments, ref)
+            records = score_leads(model, leads, moments, ref)
         except Exception:  # noqa: BLE001 - scored again request by request below
-            records = None
-        if records is not None:
+            pass
+        else:
             answers, start = [], 0
             for _, _, ls in jobs:
                 answers.append(records[start : start + len(ls)])

@@ -109,3 +109,41 @@ def test_leads_of_several_requests_scored_together_get_their_own_records(model, 
     assert alone[1]["p_convert"] != score_request(model, leads[1:2], moment, REF)[0]["p_convert"]
     with pytest.raises(ValueError, match="2 moments for 30 leads"):
         score_request(model, leads, moments[:2], REF)
+
+
+class _TablePathOnly:
+    """The session's model with its per-request capability hidden (``all_heads``), as a
+    model of another family has none: ``score_leads`` then takes the table path."""
+
+    def __init__(self, model) -> None:
+        self._model = model
+
+    def __getattr__(self, name: str):
+        if name == "all_heads":
+            raise AttributeError(name)
+        return getattr(self._model, name)
+
+
+def test_score_leads_with_a_moment_per_lead_on_the_table_path(model, requests):
+    """``serving.answers.score_leads`` with one moment per lead (the shadow's batches) on
+    the table path: the leads are grouped by moment and each gets its request's records,
+    in order, the same the per-request path gives."""
+    from serving.answers import score_leads
+
+    raw, moment = requests
+    leads = [Lead.model_validate(r) for r in raw[:20]]
+    parts = [leads[:5], leads[5:6], leads[6:14], leads[14:20]]
+    moments = [moment, moment - pd.Timedelta(days=30), moment, moment - pd.Timedelta(hours=5)]
+    per_lead = [m.to_pydatetime() for p, m in zip(parts, moments, strict=True) for _ in p]
+    table_only = _TablePathOnly(model)
+    assert score_request(table_only, leads, per_lead, REF) is None
+    alone = [
+        rec
+        for p, m in zip(parts, moments, strict=True)
+        for rec in score_leads(table_only, p, m.to_pydatetime(), REF)
+    ]
+    together = score_leads(table_only, leads, per_lead, REF)
+    _same(alone, together)
+    _same(score_request(model, leads, per_lead, REF), together)
+    with pytest.raises(ValueError, match="3 moments for 20 leads"):
+        score_leads(table_only, leads, per_lead[:3], REF)
