@@ -271,6 +271,25 @@ def reasons_from_values(
     return _records(_reason_parts(contrib, columns, values_of, n, codes_of), columns)
 
 
+def round4(values: np.ndarray) -> list[float]:
+    """``[round(v, 4) for v in values]`` (Python's correctly rounded decimal rounding) for
+    finite floats, on whole arrays: ``rint(v * 1e4) / 1e4`` is the same float wherever
+    ``v * 1e4`` is not within rounding error of a half (the division of two exact integers
+    is the float nearest the 4-place decimal, as Python's round gives); those few values
+    are rounded by Python itself."""
+    v = np.asarray(values, dtype=np.float64)
+    scaled = v * 1e4
+    out = np.rint(scaled) / 1e4
+    near_half = np.abs(np.abs(scaled - np.floor(scaled)) - 0.5) <= 1e-9 * np.maximum(
+        1.0, np.abs(scaled)
+    )
+    near_half |= ~np.isfinite(scaled) | (np.abs(scaled) >= 2.0**52)
+    result = out.tolist()
+    for k in np.flatnonzero(near_half).tolist():
+        result[k] = round(float(v[k]), 4)
+    return result
+
+
 class _ReasonParts(NamedTuple):
     """Every kept reason, lead by lead and in answer order, column by column."""
 
@@ -331,7 +350,7 @@ def _reason_parts(
     flat = np.flatnonzero(keep.ravel())
     rows = flat // (2 * n)
     feats = picked.ravel()[flat]
-    contributions = [round(cv, 4) for cv in signed.ravel()[flat].tolist()]
+    contributions = round4(signed.ravel()[flat])
     value_texts: list[Any] = [None] * len(flat)
     texts: list[Any] = [None] * len(flat)
     for j in np.unique(feats).tolist():

@@ -144,3 +144,28 @@ def test_arrow_reasons_are_the_records_as_arrow_converts_them():
     assert got.to_pylist()[:5] == [[]] * 5
     empty = reasons_from_array(contrib[:0], columns, X.iloc[:0], arrow=True)
     assert len(empty) == 0 and empty.type == pa.list_(REASON_TYPE)
+
+
+def test_round4_is_pythons_round_to_the_bit():
+    """The reasons' contributions are rounded on whole arrays (``round4``): the same
+    floats as Python's ``round(v, 4)``, ties and values next to a half included."""
+    from scoring.reasons import round4
+
+    rng = np.random.default_rng(4)
+    halves = (np.arange(-3000, 3000) + 0.5) / 1e4  # next to a half after scaling
+    values = np.concatenate(
+        [
+            rng.normal(0, 1, 100_000),
+            rng.normal(0, 1e-4, 20_000),
+            rng.normal(0, 300, 20_000),
+            np.arange(-200, 200) / 32,  # exact binary ties: 0.03125 -> 0.0312
+            halves,
+            np.nextafter(halves, np.inf),
+            np.nextafter(halves, -np.inf),
+            [0.0, -0.0, 1e-12, -1e-12, 0.00005, -0.00005, 0.00015, 2.5e-5],
+        ]
+    )
+    got = round4(values)
+    want = [round(v, 4) for v in values.tolist()]
+    bits = np.array(got).view(np.int64) != np.array(want).view(np.int64)
+    assert not bits.any(), values[bits][:5]
