@@ -459,6 +459,8 @@ def tables_to_requests(
     of each lead's events cost ~2 ms a lead)."""
     companies = _companies(accounts[accounts["account_id"].isin(leads["account_id"])])
     ev = events if as_of is None else events[events["at"] < as_of]
+    if len(ev) > len(leads):  # only the events of the leads asked for are converted
+        ev = ev[ev["lead_id"].isin(leads["lead_id"])]
     event_items = [
         {"type": t, "at": at, "topic": topic, "content_id": content}
         for t, at, topic, content in zip(
