@@ -125,6 +125,10 @@ def _model(tracking_uri: str) -> Any:
     return load_registered()
 
 
+#: the steps that read and score as before `leadscore score` read ids as dictionaries
+TEXT_IDS = "before, ids as text: "
+
+
 # --------------------------------------------------------------------------- engines
 
 
@@ -139,8 +143,19 @@ def run_pandas(data: Path, tracking_uri: str, workers: int, chunk_size: int) -> 
 
     ph = Phases()
     model = ph("load model", lambda: _model(tracking_uri))
-    d = ph("read + validate", lambda: read_tables(data))
+    # before (side by side): ids, topics and content ids read as one string per row
+    d = ph(f"{TEXT_IDS}read + validate", lambda: read_tables(data))
     moment = data_end(d) + pd.Timedelta(seconds=1)
+    before = Path(tempfile.mkdtemp(prefix="leadscore-pandas-text-ids-")) / "scored.parquet"
+    ph(
+        f"{TEXT_IDS}score (chunks, process pool) -> Parquet",
+        lambda: score_to_parquet(
+            before, model, d, moment, chunk_size, workers, columns={"as_of": moment}
+        ),
+    )
+    del d
+    # as `leadscore score` reads: the long tables' ids as categoricals (dictionary pages)
+    d = ph("read + validate", lambda: read_tables(data, dictionary_ids=True))
     X = ph(
         "features (one process)",
         lambda: compute_features(d.leads, d.accounts, d.events, moment, model.feature_config),
@@ -156,6 +171,10 @@ def run_pandas(data: Path, tracking_uri: str, workers: int, chunk_size: int) -> 
     )
     assert written == len(d.leads), (written, len(d.leads))
     answer_columns = pq.read_schema(scored).names
+    same = pq.read_table(before).equals(pq.read_table(scored))
+    assert same, "text ids and dictionary ids gave different answers"
+    before.unlink()
+    before.parent.rmdir()
     # `leadscore score --no-reasons`: the same run without reasons (nor their contributions)
     written = ph(
         "no reasons: score (chunks, process pool) -> Parquet",
@@ -289,6 +308,8 @@ def _row(engine: str, r: dict[str, Any], s: TreeSampler, wall: float) -> dict[st
     feat = next(v for k, v in steps.items() if k.startswith("features"))
     score = next(v for k, v in steps.items() if k.startswith("score"))
     bare = steps.get("no reasons: score (chunks, process pool) -> Parquet")
+    text_read = steps.get(f"{TEXT_IDS}read + validate")
+    text_score = steps.get(f"{TEXT_IDS}score (chunks, process pool) -> Parquet")
     for v in steps.values():  # peak memory of the process tree while each step ran
         during = [(rss, pss) for t, rss, pss in s.samples if v["start"] <= t <= v["end"]]
         v["peak_rss_gib"] = max((m[0] for m in during), default=0) / 2**30
@@ -309,6 +330,9 @@ def _row(engine: str, r: dict[str, Any], s: TreeSampler, wall: float) -> dict[st
         "run_s": steps.get("read + validate", {"wall": 0.0})["wall"] + score["wall"],
         "run_s_no_reasons": steps.get("read + validate", {"wall": 0.0})["wall"]
         + (bare["wall"] if bare else float("nan")),
+        # the same run before, ids read as text
+        "leads_per_s_text_ids": r["leads"] / text_score["wall"] if text_score else float("nan"),
+        "run_s_text_ids": text_read["wall"] + text_score["wall"] if text_score else float("nan"),
         "cpu_s": sum(s.cpu.values()),
         "peak_rss_gib": s.peak_rss / 2**30,
         "peak_pss_gib": s.peak_pss / 2**30,
@@ -341,12 +365,18 @@ def table(rows: list[dict[str, Any]]) -> str:
         "leads_per_s_no_reasons",
         ">= 100 k",
     )
+    line(
+        "the same, ids read as text (before): leads/s",
+        lambda v: f"{v / 1e3:.1f} k",
+        "leads_per_s_text_ids",
+    )
     line("with reasons: leads / CPU s", lambda v: f"{v / 1e3:.1f} k", "leads_per_cpu_s")
     line("without: leads / CPU s", lambda v: f"{v / 1e3:.1f} k", "leads_per_cpu_s_no_reasons")
     line("feature step, s", lambda v: f"{v:.1f}", "features_s")
     line("scoring step, s", lambda v: f"{v:.1f}", "score_s")
     line("`leadscore score` run (read, validate, score), s", lambda v: f"{v:.1f}", "run_s")
     line("the same, --no-reasons, s", lambda v: f"{v:.1f}", "run_s_no_reasons", "<= 30 (1M)")
+    line("the run with ids read as text (before), s", lambda v: f"{v:.1f}", "run_s_text_ids")
     line("benchmark, all steps, s", lambda v: f"{v:.0f}", "total_s")
     line("CPU seconds, process tree", lambda v: f"{v:.0f}", "cpu_s")
     line("peak memory, sum RSS, GiB", lambda v: f"{v:.2f}", "peak_rss_gib")

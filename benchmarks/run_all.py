@@ -381,6 +381,7 @@ def batch_rows(step: Step, lgbm_step: Step, work: Path, leads: int) -> list[Row]
     for r in (res or {}).get("rows", []):
         e, lps, bare = r["engine"], r["leads_per_s"], r.get("leads_per_s_no_reasons")
         run, run_bare = r.get("run_s"), r.get("run_s_no_reasons")
+        run_text = r.get("run_s_text_ids")
         rows += [
             (f"batch scoring step with reasons, leads/s ({e}, batch.py)", _fmt(lps, ",.0f"),
              "LightGBM predict + pred_contrib " + _fmt(lg_contrib, ",.0f"),
@@ -392,6 +393,9 @@ def batch_rows(step: Step, lgbm_step: Step, work: Path, leads: int) -> list[Row]
              "", "", *_whole_run_goal(run, leads)),
             (f"the same with --no-reasons, s ({e})", _fmt(run_bare, ".1f"),
              "", "", *_whole_run_goal(run_bare, leads)),
+            (f"before: ids read as text, scoring step leads/s / run s ({e})",
+             f"{_fmt(r.get('leads_per_s_text_ids'), ',.0f')} / {_fmt(run_text, '.1f')}",
+             "", "", "", ""),
             (f"features on the export, events/s ({e}, str ids)",
              _fmt(r["events_per_s"] / 1e6, ".2f", "M"), "", "", "", ""),
         ]  # fmt: skip

@@ -7,6 +7,7 @@ returns every problem (table, row key, column, reason); nothing is dropped silen
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,8 +151,13 @@ def _coerce_time(s: pd.Series) -> tuple[pd.Series, np.ndarray]:
     return parsed, bad
 
 
-def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Problem]]:
-    """Check one table against the contract and return it typed, with all problems found."""
+def validate_table(
+    df: pd.DataFrame, table: str, categorical_text: Collection[str] = ()
+) -> tuple[pd.DataFrame, list[Problem]]:
+    """Check one table against the contract and return it typed, with all problems found.
+    A text column named in ``categorical_text`` that arrives as a categorical of text (a
+    Parquet dictionary column, :func:`read_tables` ``dictionary_ids``) stays one: its
+    values are the same, and nothing downstream hashes 45M strings again."""
     schema = SCHEMAS[table]
     problems: list[Problem] = []
     # a shallow copy: columns are replaced, never written into, so the caller's frame stays
@@ -171,7 +177,9 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
         if not optional and kind != "bool":
             problems += _problems_for(out, table, column, missing, "required value is missing")
         if kind in ("id", "str"):
-            if s.dtype != "str":
+            if column in categorical_text and _text_categories(s):
+                pass
+            elif s.dtype != "str":
                 out[column] = s.astype("str")
             if kind == "id":
                 dup = out[column].duplicated(keep=False).to_numpy() & ~missing
@@ -229,6 +237,12 @@ def validate_table(df: pd.DataFrame, table: str) -> tuple[pd.DataFrame, list[Pro
     return out, problems
 
 
+def _text_categories(s: pd.Series) -> bool:
+    """A categorical whose categories are text (what pyarrow reads a dictionary column of
+    strings as)."""
+    return isinstance(s.dtype, pd.CategoricalDtype) and s.cat.categories.dtype == "str"
+
+
 def _to_bool(v: object) -> object:
     if v is None or (isinstance(v, float) and np.isnan(v)):
         return None
@@ -249,12 +263,16 @@ def validate(
     leads: pd.DataFrame,
     events: pd.DataFrame,
     stage_history: pd.DataFrame,
+    categorical_text: Mapping[str, Collection[str]] | None = None,
 ) -> CrmData:
-    """Validate all four tables together; raise DataContractError listing every problem."""
+    """Validate all four tables together; raise DataContractError listing every problem.
+    ``categorical_text``: table -> text columns that may stay categoricals of text
+    (:func:`validate_table`)."""
     problems: list[Problem] = []
     typed: dict[str, pd.DataFrame] = {}
+    keep = categorical_text or {}
     for name, df in zip(TABLES, (accounts, leads, events, stage_history), strict=True):
-        typed[name], found = validate_table(df, name)
+        typed[name], found = validate_table(df, name, keep.get(name, ()))
         problems += found
     if not problems:
         problems += _cross_checks(typed)
@@ -300,8 +318,22 @@ def _isin(values: pd.Series, known: pd.Series) -> np.ndarray:
     return values.isin(known).to_numpy(dtype=bool)
 
 
-def read_tables(folder: str | Path) -> CrmData:
-    """Read and validate ``accounts/leads/events/stage_history.parquet`` from a folder."""
+#: the text columns :func:`read_tables` reads as categoricals with ``dictionary_ids``: the
+#: long tables' repeated ids and labels
+DICTIONARY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "events": ("lead_id", "topic", "content_id"),
+    "stage_history": ("lead_id",),
+}
+
+
+def read_tables(folder: str | Path, dictionary_ids: bool = False) -> CrmData:
+    """Read and validate ``accounts/leads/events/stage_history.parquet`` from a folder.
+
+    ``dictionary_ids``: the events' and stage history's lead ids, topics and content ids
+    (:data:`DICTIONARY_COLUMNS`) come as categoricals of text, read from Parquet's
+    dictionary pages, instead of one string per row: the same values, and the batch path
+    (``leadscore score``) neither builds 45M strings nor hashes them again in every chunk
+    (``benchmarks/batch.py``). Code that treats them as text must handle categoricals."""
     folder = Path(folder)
     if not folder.is_dir():
         raise DataContractError([Problem("-", "-", "-", f"data folder {folder} does not exist")])
@@ -312,13 +344,19 @@ def read_tables(folder: str | Path) -> CrmData:
         if not path.exists():
             missing.append(Problem(name, "-", "-", f"file {path} is missing"))
             continue
+        as_dictionary = list(DICTIONARY_COLUMNS.get(name, ())) if dictionary_ids else []
         try:
-            frames[name] = pd.read_parquet(path)
+            if as_dictionary:
+                import pyarrow.parquet as pq
+
+                present = set(pq.read_schema(path).names)
+                as_dictionary = [c for c in as_dictionary if c in present]
+            frames[name] = pd.read_parquet(path, read_dictionary=as_dictionary or None)
         except Exception as exc:  # noqa: BLE001 - a corrupt file is a user error
             missing.append(Problem(name, "-", "-", f"cannot read {path}: {exc}"))
     if missing:
         raise DataContractError(missing)
-    return validate(**frames)
+    return validate(**frames, categorical_text=DICTIONARY_COLUMNS if dictionary_ids else None)
 
 
 def write_tables(data: CrmData, folder: str | Path) -> None:

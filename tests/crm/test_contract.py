@@ -138,3 +138,34 @@ def test_categorical_and_string_inputs_type_the_same_and_inputs_stay_untouched()
     bad["events"].loc[bad["events"].index[0], "type"] = "fax"
     with pytest.raises(DataContractError, match=r"events\[row 0.*\]\.type: unknown value 'fax'"):
         validate(**bad)
+
+
+def test_dictionary_ids_read_the_same_values_as_categoricals_and_are_still_checked(tmp_path):
+    """``read_tables(..., dictionary_ids=True)`` (what `leadscore score` reads): the
+    events' and stage history's ids, topics and content ids as categoricals of text with
+    the values of the plain read; an unknown or missing lead id is still reported by row."""
+    d = validate(**tables())
+    write_tables(d, tmp_path)
+    plain, coded = read_tables(tmp_path), read_tables(tmp_path, dictionary_ids=True)
+    for table, columns in (("events", ("lead_id", "topic", "content_id")),
+                           ("stage_history", ("lead_id",))):  # fmt: skip
+        for column in columns:
+            got = coded.table(table)[column]
+            assert isinstance(got.dtype, pd.CategoricalDtype), (table, column)
+            assert got.cat.categories.dtype == "str"
+            want = plain.table(table)[column]
+            assert got.astype(object).where(got.notna(), None).tolist() == want.astype(
+                object
+            ).where(want.notna(), None).tolist()
+    pd.testing.assert_frame_equal(coded.leads, plain.leads)
+    pd.testing.assert_frame_equal(coded.accounts, plain.accounts)
+
+    for row, value, message in ((0, "L999", "unknown lead_id 'L999'"),
+                                (1, None, "lead_id: required value is missing")):  # fmt: skip
+        events = plain.events.copy()
+        events["lead_id"] = events["lead_id"].astype(object)
+        events.loc[row, "lead_id"] = value
+        events.to_parquet(tmp_path / "events.parquet", index=False)
+        with pytest.raises(DataContractError) as exc:
+            read_tables(tmp_path, dictionary_ids=True)
+        assert f"events[row {row}" in str(exc.value) and message in str(exc.value)
