@@ -139,7 +139,7 @@ def run_pandas(data: Path, tracking_uri: str, workers: int, chunk_size: int) -> 
     from crm.contract import data_end, read_tables
     from features.build import compute_features
     from features.content import funnel_profile
-    from scoring.batch import input_flags, score_to_parquet
+    from scoring.batch import _ChunkPlan, input_flags, score_to_parquet
 
     ph = Phases()
     model = ph("load model", lambda: _model(tracking_uri))
@@ -187,11 +187,11 @@ def run_pandas(data: Path, tracking_uri: str, workers: int, chunk_size: int) -> 
     scored.parent.rmdir()
     # where a chunk's time goes, one process, one thread
     serving = model.for_serving()
-    ids = d.leads["lead_id"].iloc[:chunk_size]
-    part = d.leads.iloc[:chunk_size]
-    ev = d.events[d.events["lead_id"].isin(ids)]
-    st = d.stage_history[d.stage_history["lead_id"].isin(ids)]
-    acc = d.accounts[d.accounts["account_id"].isin(part["account_id"])]
+    # the first chunk's tables as a worker gets them (lead ids coded over the chunk's leads)
+    plan = _ChunkPlan.build(
+        d.leads, d.accounts, d.events, d.stage_history, moment, chunk_size, reasons=True
+    )
+    part, acc, ev, st = plan.tables(0)
     prof = Phases()
     Xc = prof("features", lambda: compute_features(part, acc, ev, moment, serving.feature_config))
     prof("model.score", lambda: serving.score(Xc))
