@@ -18,7 +18,7 @@ cut is made one way everywhere (train/serve skew starts where two copies of a cu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -94,6 +94,10 @@ class AsOf:
     leads: pd.Index
     ns: np.ndarray  # int64, one per lead, in ``leads`` order
     moment: int | None  # the one moment every lead shares (None when they differ)
+    # rows_before's answers for this snapshot: (id(table), time column) -> (table, rows)
+    _cuts: dict[tuple[int, str], tuple[pd.DataFrame, EventsBefore]] = field(
+        default_factory=dict, repr=False
+    )
 
     @classmethod
     def resolve(cls, as_of: Moment | AsOf, leads: pd.Index) -> AsOf:
@@ -154,13 +158,25 @@ def rows_before(
 ) -> EventsBefore:
     """The rows of ``table`` whose lead is one of ``as_of.leads`` and whose ``time_column``
     is strictly before that lead's as_of: the one place funnel-intelligence functions cut
-    a table in time."""
+    a table in time. The snapshot keeps the answer for the table it was given (the
+    persona, lifecycle and content steps of ``funnel_profile`` cut the same events with
+    the same snapshot): callers only read the arrays, and a table is not changed while a
+    snapshot of it is in use."""
+    key = (id(table), time_column)
     if lead_pos is None:
+        cached = as_of._cuts.get(key)
+        if cached is not None and cached[0] is table:
+            return cached[1]
         lead_pos = positions(table["lead_id"], as_of.leads)
+    else:
+        key = None
     at = to_ns(table[time_column], f"{time_column}")
     age = as_of.ages(lead_pos, at)
     rows = np.flatnonzero(AsOf.before(lead_pos, at, age))
-    return EventsBefore(rows, lead_pos[rows], at[rows], age[rows])
+    cut = EventsBefore(rows, lead_pos[rows], at[rows], age[rows])
+    if key is not None:
+        as_of._cuts[key] = (table, cut)  # the table is kept, so its id is not reused
+    return cut
 
 
 def events_before(events: pd.DataFrame, leads: pd.Index, as_of: Moment | AsOf) -> EventsBefore:

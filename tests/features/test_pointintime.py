@@ -68,3 +68,29 @@ def test_days_since_is_missing_for_missing_times():
     created = np.array([AS_OF.value - 2 * DAY_NS, NAT_NS, AS_OF.value + DAY_NS])
     days = snap.days_since(created)
     assert days[0] == 2.0 and np.isnan(days[1]) and days[2] == -1.0
+
+
+def test_a_snapshot_cuts_each_table_once_and_never_answers_for_another():
+    """``rows_before`` keeps its answer on the snapshot (funnel_profile's steps cut the
+    same events with it): asked again for the same table it is the same answer; another
+    table, even one with the same rows, or another time column, is cut on its own."""
+    from features.pointintime import AsOf, rows_before
+
+    leads = pd.Index(["a", "b"], name="lead_id")
+    snap = AsOf.resolve(pd.Timestamp("2025-03-01"), leads)
+    events = pd.DataFrame(
+        {
+            "lead_id": ["a", "b", "a", "c"],
+            "at": pd.to_datetime(["2025-01-01", "2025-02-01", "2025-04-01", "2025-01-01"]),
+            "entered_at": pd.to_datetime(["2025-03-02", "2025-01-01", "2025-01-01", "2025-01-01"]),
+        }
+    )
+    first = rows_before(events, snap)
+    assert first.rows.tolist() == [0, 1]
+    assert rows_before(events, snap) is first
+    other = events.copy()
+    other.loc[0, "at"] = pd.Timestamp("2025-05-01")
+    assert rows_before(other, snap).rows.tolist() == [1]
+    assert rows_before(events, snap, "entered_at").rows.tolist() == [1, 2]
+    fresh = AsOf.resolve(pd.Timestamp("2025-01-15"), leads)
+    assert rows_before(events, fresh).rows.tolist() == [0]
