@@ -27,9 +27,12 @@ def start_server(
     extra_env: dict | None = None,
     log_file: Path | None = None,
     target: str = "serving.service:LeadScoringService",
+    cwd: Path | None = None,
 ) -> subprocess.Popen:
     """Start `bentoml serve` for the service with the given BentoML model tag (``target``
-    may also be a bento tag); stdout and stderr go to ``log_file`` when given."""
+    may also be a bento tag); stdout and stderr go to ``log_file`` when given. ``cwd``:
+    the working directory, whose packages come first (a benchmark serves another
+    checkout so)."""
     env = {**os.environ, "LEADSCORE_BENTO_MODEL": tag, **(extra_env or {})}
     out = open(log_file, "ab") if log_file is not None else None  # noqa: SIM115
     try:
@@ -46,6 +49,7 @@ def start_server(
                 str(port),
             ],  # fmt: skip
             env=env,
+            cwd=cwd,
             start_new_session=True,
             stdout=out,
             stderr=subprocess.STDOUT if out is not None else None,

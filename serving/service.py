@@ -348,7 +348,8 @@ class LeadScorer:
         """``changed_because`` on the answers of leads scored before; never fails the
         request: a log that cannot answer leaves the answers without it."""
         try:
-            previous = self.log.previous_scores(rec["lead_id"] for rec in records)
+            p_now = {rec["lead_id"]: rec.get("p_convert") for rec in records}
+            previous = self.log.previous_scores(p_now, p_now=p_now)
         except StoreUnavailableError as e:
             logger.warning("no changed_because for request %s: %s", request_id, e)
             metrics.observe_history_lookup_failure()

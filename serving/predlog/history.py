@@ -13,14 +13,14 @@ that long.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 
-from serving.predlog.store import Store, StoreUnavailableError, describe
+from serving.predlog.store import Store, StoreUnavailableError, describe, json_value
 
 #: the columns a history entry and a "changed because" are made of
 HISTORY_COLUMNS = (
@@ -54,15 +54,26 @@ def _rows(store: Store, query: sa.Select) -> list[dict[str, Any]]:
         raise StoreUnavailableError(f"could not read {store.url}: {describe(e)}") from e
 
 
-def _columns(store: Store) -> list[sa.Column]:
-    return [store.predictions.c[name] for name in HISTORY_COLUMNS]
+def _columns(store: Store, contributions_as_text: bool = False) -> list[Any]:
+    t = store.predictions
+    return [
+        sa.cast(t.c[name], sa.Text).label(name)
+        if contributions_as_text and name == "contributions"
+        else t.c[name]
+        for name in HISTORY_COLUMNS
+    ]
 
 
 def latest_scores(
-    store: Store, keys: Iterable[str], since: datetime | None
+    store: Store,
+    keys: Iterable[str],
+    since: datetime | None,
+    decode: Callable[[str, dict[str, Any]], bool] = lambda key, row: True,
 ) -> dict[str, dict[str, Any]]:
     """lead key -> its newest row (scored at or after ``since``), for the keys that have
-    one."""
+    one. Its ``contributions`` (JSON text in the database) are decoded where
+    ``decode(key, row)`` is true, and None elsewhere: explaining a change needs them only
+    where the score moved, and decoding 1,000 leads' ~60 features each costs ~50 ms."""
     keys = sorted(set(keys))
     if not keys:
         return {}
@@ -73,10 +84,14 @@ def latest_scores(
     if since is not None:
         newest = newest.where(t.c.scored_at >= since)
     newest = newest.group_by(t.c.lead_key).subquery()
-    query = sa.select(*_columns(store)).join(
+    query = sa.select(*_columns(store, contributions_as_text=True)).join(
         newest, sa.and_(t.c.lead_key == newest.c.lead_key, t.c.scored_at == newest.c.at)
     )
-    return {row["lead_key"]: row for row in _rows(store, query)}
+    rows = {row["lead_key"]: row for row in _rows(store, query)}
+    for key, row in rows.items():
+        text = row["contributions"]
+        row["contributions"] = json_value(text) if text is not None and decode(key, row) else None
+    return rows
 
 
 def lead_history(store: Store, key: str, since: datetime | None) -> list[dict[str, Any]]:

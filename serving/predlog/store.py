@@ -89,7 +89,7 @@ def _json_text(value: Any) -> str:
     return msgspec.json.encode(value).decode()
 
 
-def _json_value(text: str | bytes) -> Any:
+def json_value(text: str | bytes) -> Any:
     """A JSON column's value: msgspec, or ``json.loads`` for text msgspec refuses (a row
     an older release wrote with ``NaN``)."""
     try:
@@ -251,7 +251,7 @@ class Store:
             hide_parameters=True,
             connect_args=connect_args,
             json_serializer=_json_text,
-            json_deserializer=_json_value,
+            json_deserializer=json_value,
         )
         if url.get_backend_name() == "sqlite":
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)

@@ -13,6 +13,10 @@ Policies (:class:`RowWriter`):
   ``buffer_size`` rows plus the batch being written.
 * A row the database rejects for its content (missing column, bad value) is isolated by
   writing its batch row by row; bad rows are counted in ``rejected`` and logged.
+* A deferred row (a function that builds the row, queued by
+  :meth:`~serving.predlog.log.PredictionLog.log_answers` so that a request does not wait
+  for its rows) is built by this thread when its batch is taken; one that raises is
+  counted in ``rejected`` and logged.
 
 Every queued row ends up counted exactly once in ``written``, ``dropped`` or ``rejected``,
 or is still ``pending()``.
@@ -29,6 +33,7 @@ import random
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from serving.predlog.history import cutoff, delete_older_than
@@ -39,6 +44,8 @@ from serving.timestamps import utc_now
 logger = logging.getLogger("serving.predlog")
 
 PURGE_EVERY_S = 24 * 3600.0
+#: what the buffer holds: a row, or a function that builds it (a deferred row)
+Row = dict[str, Any] | Callable[[], dict[str, Any]]
 PURGE_RETRY_S = 3600.0
 
 
@@ -62,7 +69,7 @@ class RowWriter:
         self._batch_size = batch_size
         self._interval = interval
         self._max_retry_delay = max(max_retry_delay, interval)
-        self._buf: deque[dict[str, Any]] = deque(maxlen=buffer_size)
+        self._buf: deque[Row] = deque(maxlen=buffer_size)
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
         self._inflight = 0
@@ -96,8 +103,9 @@ class RowWriter:
     def stopped(self) -> bool:
         return self._stop.is_set()
 
-    def queue(self, rows: list[dict[str, Any]]) -> None:
-        """Append rows to the buffer; never blocks on the database and never raises for it."""
+    def queue(self, rows: list[Row]) -> None:
+        """Append rows (or functions that build them: module docstring) to the buffer;
+        never blocks on the database and never raises for it."""
         n = len(rows)
         with self._lock:
             self.logged += n
@@ -222,8 +230,12 @@ class RowWriter:
                 if not self._buf:
                     return
                 n = min(self._batch_size, len(self._buf))
-                batch = [self._buf.popleft() for _ in range(n)]
+                taken = [self._buf.popleft() for _ in range(n)]
                 self._inflight = n
+            batch = self._built(taken)
+            n = len(batch)
+            if not batch:
+                continue
             for row in batch:
                 if not row["id"]:
                     row["id"] = new_row_id()
@@ -239,6 +251,27 @@ class RowWriter:
                 continue
             self._settle(written=n)
             self._on_success()
+
+    def _built(self, taken: list[Row]) -> list[dict[str, Any]]:
+        """The batch's rows, deferred ones built here; those that fail are rejected."""
+        rows: list[dict[str, Any]] = []
+        bad: list[str] = []
+        for item in taken:
+            if not callable(item):
+                rows.append(item)
+                continue
+            try:
+                rows.append(item())
+            except Exception as e:  # noqa: BLE001 - counted and logged, never raised
+                bad.append(f"{type(e).__name__}: {e}")
+        if bad:
+            logger.error(
+                "prediction log rejected %d answer(s) whose row could not be built, first: %s",
+                len(bad),
+                bad[0][:300],
+            )
+            self._settle(rejected=len(bad))
+        return rows
 
     def _insert_one_by_one(self, batch: list[dict[str, Any]]) -> bool:
         """Write a batch that failed for its content row by row; reject the bad rows."""

@@ -281,6 +281,59 @@ def test_predictions_round_trip(db: dict[str, str], make_log) -> None:
     assert abs(one["scored_at"] - datetime.now(UTC).replace(tzinfo=None)) < timedelta(minutes=1)
 
 
+def test_answers_are_made_rows_by_the_writer_as_the_request_would_have(
+    db: dict[str, str], make_log, caplog
+) -> None:
+    """``log_answers`` hands the answers to the writer thread, which builds the rows: the
+    stored rows are those ``prediction_row`` gives at the moment of the call, and an answer
+    whose row cannot be built (no lead id) is rejected and logged there, not raised into
+    the request, without losing the others."""
+    pl = make_log(**db)
+    at = datetime(2026, 1, 2, 3, 4, 5)
+    answers = [answer(1), {"p_convert": 0.5}, answer(2)]
+    with caplog.at_level("ERROR", logger="serving.predlog"):
+        pl.log_answers(answers, request_id="req-w", model_name="m", model_version="3", scored_at=at)
+        assert pl.flush(5)
+    assert (pl.written, pl.rejected, pl.pending()) == (2, 1, 0)
+    assert "row could not be built" in caplog.text
+    want = {
+        lead_key(a["lead_id"], SECRET): pl.row(
+            a, request_id="req-w", model_name="m", model_version="3", scored_at=at
+        )
+        for a in (answer(1), answer(2))
+    }
+    got = pl.read_predictions()
+    assert set(got["lead_key"]) == set(want)
+    for _, row in got.iterrows():
+        built = want[row["lead_key"]]
+        for column in ("request_id", "model_version", "p_convert", "scores", "reasons",
+                       "quadrant", "contributions", "features"):  # fmt: skip
+            assert row[column] == built[column] or (row[column] is None and built[column] is None)
+        assert row["scored_at"] == at
+
+
+def test_previous_scores_decode_contributions_only_where_the_score_moved(
+    db: dict[str, str], make_log
+) -> None:
+    """``previous_scores(..., p_now=...)``: the newest row of each lead, its contributions
+    decoded where the new ``p_convert`` differs (a change to explain) and None where it is
+    the same; without ``p_now`` every row's are decoded."""
+    pl = make_log(**db)
+    contributions = {"unsubscribed": ["1", -0.3], "n_page_view_7d": ["4", 0.25]}
+    logged = [
+        {"lead_id": f"L{i}", "p_convert": p, "contributions": contributions}
+        for i, p in ((1, 0.2), (2, 0.4))
+    ]
+    pl.log_answers(logged, request_id="r", model_name="m", model_version="1")
+    assert pl.flush(5)
+    got = pl.previous_scores(["L1", "L2", "L3"], p_now={"L1": 0.2, "L2": 0.45, "L3": 0.1})
+    assert sorted(got) == ["L1", "L2"]
+    assert got["L1"]["contributions"] is None and got["L1"]["p_convert"] == 0.2
+    assert got["L2"]["contributions"] == contributions
+    every = pl.previous_scores(["L1", "L2"])
+    assert every["L1"]["contributions"] == every["L2"]["contributions"] == contributions
+
+
 def test_outcomes_round_trip_and_join(db: dict[str, str], make_log) -> None:
     pl = make_log(**db)
     pl.log_answers([answer(1)], request_id="req-9", model_name="m", model_version="1")
