@@ -206,35 +206,45 @@ def validate_table(
             problems += _problems_for(out, table, column, bad, "not a boolean (true/false)")
             out[column] = mapped.fillna(False).astype(bool)
         else:
-            allowed = _ALLOWED[kind]
-            if isinstance(s.dtype, pd.CategoricalDtype):
-                # decide per category, not per row (45M events carry 16 event types)
-                known = s.cat.categories.astype(str).isin(allowed)
-                codes = s.cat.codes.to_numpy()
-                bad = np.zeros(len(s), dtype=bool)
-                bad[codes >= 0] = ~known[codes[codes >= 0]]
-                vals = s.astype("string") if bad.any() else None
-            else:
-                vals = s.astype("string")
-                bad = (~vals.isin(allowed)).to_numpy(dtype=bool, na_value=False) & ~missing
-            for i in np.flatnonzero(bad)[:MAX_LISTED]:
-                problems.append(
-                    Problem(
-                        table,
-                        _row_label(out, table, np.array([i]))[0],
-                        column,
-                        f"unknown value {vals.iloc[i]!r}; allowed: {', '.join(allowed)}",
-                    )
-                )
-            if vals is None:  # categorical with only allowed categories: recode, no strings
-                position = pd.Index(list(allowed)).get_indexer(s.cat.categories.astype(str))
-                recoded = np.where(codes >= 0, position[codes], -1)
-                out[column] = pd.Categorical.from_codes(
-                    recoded, dtype=pd.CategoricalDtype(categories=list(allowed))
-                )
-            else:
-                out[column] = pd.Categorical(vals.where(~bad, None), categories=list(allowed))
+            problems += _allowed_values(out, table, column, _ALLOWED[kind], missing)
     return out, problems
+
+
+def _allowed_values(
+    out: pd.DataFrame, table: str, column: str, allowed: tuple[str, ...], missing: np.ndarray
+) -> list[Problem]:
+    """Type a column of allowed words (event types, stages, ...) as a categorical of them
+    in ``out``; the problems of the values outside them."""
+    problems: list[Problem] = []
+    s = out[column]
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        # decide per category, not per row (45M events carry 16 event types)
+        known = s.cat.categories.astype(str).isin(allowed)
+        codes = s.cat.codes.to_numpy()
+        bad = np.zeros(len(s), dtype=bool)
+        bad[codes >= 0] = ~known[codes[codes >= 0]]
+        vals = s.astype("string") if bad.any() else None
+    else:
+        vals = s.astype("string")
+        bad = (~vals.isin(allowed)).to_numpy(dtype=bool, na_value=False) & ~missing
+    for i in np.flatnonzero(bad)[:MAX_LISTED]:
+        problems.append(
+            Problem(
+                table,
+                _row_label(out, table, np.array([i]))[0],
+                column,
+                f"unknown value {vals.iloc[i]!r}; allowed: {', '.join(allowed)}",
+            )
+        )
+    if vals is None:  # categorical with only allowed categories: recode, no strings
+        position = pd.Index(list(allowed)).get_indexer(s.cat.categories.astype(str))
+        recoded = np.where(codes >= 0, position[codes], -1)
+        out[column] = pd.Categorical.from_codes(
+            recoded, dtype=pd.CategoricalDtype(categories=list(allowed))
+        )
+    else:
+        out[column] = pd.Categorical(vals.where(~bad, None), categories=list(allowed))
+    return problems
 
 
 def _text_categories(s: pd.Series) -> bool:
