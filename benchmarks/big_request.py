@@ -31,10 +31,12 @@ from pathlib import Path
 
 import httpx
 import pandas as pd
-import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from shadow import tree_cpu  # noqa: E402  (benchmarks/shadow.py: the workers' CPU)
 
 from crm.contract import data_end, read_tables  # noqa: E402
 from serving.model_store import import_registered  # noqa: E402
@@ -43,23 +45,6 @@ from serving.schemas import tables_to_requests  # noqa: E402
 from training.tracking import MODEL_NAME, tracking_uri  # noqa: E402
 
 TOKEN = "benchmark-token-0123456789"
-
-
-def workers_cpu(pid: int) -> float:
-    """CPU seconds (user + system) used so far by the server's worker processes."""
-    used = 0.0
-    try:
-        procs = psutil.Process(pid).children(recursive=True)
-    except psutil.NoSuchProcess:
-        return used
-    for p in procs:
-        try:
-            if "worker.service" in " ".join(p.cmdline()):
-                t = p.cpu_times()
-                used += t.user + t.system
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-    return used
 
 
 def run_variant(
@@ -81,7 +66,7 @@ def run_variant(
         wait_ready(port, proc, timeout=240)
         url = f"http://127.0.0.1:{port}/score"
         headers = {"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/json"}
-        cpu0 = workers_cpu(proc.pid)
+        cpu0 = tree_cpu(proc.pid)["workers"]
         with httpx.Client(timeout=120) as client:
             for _ in range(repeat):
                 t0 = time.perf_counter()
@@ -90,7 +75,7 @@ def run_variant(
                 if r.status_code != 200:
                     raise RuntimeError(f"{name}: {r.status_code} {r.text[:300]}")
                 time.sleep(gap)  # the log's writer thread writes between requests
-        cpu = (workers_cpu(proc.pid) - cpu0) / repeat
+        cpu = (tree_cpu(proc.pid)["workers"] - cpu0) / repeat
     finally:
         stop_server(proc)
     later = times[1:]
