@@ -68,8 +68,9 @@ class _Scored:
         self.ranked = RankedScores(y, p)
         self.ll, self.br = _losses(y, p)
 
-    def metrics(self, w: np.ndarray | None = None) -> dict[str, float]:
-        """The metrics with lead weights ``w`` (a bootstrap draw; default: 1 each)."""
+    def metrics(self, w: np.ndarray | None = None) -> dict[str, float | None]:
+        """The metrics with lead weights ``w`` (a bootstrap draw; default: 1 each); the ROC
+        AUC is None when the weighted leads hold one class only."""
         return {
             "roc_auc": self.ranked.auc(w),
             "log_loss": float(np.average(self.ll, weights=w)),
@@ -112,10 +113,9 @@ def paired_evidence(
     diffs: dict[str, list[float]] = {m: [] for m in METRICS}
     for _ in range(draws):
         w = np.bincount(rng.integers(0, n, n), minlength=n).astype(float)
-        drawn = w > 0
-        if y[drawn].min() == y[drawn].max():
-            continue
         a, b = scored_c.metrics(w), scored_s.metrics(w)
+        if a["roc_auc"] is None:  # the draw holds one class only: no ranking to compare
+            continue
         for m in METRICS:
             diffs[m].append(b[m] - a[m])
     difference = {
