@@ -177,9 +177,8 @@ def validate_table(
         if not optional and kind != "bool":
             problems += _problems_for(out, table, column, missing, "required value is missing")
         if kind in ("id", "str"):
-            if column in categorical_text and _text_categories(s):
-                pass
-            elif s.dtype != "str":
+            kept = column in categorical_text and _text_categories(s)
+            if s.dtype != "str" and not kept:
                 out[column] = s.astype("str")
             if kind == "id":
                 dup = out[column].duplicated(keep=False).to_numpy() & ~missing

@@ -162,19 +162,18 @@ def rows_before(
     persona, lifecycle and content steps of ``funnel_profile`` cut the same events with
     the same snapshot): callers only read the arrays, and a table is not changed while a
     snapshot of it is in use."""
+    cacheable = lead_pos is None  # a caller's own lead positions are not kept
     key = (id(table), time_column)
-    if lead_pos is None:
+    if cacheable:
         cached = as_of._cuts.get(key)
         if cached is not None and cached[0] is table:
             return cached[1]
         lead_pos = positions(table["lead_id"], as_of.leads)
-    else:
-        key = None
     at = to_ns(table[time_column], f"{time_column}")
     age = as_of.ages(lead_pos, at)
     rows = np.flatnonzero(AsOf.before(lead_pos, at, age))
     cut = EventsBefore(rows, lead_pos[rows], at[rows], age[rows])
-    if key is not None:
+    if cacheable:
         as_of._cuts[key] = (table, cut)  # the table is kept, so its id is not reused
     return cut
 

@@ -44,9 +44,9 @@ from serving.timestamps import utc_now
 logger = logging.getLogger("serving.predlog")
 
 PURGE_EVERY_S = 24 * 3600.0
+PURGE_RETRY_S = 3600.0
 #: what the buffer holds: a row, or a function that builds it (a deferred row)
 Row = dict[str, Any] | Callable[[], dict[str, Any]]
-PURGE_RETRY_S = 3600.0
 
 
 class RowWriter:
