@@ -86,18 +86,19 @@ def value_texts(rows: FeatureRows, columns: list[str]) -> list[list[str | None]]
     out = []
     for c, values in zip(columns, by_column, strict=True):
         cats = rows.layout.categories.get(c)
-        said: dict[Any, str | None] = {}
+        if cats is not None:
+            out.append([None if v != v else value_text(cats[int(v)]) for v in values])
+            continue
+        said: dict[float, str] = {}
         texts: list[str | None] = []
         for v in values:
             if v != v:  # NaN: missing
                 texts.append(None)
-            elif cats is not None:
-                texts.append(value_text(cats[int(v)]))
-            else:
-                t = said.get(v)
-                if t is None:
-                    t = said[v] = value_text(v)
-                texts.append(t)
+                continue
+            t = said.get(v)
+            if t is None:
+                t = said[v] = f"{v:.4g}"  # value_text of a float
+            texts.append(t)
         out.append(texts)
     return out
 
@@ -105,14 +106,17 @@ def value_texts(rows: FeatureRows, columns: list[str]) -> list[list[str | None]]
 def feature_values(rows: FeatureRows, columns: list[str]) -> list[dict[str, Any]]:
     """Per lead, the exact value of every model feature, as ``scoring.batch.feature_records``
     gives it on the table path (categories as text, numbers as floats, missing as None)."""
-    values = []
-    for c in columns:
-        v = rows.values(c)
-        if v.dtype.kind == "f":
-            values.append([None if x != x else x for x in v.tolist()])
-        else:
-            values.append([None if x is None or x != x else str(x) for x in v.tolist()])
-    return [dict(zip(columns, row, strict=True)) for row in zip(*values, strict=True)]
+    lay = rows.layout
+    block = rows.block[:, [lay.position[c] for c in columns]].tolist()  # one conversion
+    cats = [(j, lay.categories[c]) for j, c in enumerate(columns) if c in lay.categories]
+    out = []
+    for row in block:
+        vals = [None if x != x else x for x in row]
+        for j, names in cats:  # codes -> the category's text
+            if vals[j] is not None:
+                vals[j] = str(names[int(vals[j])])
+        out.append(dict(zip(columns, vals, strict=True)))
+    return out
 
 
 _MISSING_FLAGS = ("job_title", "source", "email")
