@@ -469,7 +469,7 @@ def summary(b: Bench, sim: Step, model: Step, steps: dict[str, Step]) -> str:
     single = steps["single_lead"]
     lines += ["", "single lead in process (single_lead.py): " + (_status(single) or "output:")]
     if single.ok:
-        lines += ["", "```", single.tail(25), "```"]
+        lines += ["", "```", single.tail(30), "```"]
     return "\n".join(lines) + "\n"
 
 

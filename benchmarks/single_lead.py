@@ -3,7 +3,9 @@
 (``serving.fast_body`` parse, ``scoring.single.score_request``), for a 1-lead and a
 1,000-lead request. Prints CPU time
 per lead (``time.process_time``: the machine is shared, wall time is not comparable) side
-by side; no server, no HTTP.
+by side; no server, no HTTP. Each request starts after a full collection of a heap whose
+model and libraries are frozen out of the collector (``serving.startup.freeze_heap``, as a
+worker of the service does); ``score_request`` is also timed with the heap unfrozen.
 
     .venv/bin/python benchmarks/single_lead.py [--tracking-uri URI] [--repeat 200]
 
@@ -49,6 +51,7 @@ from scoring.reasons import (  # noqa: E402
 from scoring.single import _block, request_flags, score_request, value_texts  # noqa: E402
 from serving.fast_body import decode_score_body  # noqa: E402
 from serving.schemas import Lead, leads_to_tables, tables_to_requests  # noqa: E402
+from serving.startup import freeze_heap  # noqa: E402
 
 REF = {"name": "lead-scorer", "version": "1"}
 
@@ -136,10 +139,18 @@ def run(model: Any, body: bytes, n_leads: int, repeat: int) -> tuple[dict, dict,
     old_path(model, body, {})  # warm caches (phrases, titles) on both paths
     new_path(model, body, {})
     for _ in range(repeat):
-        gc.collect()  # each request starts from a collected heap (not timed)
+        gc.collect()  # each request starts from a collected heap (not timed), the
+        # model frozen out of it as in a worker
         old_path(model, body, old)
         gc.collect()
         new_path(model, body, new)
+    scale = 1e3 / repeat / n_leads  # ms per lead
+    whole = whole_request(model, body, n_leads, repeat)
+    return {k: v * scale for k, v in old.items()}, {k: v * scale for k, v in new.items()}, whole
+
+
+def whole_request(model: Any, body: bytes, n_leads: int, repeat: int) -> float:
+    """CPU ms per lead of ``score_request``, each call after a full collection."""
     leads, moment = _fast_parse(body)
     whole = 0.0
     for _ in range(repeat):
@@ -147,9 +158,7 @@ def run(model: Any, body: bytes, n_leads: int, repeat: int) -> tuple[dict, dict,
         t = time.process_time()
         score_request(model, leads, moment, REF)
         whole += time.process_time() - t
-    whole = whole * 1e3 / repeat / n_leads
-    scale = 1e3 / repeat / n_leads  # ms per lead
-    return {k: v * scale for k, v in old.items()}, {k: v * scale for k, v in new.items()}, whole
+    return whole * 1e3 / repeat / n_leads
 
 
 def bodies(data: Path) -> dict[int, bytes]:
@@ -183,6 +192,7 @@ def main() -> None:
 
             write_simulation(data, n_leads=6000, seed=11)
         reqs = bodies(data)
+    freeze_heap()  # as a worker does once its model is loaded (serving.startup)
     print(f"# {platform.node()} {platform.machine()}, CPU ms per lead (process_time)")
     for n, body in reqs.items():
         repeat = max(args.repeat // (40 if n > 1 else 1), 3)
@@ -198,6 +208,10 @@ def main() -> None:
         ratio = total_old / total_new
         print(f"{'total':<16}{total_old:12.3f}{total_new:14.3f}   ratio {ratio:.1f}x")
         print(f"{'score_request':<16}{'':>12}{whole:14.3f}   (features..record in one call)")
+        gc.unfreeze()  # before: the heap not frozen, a full collection walks the model too
+        unfrozen = whole_request(model, body, n, repeat)
+        freeze_heap()
+        print(f"{'  heap unfrozen':<16}{'':>12}{unfrozen:14.3f}   (before freeze_heap)")
 
 
 if __name__ == "__main__":

@@ -211,6 +211,8 @@ def _lead_values(v: np.ndarray) -> list[Any]:
     with missing values as NaN except None and text, which stay as they are."""
     if v.dtype.kind == "f":
         values = v.tolist()
+        if len(values) < 16:  # a few leads: a Python pass costs less than NumPy's calls
+            return [np.nan if x != x else x for x in values]
         for k in np.flatnonzero(np.isnan(v)).tolist():
             values[k] = np.nan
         return values
@@ -360,8 +362,11 @@ def _reason_parts(
         v = values_of(feature)[where]
         # leads sharing a value (float bit pattern: 0.0 and -0.0 read differently; or
         # category code) share its words: each distinct value is read and phrased once
-        codes = codes_of(feature) if codes_of is not None else None
-        if codes is not None:
+        # (a value of one lead alone, as in a one-lead request, is phrased as it is)
+        codes = codes_of(feature) if codes_of is not None and len(at) > 1 else None
+        if len(at) == 1:
+            key = None
+        elif codes is not None:
             key = codes[where]
         elif v.dtype.kind == "f":
             key = np.ascontiguousarray(v, dtype=np.float64).view(np.int64)

@@ -32,7 +32,6 @@ before BentoML parses the body, and a request past its deadline stops without be
 
 from __future__ import annotations
 
-import gc
 import logging
 import sys
 import uuid
@@ -82,7 +81,13 @@ from serving.schemas import (
 )
 from serving.settings import REQUEST_TIMEOUT_S, InvalidSettings, ServiceSettings, load_settings
 from serving.shadow import start_shadow
-from serving.startup import AuthGate, is_bentoml_serve, refuse_without_tokens, watch_parent
+from serving.startup import (
+    AuthGate,
+    freeze_heap,
+    is_bentoml_serve,
+    refuse_without_tokens,
+    watch_parent,
+)
 from serving.timestamps import checked_moment, utc_now
 
 logger = logging.getLogger("bentoml.leadscore")
@@ -257,11 +262,7 @@ class LeadScorer:
         self.shadow = start_shadow(self.settings, self.log.secret)
         now = utc_now()
         self._score([_warmup_lead(now)], now)  # warm-up: not logged
-        # the model, libraries and caches live as long as the worker: keep them out of the
-        # cyclic garbage collector's scans (a full collection otherwise walks ~400k objects,
-        # and a 1,000-lead request allocates enough to trigger several)
-        gc.collect()
-        gc.freeze()
+        freeze_heap()  # the model and libraries out of the collector's scans
         self._ready = True
         labels = self.bento_model.info.labels
         logger.info(
