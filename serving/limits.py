@@ -52,7 +52,14 @@ class DeadlineExceeded(RuntimeError):
 
 
 def count_events(body: bytes) -> int:
-    """Events in a raw ``POST /score`` body, counted before parsing (see the module doc)."""
+    """Events in a raw ``POST /score`` body, counted before parsing (see the module doc):
+    the ``"at"`` keys. Two byte counts when every ``"at"`` is followed by its colon (as
+    JSON encoders write it; ~1 ms for a 1,000-lead body instead of ~15 for the pattern),
+    the pattern otherwise."""
+    quoted = body.count(b'"at"')
+    keys = body.count(b'"at":')
+    if keys == quoted:
+        return keys
     return sum(1 for _ in _EVENT_KEY.finditer(body))
 
 

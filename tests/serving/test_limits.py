@@ -1,0 +1,46 @@
+"""serving.limits.count_events: the fast byte counts give the pattern's count on every body
+(the server-level 413s are in test_hardening.py)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from serving.limits import _EVENT_KEY, count_events
+
+
+def _pattern_count(body: bytes) -> int:
+    return sum(1 for _ in _EVENT_KEY.finditer(body))
+
+
+def _body(events: list[dict], **lead: object) -> bytes:
+    return json.dumps({"leads": [{"lead_id": "L1", **lead, "events": events}]}).encode()
+
+
+EVENT = {"type": "page_view", "at": "2025-02-01T00:00:00"}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b'{"leads":[]}',
+        _body([EVENT] * 3),  # json.dumps: '"at": ' (a space after the colon)
+        json.dumps({"leads": [{"events": [EVENT] * 5}]}, separators=(",", ":")).encode(),
+        _body([EVENT], topic="at"),  # "at" as a value, not a key
+        _body([{**EVENT, "topic": "at"}] * 4),
+        b'{"leads":[{"events":[{"at" :"x"},{"at"\t:"y"},{"at":"z"}]}]}',  # space before ':'
+        b'{"leads":[{"events":[{"at"\n:"x"}]}],"note":"at"}',
+        b'"at"',
+        b'"at":',
+        b'"at""at":"at" :',
+    ],
+)
+def test_count_events_is_the_patterns_count(body):
+    assert count_events(body) == _pattern_count(body)
+
+
+def test_count_events_counts_each_event_key():
+    assert count_events(_body([EVENT] * 7, topic="at")) == 7
+    assert count_events(b'{"events":[{"at" : 1},{"at":2}]}') == 2
