@@ -7,19 +7,21 @@ the body, and a deadline after which a request's work stops.
 * when a body without a usable ``Content-Length`` (chunked) grows past ``max_body_bytes``
   while it is read: reading stops there;
 * for ``POST /score``, when the body holds more than ``max_events`` events. Events are
-  counted on the raw bytes, as the ``"at":`` keys that every event must have (a regular
-  expression over at most ``max_body_bytes``: milliseconds, against seconds for pydantic to
-  parse the same body). The count is an upper bound for ordinary JSON (a custom attribute
+  counted on the raw bytes, as the ``"at":`` keys that every event must have (byte counts
+  over at most ``max_body_bytes``: milliseconds, against seconds for pydantic to parse the
+  same body). The count is an upper bound for ordinary JSON (a custom attribute
   named ``at`` counts too); a key written with escapes (``"\\u0061t"``) is not counted here,
   so the service counts the parsed events again (:func:`check_event_total`). Memory stays
   bounded by the byte cap either way.
 
-The middleware also starts the request's clock: :func:`past_deadline` is true once the
-request has run for longer than the deadline. The service checks it between the stages of a
-request (parsed, scored, about to log) and answers ``503`` without logging anything once it
-is past: the deadline is shorter than BentoML's own timeout (which answers ``504`` but lets
-the worker thread run on), so a request the client was told failed is never logged as
-answered.
+The middleware also keeps count of the requests this process is answering (:func:`busy`: the
+prediction log's writer thread leaves the interpreter to them,
+:mod:`serving.predlog.writer`), and starts each request's clock: :func:`past_deadline` is
+true once the request has run for longer than the deadline. The service checks it between
+the stages of a request (parsed, scored, about to log) and answers ``503`` without logging
+anything once it is past: the deadline is shorter than BentoML's own timeout (which answers
+``504`` but lets the worker thread run on), so a request the client was told failed is never
+logged as answered.
 """
 
 from __future__ import annotations
@@ -45,6 +47,24 @@ DEFAULT_DEADLINE_S = 25.0
 
 _EVENT_KEY = re.compile(rb'"at"\s*:')
 _started: ContextVar[float | None] = ContextVar("leadscore_request_started", default=None)
+
+
+#: After a request ends, the process counts as busy this long (the next request of a client
+#: sending one after the other arrives within a few milliseconds).
+QUIET_S = 0.02
+
+
+class _Activity:
+    """The requests this process is answering (the event loop's thread changes it)."""
+
+    in_flight = 0
+    last_end = 0.0
+
+
+def busy(quiet_s: float = QUIET_S) -> bool:
+    """True while this process answers a request, or ended one less than ``quiet_s`` ago
+    (requests passing :class:`BodyLimitMiddleware`)."""
+    return _Activity.in_flight > 0 or time.monotonic() - _Activity.last_end < quiet_s
 
 
 class DeadlineExceeded(RuntimeError):
@@ -112,6 +132,14 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         _started.set(time.monotonic())
+        _Activity.in_flight += 1
+        try:
+            await self._limited(scope, receive, send)
+        finally:
+            _Activity.in_flight -= 1
+            _Activity.last_end = time.monotonic()
+
+    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = self._content_length(scope)
         if declared is not None and declared > self.max_body_bytes:
             for m in _too_large(
@@ -208,8 +236,10 @@ __all__ = [
     "DEFAULT_DEADLINE_S",
     "MAX_BODY_BYTES",
     "MAX_EVENTS_PER_REQUEST",
+    "QUIET_S",
     "BodyLimitMiddleware",
     "DeadlineExceeded",
+    "busy",
     "check_event_total",
     "count_events",
     "elapsed",

@@ -62,6 +62,7 @@ from serving.limits import (
     MAX_EVENTS_PER_REQUEST,
     BodyLimitMiddleware,
     DeadlineExceeded,
+    busy,
     check_event_total,
     elapsed,
     past_deadline,
@@ -252,6 +253,7 @@ class LeadScorer:
             secret=self.settings.lead_key_secret_bytes,
             secret_file=self.settings.lead_key_secret_file,
             history_days=self.settings.history_days,
+            yield_to=busy,  # answers first, the log's rows in the gaps (serving.limits)
         ).start()
         self.monitor = ServedMonitor(
             self.model, self.model_ref, self.log, self.settings.monitor_days

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import atexit
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -56,6 +56,10 @@ class PredictionLog:
     ``history_days`` days; 0: all), which the writer thread also deletes once older
     (:mod:`serving.predlog.history`).
 
+    ``yield_to``: while it returns True (the service passes :func:`serving.limits.busy`:
+    a request is being answered) the writer takes no new batch, for a bounded time
+    (:mod:`serving.predlog.writer`, "requests first").
+
     ``shadow``: the logged rows go to ``shadow_predictions`` (the shadow model's answers,
     :mod:`serving.shadow`) instead of ``predictions``; everything else is the same.
 
@@ -80,6 +84,7 @@ class PredictionLog:
         connect_timeout: float = 5.0,
         history_days: int = 0,
         shadow: bool = False,
+        yield_to: Callable[[], bool] | None = None,
     ) -> None:
         url = sa.engine.make_url(db_url or f"sqlite:///{Path(sqlite_path).expanduser().absolute()}")
         self._store = Store(url, table_prefix, connect_timeout, shadow=shadow)
@@ -96,7 +101,13 @@ class PredictionLog:
         self.history_days = history_days
         self._lookups_paused_until = 0.0
         self._writer = RowWriter(
-            self._store, buffer_size, batch_size, interval, max_retry_delay, history_days
+            self._store,
+            buffer_size,
+            batch_size,
+            interval,
+            max_retry_delay,
+            history_days,
+            yield_to=yield_to,
         )
 
     # ------------------------------------------------------------------ lifecycle

@@ -13,6 +13,12 @@ Policies (:class:`RowWriter`):
   ``buffer_size`` rows plus the batch being written.
 * A row the database rejects for its content (missing column, bad value) is isolated by
   writing its batch row by row; bad rows are counted in ``rejected`` and logged.
+* Requests first (``yield_to``, e.g. :func:`serving.limits.busy`): while it says the
+  process is answering requests, the thread takes no new batch (building and writing 1,000
+  rows holds the interpreter for ~80 ms that a request would wait for), for at most
+  ``max_defer_s`` at a time, and not at all once the buffer is half full or a
+  :meth:`~RowWriter.flush` waits. A client sending requests one after the other gets its
+  answers first and the rows are written in the gaps, or ``max_defer_s`` later.
 * A deferred row (a function that builds the row, queued by
   :meth:`~serving.predlog.log.PredictionLog.log_answers` so that a request does not wait
   for its rows) is built by this thread when its batch is taken; one that raises is
@@ -45,6 +51,8 @@ logger = logging.getLogger("serving.predlog")
 
 PURGE_EVERY_S = 24 * 3600.0
 PURGE_RETRY_S = 3600.0
+#: Longest the writer leaves the interpreter to requests before it writes anyway (module doc).
+MAX_DEFER_S = 2.0
 #: what the buffer holds: a row, or a function that builds it (a deferred row)
 Row = dict[str, Any] | Callable[[], dict[str, Any]]
 
@@ -61,6 +69,8 @@ class RowWriter:
         interval: float,
         max_retry_delay: float,
         history_days: int = 0,
+        yield_to: Callable[[], bool] | None = None,
+        max_defer_s: float = MAX_DEFER_S,
     ) -> None:
         if buffer_size < 1 or batch_size < 1:
             raise ValueError("buffer_size and batch_size must be positive")
@@ -83,6 +93,10 @@ class RowWriter:
         self.consecutive_failures = 0
         self.last_error: str | None = None
         self.history_days = history_days
+        self._yield_to = yield_to
+        self._max_defer_s = max_defer_s
+        self._flushing = 0  # flush() calls waiting: the writer does not yield then
+        self._deferred_since: float | None = None  # monotonic: first wait for requests
         self._next_purge = 0.0  # monotonic: at once when the thread starts
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -130,6 +144,14 @@ class RowWriter:
         deadline = time.monotonic() + timeout
         with self._cond:
             target = self.logged
+            self._flushing += 1
+        try:
+            return self._wait_settled(target, deadline)
+        finally:
+            with self._cond:
+                self._flushing -= 1
+
+    def _wait_settled(self, target: int, deadline: float) -> bool:
         while True:
             self._wake.set()
             with self._cond:
@@ -224,10 +246,29 @@ class RowWriter:
         if drained:
             self._drop_warned = False
 
+    def _yield_to_requests(self) -> None:
+        """Wait while the process answers requests (module docstring: requests first); the
+        rows waiting since the first such wait are written ``max_defer_s`` later at the
+        latest (the clock starts again once the buffer has drained)."""
+        if self._yield_to is None:
+            return
+        while self._yield_to() and not self._stop.is_set():
+            now = time.monotonic()
+            with self._lock:
+                if not self._buf or self._flushing or len(self._buf) * 2 >= self.buffer_size:
+                    return
+                if self._deferred_since is None:
+                    self._deferred_since = now
+                if now - self._deferred_since >= self._max_defer_s:
+                    return
+            time.sleep(0.005)
+
     def _drain(self) -> None:
         while True:
+            self._yield_to_requests()
             with self._lock:
                 if not self._buf:
+                    self._deferred_since = None
                     return
                 n = min(self._batch_size, len(self._buf))
                 taken = [self._buf.popleft() for _ in range(n)]
@@ -349,4 +390,4 @@ class RowWriter:
         self.last_error = None
 
 
-__all__ = ["RowWriter"]
+__all__ = ["MAX_DEFER_S", "RowWriter"]

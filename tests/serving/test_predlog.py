@@ -30,6 +30,7 @@ from serving.predlog import (
     prediction_row,
     secret_from_env,
 )
+from serving.predlog.writer import MAX_DEFER_S
 
 PG_URL = os.environ.get(
     "LEADSCORE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -622,6 +623,37 @@ def test_full_buffer_drops_oldest_and_counts(
     assert kept == [f"r{i:02d}" for i in range(15, 25)]  # the newest rows survived
     warnings = [r for r in caplog.records if "buffer full" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def test_the_writer_leaves_the_interpreter_to_requests(tmp_path: Path, make_log) -> None:
+    answering = threading.Event()  # what serving.limits.busy says in the service
+    answering.set()
+    pl = make_log(f"sqlite:///{tmp_path / 'p.db'}", buffer_size=100, yield_to=answering.is_set)
+    rows = [
+        pl.row(answer(i), request_id=f"r{i}", model_name="m", model_version="1") for i in range(5)
+    ]
+    pl.log(rows)
+    time.sleep(0.4)  # 20 writer intervals: without requests the rows would be written
+    assert (pl.written, pl.pending()) == (0, 5)
+    answering.clear()  # the requests are answered: the rows go in the gap
+    assert wait_until(lambda: pl.written == 5, timeout=1.0)
+    # while requests go on, a flush() is not kept waiting, nor is a half-full buffer
+    answering.set()
+    pl.log(rows[:3])
+    t = time.monotonic()
+    assert pl.flush(timeout=5) and pl.written == 8
+    assert time.monotonic() - t < 1.0
+    pl.log([{**r, "id": None} for r in rows * 10])  # 50 rows: half the buffer
+    assert wait_until(lambda: pl.written == 58, timeout=1.0)
+
+
+def test_rows_wait_for_requests_at_most_max_defer(tmp_path: Path, make_log) -> None:
+    pl = make_log(f"sqlite:///{tmp_path / 'p.db'}", yield_to=lambda: True)  # never quiet
+    t = time.monotonic()
+    pl.log([pl.row(answer(1), request_id="r", model_name="m", model_version="1")])
+    assert wait_until(lambda: pl.written == 1, timeout=MAX_DEFER_S + 3)
+    waited = time.monotonic() - t
+    assert MAX_DEFER_S * 0.9 <= waited < MAX_DEFER_S + 2, waited
 
 
 def test_close_writes_everything(db: dict[str, str], make_log) -> None:
