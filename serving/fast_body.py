@@ -86,16 +86,18 @@ class _Body(Struct, forbid_unknown_fields=True):
 _DECODER = msgspec.json.Decoder(_Body)
 # a fraction of a second finer than microseconds: left to pydantic's rounding rule
 _FINE_FRACTION = re.compile(rb"\d:\d\d(?::\d\d)?[.,]\d{7}")
-# found first, then checked with the pattern above in the 7 bytes before it: a pattern
-# that begins with a literal scans a 5 MB body in ~18 ms, the one above in ~31 ms
-_SEVEN_DECIMALS = re.compile(rb"[.,]\d{7}")
+# found first, then checked with the pattern above in the 7 bytes before it; one pattern
+# per separator, each beginning with its literal: a 4.6 MB body in ~5 ms, against ~18 ms
+# for one pattern beginning with the class [.,] (and ~31 for the pattern above alone)
+_SEVEN_DECIMALS = (re.compile(rb"\.\d{7}"), re.compile(rb",\d{7}"))
 
 
 def _fine_fraction(body: bytes) -> bool:
     """True when a time of day in ``body`` has a fraction finer than microseconds."""
     return any(
         _FINE_FRACTION.search(body, max(0, m.start() - 7), m.end())
-        for m in _SEVEN_DECIMALS.finditer(body)
+        for pattern in _SEVEN_DECIMALS
+        for m in pattern.finditer(body)
     )
 
 

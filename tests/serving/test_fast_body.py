@@ -5,6 +5,7 @@ refuses. Checked on simulated leads and on bodies at every edge of the schema.""
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -13,6 +14,7 @@ import pytest
 from pydantic import BaseModel, Field, ValidationError
 
 from crm.simulate import simulate
+from serving import fast_body
 from serving.fast_body import decode_score_body
 from serving.schemas import MAX_LEADS_PER_REQUEST, Lead, tables_to_requests
 
@@ -151,3 +153,38 @@ def test_the_score_api_decodes_through_it():
     assert isinstance(parsed.leads[0], fast_body.Lead)
     assert parsed.as_of == datetime(2025, 2, 1)
     assert spec.model_json_schema()["title"] == "Input"
+
+
+_ONE_PATTERN = re.compile(rb"[.,]\d{7}")
+
+
+def _fine_fraction_one_pattern(body: bytes) -> bool:
+    """The scan before it was split by separator (the reference)."""
+    return any(
+        fast_body._FINE_FRACTION.search(body, max(0, m.start() - 7), m.end())
+        for m in _ONE_PATTERN.finditer(body)
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"1234567",
+        b".1234567",
+        b"0:00:00.1234567",
+        b"0:00:00,1234567",
+        b"00:00,12345678",
+        b"12:30.1234567",  # no seconds
+        b'{"a":"2025-01-01T00:00:00.123456"}',  # microseconds: fine
+        b'{"content_id":"x.1234567","at":"2025-01-01T00:00:00.123456"}',  # not a time
+        b'{"n":1.12345678,"m":[1,2345678]}',  # a float and a list: not times
+        b'{"at":"2025-01-01T00:00:00.1234567"}',
+        b'{"at":"2025-01-01T00:00:00,1234567Z","x":"a.1234567"}',
+        b'{"x":"a.1234567","at":"2025-01-01T10:11:12.9999999"}',
+        b"1:23:45.6789012" * 3,
+        b"a,1234567,7654321.1234567:00:00.1234567",
+    ],
+)
+def test_fine_fraction_scan_agrees_with_the_single_pattern(body):
+    assert fast_body._fine_fraction(body) == _fine_fraction_one_pattern(body)
