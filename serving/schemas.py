@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
+import msgspec
 import numpy as np
 import pandas as pd
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
@@ -224,7 +224,12 @@ def score_response_json(request_id: str, model: dict[str, str], scores: list[dic
         "model": {"name": model["name"], "version": model["version"]},
         "scores": out,
     }
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _RESPONSE_ENCODER.encode(body)
+
+
+#: msgspec writes floats as pydantic does where answers have them (0.00001, 1e-6; json.dumps
+#: writes 1e-05, 1e-06), and several times faster than json.dumps for 1,000 answers
+_RESPONSE_ENCODER = msgspec.json.Encoder()
 
 
 def _field_default(name: str) -> Any:

@@ -200,11 +200,13 @@ def test_score_response_json_equals_pydantic_serialisation(scored):
     odd = dict(records[0], lead_id="odd", p_convert=float("nan"), p_customer=0.3)
     odd.pop("p_mql", None)
     odd.pop("flags", None)
-    records = [*records, odd, dict(records[1], lead_id="no-reasons", reasons=None)]
+    tiny = dict(records[2], lead_id="tiny", p_convert=1e-05, fit_score=1e-06, interest_score=0.0)
+    records = [*records, odd, dict(records[1], lead_id="no-reasons", reasons=None), tiny]
     fast = score_response_json("req-1", ref, records)
     slow = ScoreResponse.model_validate(
         {"request_id": "req-1", "model": ref, "scores": records}
     ).model_dump_json()
+    assert fast == slow.encode()  # byte for byte, small floats included (0.00001, 1e-6)
     assert json.loads(fast) == json.loads(slow)
     assert list(json.loads(fast)["scores"][0]) == list(json.loads(slow)["scores"][0])
 
