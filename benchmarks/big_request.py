@@ -20,7 +20,6 @@ MLflow store (MLFLOW_TRACKING_URI); installs nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -30,18 +29,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pandas as pd
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from bodies import sample_requests, score_body  # noqa: E402  (benchmarks/bodies.py)
 from shadow import tree_cpu  # noqa: E402  (benchmarks/shadow.py: the workers' CPU)
 
-from crm.contract import data_end, read_tables  # noqa: E402
+from crm.contract import read_tables  # noqa: E402
 from serving.model_store import import_registered  # noqa: E402
 from serving.process import free_port, start_server, stop_server, wait_ready  # noqa: E402
-from serving.schemas import tables_to_requests  # noqa: E402
 from training.tracking import MODEL_NAME, tracking_uri  # noqa: E402
 
 TOKEN = "benchmark-token-0123456789"
@@ -102,11 +100,8 @@ def main() -> None:
     args.work = args.work.resolve()
     args.work.mkdir(parents=True, exist_ok=True)
 
-    d = read_tables(args.data)
-    moment = data_end(d) + pd.Timedelta(seconds=1)
-    picks = d.leads.sample(n=min(args.leads, len(d.leads)), random_state=1)
-    leads = tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history)
-    body = json.dumps({"leads": leads, "as_of": moment.isoformat()}).encode()
+    _, leads, moment = sample_requests(read_tables(args.data), args.leads)
+    body = score_body(leads, moment)
     tag = str(import_registered(MODEL_NAME, "champion", tracking_uri()).tag)
     n_events = sum(len(lead["events"]) for lead in leads)
 

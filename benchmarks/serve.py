@@ -10,7 +10,6 @@ Needs a trained, promoted model in the MLflow store (MLFLOW_TRACKING_URI or ./ml
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -20,15 +19,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
-import pandas as pd
+from bodies import sample_requests, score_body  # benchmarks/bodies.py
 
-from crm.contract import data_end, read_tables
+from crm.contract import read_tables
 from features.build import compute_features
 from scoring.registry import scoring_model
 from serving.loadgen import run_load
 from serving.model_store import import_registered
 from serving.process import free_port, start_server, stop_server, wait_ready
-from serving.schemas import tables_to_requests
 from training.tracking import MODEL_NAME, tracking_uri
 
 TOKEN = "benchmark-token-0123456789"
@@ -78,9 +76,7 @@ def main() -> None:
     args = ap.parse_args()
 
     d = read_tables(args.data)
-    moment = data_end(d) + pd.Timedelta(seconds=1)
-    picks = d.leads.sample(n=min(1000, len(d.leads)), random_state=1)
-    leads = tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history)
+    picks, leads, moment = sample_requests(d, 1000)
     model = import_registered(MODEL_NAME, "champion", tracking_uri())
     pyfunc_model = scoring_model(__import__("bentoml").mlflow.load_model(model))
     X = compute_features(picks, d.accounts, d.events, moment, pyfunc_model.feature_config)
@@ -119,7 +115,7 @@ def main() -> None:
         p4 = run_load(url, ls_body, args.seconds / 2, 4, headers=auth)
         # encoded once, before the clock starts: the figure is the service's (transfer,
         # parse, score, log, answer), not this client's json.dumps of 4-5 MB
-        big = json.dumps({"leads": leads[:1000], "as_of": moment.isoformat()}).encode()
+        big = score_body(leads[:1000], moment)
         big_headers = {**auth, "Content-Type": "application/json"}
         times = []
         for _ in range(5):

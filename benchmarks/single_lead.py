@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import sys
@@ -36,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 
 from batch import _ensure_model  # noqa: E402  (benchmarks/batch.py: trains when needed)
+from bodies import sample_requests, score_body  # noqa: E402  (benchmarks/bodies.py)
 
 from features.build import compute_features  # noqa: E402
 from features.content import funnel_profile  # noqa: E402
@@ -50,7 +50,7 @@ from scoring.reasons import (  # noqa: E402
 )
 from scoring.single import _block, request_flags, score_request, value_texts  # noqa: E402
 from serving.fast_body import decode_score_body  # noqa: E402
-from serving.schemas import Lead, leads_to_tables, tables_to_requests  # noqa: E402
+from serving.schemas import Lead, leads_to_tables  # noqa: E402
 from serving.startup import freeze_heap  # noqa: E402
 
 REF = {"name": "lead-scorer", "version": "1"}
@@ -162,15 +162,13 @@ def whole_request(model: Any, body: bytes, n_leads: int, repeat: int) -> float:
 
 
 def bodies(data: Path) -> dict[int, bytes]:
-    from crm.contract import data_end, read_tables
+    from crm.contract import read_tables
 
     d = read_tables(data)
-    moment = data_end(d) + pd.Timedelta(seconds=1)
     out = {}
     for n in (1, 1000):
-        picks = d.leads.sample(n=n, random_state=n)
-        leads = tables_to_requests(picks, d.accounts, d.events, moment, d.stage_history)
-        out[n] = json.dumps({"leads": leads, "as_of": moment.isoformat()}).encode()
+        _, leads, moment = sample_requests(d, n, seed=n)
+        out[n] = score_body(leads, moment)
     return out
 
 
