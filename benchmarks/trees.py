@@ -1,4 +1,5 @@
-"""Tree evaluators side by side: the NumPy port (scoring/trees.py) against LightGBM's own
+"""Tree evaluators side by side: leadscore's (scoring/trees.py, its loops compiled by numba in
+scoring/tree_kernels.py) against LightGBM's own
 ``predict`` / ``pred_contrib`` and, where installed, a compiled forest (tl2cgen, C code
 compiled with gcc) and treelite's GTIL interpreter; same model, same rows, one thread.
 
@@ -121,13 +122,13 @@ def main() -> None:
     def lgb_contrib(X: np.ndarray) -> np.ndarray:
         return booster.predict(X, pred_contrib=True, num_threads=1)
 
-    def numpy_both(X: np.ndarray) -> np.ndarray:  # what a scored lead with reasons costs
-        go_left = ens.decisions(X)
-        return np.column_stack([ens.raw(None, go_left), ens.contributions(X, go_left)])
+    def both(X: np.ndarray) -> np.ndarray:  # what a scored lead with reasons costs
+        decided = ens.decide(X)
+        return np.column_stack([decided.raw, ens.contributions(X, decided)])
 
     raw_methods: dict[str, Callable[[np.ndarray], np.ndarray]] = {
         "LightGBM predict raw": lgb_raw,
-        "NumPy TreeEnsemble.raw": ens.raw,
+        "leadscore TreeEnsemble.raw": ens.raw,
     }
     with tempfile.TemporaryDirectory(prefix="leadscore-trees-") as work:
         raw_methods.update(_compiled(booster, Path(work)))
@@ -139,8 +140,8 @@ def main() -> None:
     ref_contrib = lgb_contrib(M)
     for name, fn, ref in (
         ("LightGBM pred_contrib", lgb_contrib, ref_contrib),
-        ("NumPy TreeEnsemble.contributions", ens.contributions, ref_contrib),
-        ("NumPy decisions + raw + contributions", numpy_both, None),
+        ("leadscore TreeEnsemble.contributions", ens.contributions, ref_contrib),
+        ("leadscore decide + raw + contributions", both, None),
     ):
         cpu, out = _timed(fn, M, a.block, a.repeat)
         if ref is None:
@@ -148,7 +149,7 @@ def main() -> None:
         rows.append((name, cpu, out, ref))
     print(
         f"\n{a.trees} trees x {a.leaves} leaves, {a.features} features, {a.rows:,} rows in "
-        f"blocks of {a.block:,}, one thread (NumPy tables set up in {setup:.2f} CPU s)\n"
+        f"blocks of {a.block:,}, one thread (SHAP tables set up in {setup:.2f} CPU s)\n"
     )
     print("| evaluator | rows / CPU s | vs LightGBM's own call | answers vs LightGBM |")
     print("|---|---:|---:|---|")

@@ -33,7 +33,7 @@ from scoring.heads import (  # noqa: F401 (ColumnSelector: where pickles look fo
     lightgbm_pipeline,
 )
 from scoring.reasons import reasons_from_array
-from scoring.trees import MAX_NUMPY_DEPTH, Prepared, TreeEnsemble, prepare
+from scoring.trees import MAX_NUMPY_DEPTH, Decided, TreeEnsemble
 
 
 def make_pipeline(columns: list[str], params: dict[str, Any], seed: int) -> Pipeline:
@@ -99,9 +99,9 @@ class FastHead:
 
     @property
     def trees(self) -> TreeEnsemble | None:
-        """The booster's trees in NumPy (built on first use; None where LightGBM's own
-        ``predict`` is used: unsupported models, or trees so deep that NumPy's
-        level-by-level walk would be slower than the booster)."""
+        """The booster's trees as :class:`TreeEnsemble` (built on first use; None where
+        LightGBM's own ``predict`` is used: unsupported models, or trees deeper than
+        :data:`~scoring.trees.MAX_NUMPY_DEPTH`)."""
         ens = self.__dict__.get("_trees", False)
         if ens is False:
             ens = TreeEnsemble(self.booster)
@@ -110,38 +110,28 @@ class FastHead:
             self.__dict__["_trees"] = ens
         return ens
 
-    def decisions(
-        self, M: np.ndarray, prepared: Prepared | None = None, cols: np.ndarray | None = None
-    ) -> np.ndarray | None:
-        """Every split's decision for every row (shared by :meth:`proba` and
+    def decide(self, M: np.ndarray, cols: np.ndarray | None = None) -> Decided | None:
+        """The trees' evaluation of the block (shared by :meth:`proba` and
         :meth:`contributions`), or None where the booster is used. ``M`` may hold more
         columns than the head: ``cols`` are the head's columns in it."""
         trees = self.trees
-        if trees is None:
-            return None
-        return trees.decisions(prepare(M) if prepared is None else prepared, cols)
+        return None if trees is None else trees.decide(M, cols)
 
     def proba(
-        self,
-        M: np.ndarray,
-        go_left: np.ndarray | None = None,
-        prepared: Prepared | None = None,
-        cols: np.ndarray | None = None,
+        self, M: np.ndarray, decided: Decided | None = None, cols: np.ndarray | None = None
     ) -> np.ndarray:
         trees = self.trees
         if trees is not None:
-            if go_left is None:
-                go_left = self.decisions(M, prepared, cols)
-            response = trees.raw(None, go_left)
+            response = (trees.decide(M, cols) if decided is None else decided).raw
         else:
             block = M if cols is None else M[:, cols]
             response = self.booster.predict(block, raw_score=self.raw, num_threads=self.threads())
         return expit(self.slope * response + self.intercept)
 
-    def contributions(self, M: np.ndarray, go_left: np.ndarray | None = None) -> np.ndarray:
+    def contributions(self, M: np.ndarray, decided: Decided | None = None) -> np.ndarray:
         trees = self.trees
         if trees is not None:
-            return trees.contributions(M, go_left, threads=self.threads())
+            return trees.contributions(M, decided, threads=self.threads())
         return self.booster.predict(M, pred_contrib=True, num_threads=self.threads())
 
     def threads(self) -> int:
@@ -296,20 +286,17 @@ class LeadScoringModel:
         (``scoring.single``) both score through it."""
         heads = self.fast_heads()
         conv = heads["conversion"]
-        prepared = prepare(M)  # read once, as LightGBM reads a dense row, for every head
         cols = self.__dict__["_cols"]  # set by fast_heads with the heads
-        go_left = conv.decisions(M, prepared)
-        p = np.round(conv.proba(M, go_left), 6)
-        fit_score = np.round(100.0 * heads["fit"].proba(M, None, prepared, cols["fit"]), 1)
-        interest_score = np.round(
-            100.0 * heads["interest"].proba(M, None, prepared, cols["interest"]), 1
-        )
+        decided = conv.decide(M)  # raw scores and, for the contributions, the patterns
+        p = np.round(conv.proba(M, decided), 6)
+        fit_score = np.round(100.0 * heads["fit"].proba(M, None, cols["fit"]), 1)
+        interest_score = np.round(100.0 * heads["interest"].proba(M, None, cols["interest"]), 1)
         extra = {
-            name: np.round(h.proba(M, None, prepared, cols[name]), 6)
+            name: np.round(h.proba(M, None, cols[name]), 6)
             for name, h in heads.items()
             if name.startswith("p_")
         }
-        return p, fit_score, interest_score, extra, lambda: conv.contributions(M, go_left)
+        return p, fit_score, interest_score, extra, lambda: conv.contributions(M, decided)
 
     def _score_frames(
         self, X: pd.DataFrame, reasons: bool = True, arrow_reasons: bool = False

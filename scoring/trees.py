@@ -1,78 +1,43 @@
-"""LightGBM trees evaluated with NumPy, bit for bit as LightGBM does.
+"""LightGBM trees evaluated bit for bit as LightGBM does, in compiled loops.
 
 ``TreeEnsemble`` is built from ``booster.dump_model()`` and gives the raw score and the
 SHAP contributions (``pred_contrib``) of a feature block exactly as ``booster.predict``
 would (tests/scoring/test_tree_evaluator.py checks equality on random rows), without LightGBM's
-per-call overhead; ``scoring.model.FastHead`` uses it for every scored lead. Trees too
-deep for it are handed back to LightGBM.
+per-call overhead; ``scoring.model.FastHead`` uses it for every scored lead. The splits are
+decided and the trees walked by :mod:`scoring.tree_kernels` (numba). Trees too deep for it
+are handed back to LightGBM.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import lightgbm as lgb
 import numpy as np
 
+from scoring.tree_kernels import pattern_raw, pattern_raw_rows, walk_raw
 from scoring.treeshap import tree_shap
 
-#: LightGBM's kZeroThreshold (a float literal, 1e-35f, widened to double)
-_K_ZERO = float(np.float32(1e-35))
-_INT_MIN = -(2**31)
 #: Trees with more internal nodes than this get their SHAP values from LightGBM itself
 #: (the decision-pattern tables below grow as 2^nodes per tree).
 _MAX_PATTERN_NODES = 6
 #: New decision patterns one call may turn into SHAP tables before it asks LightGBM instead.
 _PATTERN_BUDGET = 4096
-#: Rows per block in :meth:`TreeEnsemble.decisions`.
-_DECIDE_BLOCK = 2048
 #: Rows per block in :meth:`TreeEnsemble.contributions` (a block's tables stay in cache).
 _CONTRIB_BLOCK = 512
-#: Deeper trees are walked by LightGBM itself (a NumPy step per level costs more there).
+#: Fewer rows than this are decided row by row (:func:`scoring.tree_kernels.pattern_raw_rows`).
+_FEW_ROWS = 16
+#: Deeper trees are walked by LightGBM itself.
 MAX_NUMPY_DEPTH = 8
 
 
-class Prepared:
-    """A feature block as LightGBM's dense-row reader sees it, one row per feature
-    (features x rows, so a split's column is a contiguous read): ``values`` with
-    |x| <= 1e-35 read as 0.0, ``zeroed`` with NaN read as 0.0 as well (what a split whose
-    missing type is not NaN compares)."""
+class Decided(NamedTuple):
+    """A block evaluated by an ensemble: the raw scores, and (trees of at most
+    :data:`_MAX_PATTERN_NODES` internal nodes) each tree's decision pattern per row, which
+    :meth:`TreeEnsemble.contributions` reads."""
 
-    __slots__ = ("n", "values", "zeroed")
-
-    def __init__(self, M: np.ndarray | None) -> None:
-        if M is None:
-            return
-        T = np.asarray(M, dtype=np.float64).T
-        self.n = T.shape[1]
-        self.values = np.where(np.abs(T) <= _K_ZERO, 0.0, T)
-        self.zeroed = np.where(np.isnan(self.values), 0.0, self.values)
-
-    def rows(self, a: int, b: int) -> Prepared:
-        """Rows a:b of the block (views)."""
-        part = Prepared(None)
-        part.values = self.values[:, a:b]
-        part.zeroed = self.zeroed[:, a:b]
-        part.n = part.values.shape[1]
-        return part
-
-
-def prepare(M: np.ndarray) -> Prepared:
-    return Prepared(M)
-
-
-def _ordered_sum(values: np.ndarray) -> np.ndarray:
-    """Column sums of (k, rows), adding the rows one at a time from 0.0, top to bottom,
-    exactly as a C loop ``out += v[j]`` does (NumPy's ``sum`` may regroup additions)."""
-    k, n = values.shape
-    if k == 0:
-        return np.zeros(n)
-    if n < 16:
-        return np.cumsum(values, axis=0)[-1]
-    out = values[0].copy()
-    for j in range(1, k):
-        out += values[j]
-    return out
+    raw: np.ndarray
+    codes: np.ndarray | None  # (trees, rows) uint8: bit i = the tree's i-th node goes left
 
 
 #: LightGBM's missing types, as the dump names them -> the code the split groups use
@@ -142,7 +107,7 @@ class _ParsedTrees:
 
 
 class TreeEnsemble:
-    """A LightGBM booster's trees evaluated with NumPy, bit for bit as LightGBM does.
+    """A LightGBM booster's trees evaluated in compiled loops, bit for bit as LightGBM does.
 
     Built from ``booster.dump_model()`` (thresholds and leaf values are printed with 17
     significant digits, so they round-trip exactly). Any number of leaves, numerical and
@@ -151,9 +116,12 @@ class TreeEnsemble:
     ``Tree::NumericalDecision`` / ``Tree::CategoricalDecision``, including LightGBM's
     zeroing of |x| <= 1e-35 when a dense row is read.
 
-    * :meth:`raw` adds the trees' leaf values in tree order, one addition at a time (a
-      cumulative sum), as ``GBDT::PredictRaw`` does, so the raw score is identical, not
-      merely close.
+    * :meth:`decide` evaluates a block once (:mod:`scoring.tree_kernels`): trees of at most
+      :data:`_MAX_PATTERN_NODES` internal nodes give each row's decision pattern and their
+      leaf value by pattern, deeper ones are walked; either way the leaf values are added
+      in tree order, one addition at a time, as ``GBDT::PredictRaw`` does, so the raw
+      score (:meth:`raw`) is identical, not merely close. Blocks of a few rows are decided
+      row by row, larger ones split by split over a transposed block.
     * :meth:`contributions` gives ``pred_contrib`` exactly: LightGBM's TreeSHAP is a fixed
       sequence of floating-point operations once the decision at every internal node of a
       tree is known (the "pattern"), so each tree's additions to ``phi`` are computed once
@@ -185,11 +153,10 @@ class TreeEnsemble:
             parsed.add(t["tree_structure"])
         self._trees = parsed.trees
         self._node_arrays(parsed)
-        self._split_groups(parsed)
+        self._split_kinds(parsed)
+        self._identity = np.arange(self.n_features, dtype=np.intp)
         # depth of the deepest leaf: how many steps from the roots reach every leaf
         self.depth = max((_depth(self, int(r)) for r in self.roots), default=0)
-        if self.depth <= 1:
-            self._stump_values()
         # the expected value of each tree, added up in order (pred_contrib's bias column)
         bias = 0.0
         for tr in self._trees:
@@ -214,127 +181,49 @@ class TreeEnsemble:
         self.roots = np.asarray(parsed.roots, dtype=np.intp)
         self.n_nodes = len(parsed.feat)
 
-    def _split_groups(self, parsed: _ParsedTrees) -> None:
-        """The splits :meth:`decisions` evaluates together: numerical nodes grouped by
-        missing type (None: NaN read as 0, Zero: 0 is missing, NaN), and the categorical
-        nodes with a (category set x code) membership table."""
-        self._groups = []
-        for kind in (0, 1, 2):
-            idx = np.flatnonzero(~self.is_cat & (self.missing_type == kind))
-            if len(idx):
-                self._groups.append(
-                    (kind, idx, self.feat[idx], self.thr[idx], self.default_left[idx])
-                )
-        cat = np.flatnonzero(self.is_cat)
-        self._cat = cat
-        self._cat_feat = self.feat[cat]
+    def _split_kinds(self, parsed: _ParsedTrees) -> None:
+        """Per internal node what the kernels read: its kind (missing type None 0, Zero 1,
+        NaN 2; categorical 3) and, for a categorical split, where its row starts in the
+        flat (category set x code) membership table, whose last column (``width``) is
+        "not found" (goes right)."""
+        self.kind = np.where(self.is_cat, 3, self.missing_type).astype(np.int8)
         cat_sets = parsed.cat_sets
         width = max((max(s) + 1 for s in cat_sets if s), default=1)
-        table = np.zeros((len(cat_sets), width + 1), dtype=bool)  # last column: not found
+        table = np.zeros((max(len(cat_sets), 1), width + 1), dtype=np.bool_)
         for i, s in enumerate(cat_sets):
             table[i, sorted(s)] = True
-        self._cat_table = table
-        self._cat_width = width
-        self._cat_row = np.asarray([parsed.cat_slot[i] for i in cat], dtype=np.intp)
-        # the few features the categorical splits read: codes are made once per feature
-        self._cat_ufeat, inverse = np.unique(self._cat_feat, return_inverse=True)
-        self._cat_inv = inverse.ravel().astype(np.intp)
-        # (category set, code) -> goes left, flat: row r of the table starts at r * (width + 1)
         self._cat_flat = table.ravel()
-        self._cat_start = (self._cat_row * (width + 1))[:, None]
+        self._cat_width = width
+        slot = np.asarray(parsed.cat_slot, dtype=np.intp)
+        self._cat_base = np.where(slot >= 0, slot * (width + 1), 0).astype(np.intp)
 
-    def _stump_values(self) -> None:
-        """Stumps (and one-leaf trees): each tree's leaf values by its root's decision."""
-        r = self.roots
-        self._stump_node = np.where(r >= 0, r, 0)
-        self._stump_left = np.zeros(len(r))
-        self._stump_right = np.zeros(len(r))
-        split = r >= 0
-        self._stump_left[split] = self.leaf_value[~self.left[r[split]]]
-        self._stump_right[split] = self.leaf_value[~self.right[r[split]]]
-        self._stump_left[~split] = self._stump_right[~split] = self.leaf_value[~r[~split]]
-
-    # --------------------------------------------------------------- decisions
-    def decisions(self, M: np.ndarray | Prepared, cols: np.ndarray | None = None) -> np.ndarray:
-        """(internal nodes, rows) bool: True where a row goes to the node's left child.
-
-        ``M`` is the feature block (rows x features) or :func:`prepare` of it (to share
-        that work between ensembles); ``cols`` maps this ensemble's feature i to column
-        ``cols[i]`` of M."""
-        P = M if isinstance(M, Prepared) else prepare(M)
-        go_left = np.empty((self.n_nodes, P.n), dtype=bool)
-        if P.n > _DECIDE_BLOCK:  # rows are independent: blocks keep the temporaries in cache
-            for a in range(0, P.n, _DECIDE_BLOCK):
-                go_left[:, a : a + _DECIDE_BLOCK] = self.decisions(
-                    P.rows(a, a + _DECIDE_BLOCK), cols
-                )
-            return go_left
-        for kind, idx, feat, thr, dleft in self._groups:
-            f = feat if cols is None else cols[feat]
-            if kind == 0:  # None: NaN is read as 0.0
-                go_left[idx] = P.zeroed[f] <= thr[:, None]
-            elif kind == 1:  # Zero: 0 (and NaN, read as 0) go the default way
-                x = P.zeroed[f]
-                go_left[idx] = np.where(x == 0.0, dleft[:, None], x <= thr[:, None])
-            else:  # NaN: NaN goes the default way
-                x = P.values[f]
-                with np.errstate(invalid="ignore"):
-                    go_left[idx] = np.where(np.isnan(x), dleft[:, None], x <= thr[:, None])
-        if len(self._cat):
-            f = self._cat_ufeat if cols is None else cols[self._cat_ufeat]
-            x = P.values[f]  # (categorical features, rows)
-            with np.errstate(invalid="ignore"):
-                # static_cast<int>: truncation; NaN and out-of-range give INT_MIN (x86)
-                inrange = (x > _INT_MIN - 1) & (x < 2**31)
-                code = np.trunc(np.where(inrange, x, -1.0))
-            ok = code >= 0  # negative (and NaN, out of range): right (the last column)
-            code = np.where(ok & (code < self._cat_width), code, self._cat_width).astype(np.intp)
-            go_left[self._cat] = self._cat_flat[self._cat_start + code[self._cat_inv]]
-        return go_left
-
-    def leaves(self, go_left: np.ndarray) -> np.ndarray:
-        """(trees, rows) global leaf id reached in each tree."""
-        roots = self.roots
-        inner = (roots >= 0)[:, None]
-        first = np.where(roots >= 0, roots, 0)
-        # one step from every root (all rows start there)
-        cur = np.where(go_left[first], self.left[first][:, None], self.right[first][:, None])
-        cur = np.where(inner, cur, roots[:, None])
-        for _ in range(self.depth - 1):
-            inner = cur >= 0
-            if not inner.any():
-                break
-            node = np.where(inner, cur, 0)
-            step = np.take_along_axis(go_left, node, axis=0)
-            cur = np.where(inner, np.where(step, self.left[node], self.right[node]), cur)
-        return ~cur
-
-    def raw(self, M: np.ndarray | Prepared, go_left: np.ndarray | None = None) -> np.ndarray:
-        """Raw scores (log-odds for binary): ``booster.predict(M, raw_score=True)``."""
-        if go_left is None:
-            go_left = self.decisions(M)
-        n = go_left.shape[1]
-        if self.n_trees == 0:
-            return np.zeros(n)
-        if self.n_nodes == 0:
-            values = np.repeat(self._stump_left[:, None], n, axis=1)
-        elif self.depth <= 1:  # stumps: each tree's value straight from its root's decision
-            values = np.where(
-                go_left[self._stump_node], self._stump_left[:, None], self._stump_right[:, None]
-            )
-        elif self.shap_native:  # shallow trees: the leaf value by decision pattern
-            # tree by tree: look-up and addition fused, in tree order (as _ordered_sum)
-            codes = self._codes(go_left)
-            table = self._value_by_code
-            if n < 16:  # a few rows: one gather and an in-order sum, not a call per tree
-                return _ordered_sum(np.take_along_axis(table, codes, axis=1))
-            out = table[0].take(codes[0])
-            for t in range(1, self.n_trees):
-                out += table[t].take(codes[t])
-            return out
+    # --------------------------------------------------------------- evaluation
+    def decide(self, M: np.ndarray, cols: np.ndarray | None = None) -> Decided:
+        """The block's raw scores, with the decision patterns when the trees are shallow
+        enough for the SHAP tables (:class:`Decided`). ``M`` is the feature block (rows x
+        columns); ``cols`` maps this ensemble's feature i to column ``cols[i]`` of M
+        (default: column i)."""
+        M = np.ascontiguousarray(M, dtype=np.float64)
+        if cols is None:
+            cols = self._identity
         else:
-            values = self.leaf_value[self.leaves(go_left)]
-        return _ordered_sum(values)
+            cols = np.ascontiguousarray(cols, dtype=np.intp)
+        split = (self.feat, self.kind, self.thr, self.default_left, self._cat_base,
+                 self._cat_flat, self._cat_width)  # fmt: skip
+        if self.shap_native:
+            codes = np.empty((self.n_trees, len(M)), dtype=np.uint8)
+            tables = (self._code_nodes, self._code_n, self._value_by_code, codes)
+            if len(M) < _FEW_ROWS:
+                raw = pattern_raw_rows(M, cols, *split, *tables)
+            else:
+                raw = pattern_raw(np.ascontiguousarray(M.T), cols, *split, *tables)
+            return Decided(raw, codes)
+        raw = walk_raw(M, cols, *split, self.left, self.right, self.roots, self.leaf_value)
+        return Decided(raw, None)
+
+    def raw(self, M: np.ndarray | None, decided: Decided | None = None) -> np.ndarray:
+        """Raw scores (log-odds for binary): ``booster.predict(M, raw_score=True)``."""
+        return (self.decide(M) if decided is None else decided).raw
 
     # ------------------------------------------------------------------- SHAP
     def _shap_init(self) -> None:
@@ -388,14 +277,10 @@ class TreeEnsemble:
         self._slot_level = level[order]
         # pattern code = bits of the tree's decisions, node i of the tree = bit i
         width = max(sizes)
-        self._code_bits = np.zeros((self.n_trees, max(width, 1)), dtype=np.intp)
         self._code_nodes = np.zeros((self.n_trees, max(width, 1)), dtype=np.intp)
-        self._code_used = np.zeros((self.n_trees, max(width, 1)), dtype=bool)
+        self._code_n = np.asarray(sizes, dtype=np.intp)
         for t, tr in enumerate(self._trees):
-            for i, g in enumerate(tr["nodes"]):
-                self._code_nodes[t, i] = g
-                self._code_bits[t, i] = 1 << i
-                self._code_used[t, i] = True
+            self._code_nodes[t, : len(tr["nodes"])] = tr["nodes"]
         # start of each (tree, pattern) row in the flat table; -1 = not computed yet
         start = np.full((self.n_trees, 1 << width), -1, dtype=np.int64)
         self._table = (np.zeros(0), start)
@@ -413,18 +298,6 @@ class TreeEnsemble:
                     go = code >> bit[node] & 1
                     node = int(self.left[node] if go else self.right[node])
                 self._value_by_code[t, code] = self.leaf_value[~node]
-
-    def _codes(self, go_left: np.ndarray) -> np.ndarray:
-        """(trees, rows) pattern code (uint8: at most _MAX_PATTERN_NODES bits): bit i =
-        decision at the tree's i-th internal node."""
-        if self.n_nodes == 0:
-            return np.zeros((self.n_trees, go_left.shape[1]), dtype=np.uint8)
-        code = (go_left[self._code_nodes[:, 0]] & self._code_used[:, :1]).view(np.uint8)
-        for i in range(1, self._code_nodes.shape[1]):
-            bit = (go_left[self._code_nodes[:, i]] & self._code_used[:, i, None]).view(np.uint8)
-            bit <<= i
-            code |= bit
-        return code
 
     def _fill(self, pairs: list[tuple[int, int]]) -> None:
         """Compute and append the SHAP additions of (tree, pattern code) pairs."""
@@ -448,31 +321,34 @@ class TreeEnsemble:
         self._table = (np.concatenate(parts), start)
 
     def contributions(
-        self, M: np.ndarray, go_left: np.ndarray | None = None, threads: int = 1
+        self, M: np.ndarray, decided: Decided | None = None, threads: int = 1
     ) -> np.ndarray:
-        """``booster.predict(M, pred_contrib=True)``: per-feature SHAP values + bias column."""
+        """``booster.predict(M, pred_contrib=True)``: per-feature SHAP values + bias column
+        (``decided``: :meth:`decide` of the same block, when already made)."""
         M = np.asarray(M, dtype=np.float64)
         n = len(M)
         if not self.shap_native:
             return self._lgb_contrib(M, threads)
-        if go_left is None:
-            go_left = self.decisions(M)
+        codes = (self.decide(M) if decided is None else decided).codes
         if n > _CONTRIB_BLOCK:  # rows are independent: blocks keep the (slots, rows) in cache
             return np.concatenate(
                 [
-                    self.contributions(
-                        M[a : a + _CONTRIB_BLOCK], go_left[:, a : a + _CONTRIB_BLOCK]
+                    self._contributions(
+                        M[a : a + _CONTRIB_BLOCK], codes[:, a : a + _CONTRIB_BLOCK], threads
                     )
                     for a in range(0, n, _CONTRIB_BLOCK)
                 ]
             )
+        return self._contributions(M, codes, threads)
+
+    def _contributions(self, M: np.ndarray, codes: np.ndarray, threads: int) -> np.ndarray:
+        n = len(M)
         if self._fill_all:
             with self._lock:
                 if self._fill_all:
                     sizes = [len(tr["nodes"]) for tr in self._trees]
                     self._fill([(t, c) for t in range(self.n_trees) for c in range(1 << sizes[t])])
                     self._fill_all = False
-        codes = self._codes(go_left)
         trees = np.arange(self.n_trees)[:, None]
         flat, start = self._table
         starts = start[trees, codes]  # (trees, rows)

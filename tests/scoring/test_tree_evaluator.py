@@ -1,4 +1,4 @@
-"""The NumPy tree evaluator (scoring.trees.TreeEnsemble) gives exactly LightGBM's numbers:
+"""The compiled tree evaluator (scoring.trees.TreeEnsemble) gives exactly LightGBM's numbers:
 raw scores and pred_contrib (SHAP) equal bit for bit, on random rows with NaN, zeros, tiny
 values, negative and unseen category codes, for stumps and deeper trees, numerical and
 categorical splits and every missing-value mode."""
