@@ -281,18 +281,21 @@ def _score_chunks(
     # fork: the workers share the tables with this process (copy-on-write; a forked
     # pool hands the initializer its arguments without pickling them), only the chunk
     # number goes in and the answer rows come back, one chunk at a time
-    _build_trees(model)  # once here: the forked workers share them
+    build_trees(model)  # once here: the forked workers share them
     with mp.get_context("fork").Pool(workers, _start_worker, (model, plan, finish)) as pool:
         yield from pool.imap(_score_chunk, range(plan.n_chunks))
 
 
-def _build_trees(model: Any) -> None:
-    """The NumPy trees of a LightGBM model's heads, built now (they are built on first use)."""
+def build_trees(model: Any) -> None:
+    """The trees of a LightGBM model's heads, built and compiled now (they are otherwise
+    made on first use): forked batch workers share them, a server's first request does
+    not wait for them."""
     heads = getattr(model, "all_heads", None)
     if heads is None or any(getattr(h, "family", None) != "lightgbm" for h in heads()):
         return
     for head in model.fast_heads().values():
-        _ = head.trees
+        if head.trees is not None:
+            head.trees.compile()
 
 
 def score_to_parquet(

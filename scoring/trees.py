@@ -221,6 +221,13 @@ class TreeEnsemble:
         raw = walk_raw(M, cols, *split, self.left, self.right, self.roots, self.leaf_value)
         return Decided(raw, None)
 
+    def compile(self) -> None:
+        """Compile (or read from numba's cache) the loops :meth:`decide` runs, for a few
+        rows and for a block, now rather than at the first call: forked batch workers
+        then inherit them, and a server's first large request does not wait for them."""
+        for rows in (1, _FEW_ROWS):
+            self.decide(np.zeros((rows, self.n_features)))
+
     def raw(self, M: np.ndarray | None, decided: Decided | None = None) -> np.ndarray:
         """Raw scores (log-odds for binary): ``booster.predict(M, raw_score=True)``."""
         return (self.decide(M) if decided is None else decided).raw

@@ -45,7 +45,7 @@ from bentoml.exceptions import BentoMLException, InternalServerError
 from pydantic import Field
 from starlette.responses import Response
 
-from scoring.batch import expected_custom_fields
+from scoring.batch import build_trees, expected_custom_fields
 from scoring.registry import load_scoring_model
 from serving import metrics
 from serving.answers import score_leads
@@ -263,6 +263,7 @@ class LeadScorer:
         # the shadow challenger, when LEADSCORE_SHADOW_MODEL names one (serving.shadow)
         self.shadow = start_shadow(self.settings, self.log.secret)
         now = utc_now()
+        build_trees(self.model)  # compiled now, not at the first large request
         self._score([_warmup_lead(now)], now)  # warm-up: not logged
         freeze_heap()  # the model and libraries out of the collector's scans
         self._ready = True
