@@ -44,24 +44,37 @@ def _metric(text: str, name: str) -> float:
     return sum(float(x.split()[-1]) for x in text.splitlines() if x.startswith(name))
 
 
-def tree_cpu(pid: int) -> dict[str, float]:
-    """CPU seconds (user + system) used so far by the server's workers and by their shadow
-    processes."""
-    used = {"workers": 0.0, "shadow": 0.0}
+def _tree_times(pid: int) -> list[tuple[str, float]]:
+    """(kind, CPU seconds so far) of each process under the server: "workers" (a worker of
+    `bentoml serve`), "shadow" (a worker's shadow process) or "" (anything else)."""
     try:
         procs = psutil.Process(pid).children(recursive=True)
     except psutil.NoSuchProcess:
-        return used
+        return []
+    out = []
     for p in procs:
         try:
             cmd, t = " ".join(p.cmdline()), p.cpu_times()
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             continue
-        if "spawn_main" in cmd:
-            used["shadow"] += t.user + t.system
-        elif "worker.service" in cmd:
-            used["workers"] += t.user + t.system
+        kind = "shadow" if "spawn_main" in cmd else "workers" if "worker.service" in cmd else ""
+        out.append((kind, t.user + t.system))
+    return out
+
+
+def tree_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) used so far by the server's workers and by their shadow
+    processes."""
+    used = {"workers": 0.0, "shadow": 0.0}
+    for kind, cpu in _tree_times(pid):
+        if kind:
+            used[kind] += cpu
     return used
+
+
+def worker_cpu(pid: int) -> list[float]:
+    """CPU seconds used so far by each worker of the server (in process order)."""
+    return [cpu for kind, cpu in _tree_times(pid) if kind == "workers"]
 
 
 def wait_shadow_loaded(log: Path, workers: int = 2, timeout: float = 240) -> None:
