@@ -14,8 +14,8 @@ the body, and a deadline after which a request's work stops.
   so the service counts the parsed events again (:func:`check_event_total`). Memory stays
   bounded by the byte cap either way.
 
-The middleware also keeps count of the requests this process is answering (:func:`busy`: the
-prediction log's writer thread leaves the interpreter to them,
+The middleware also keeps count of the large requests this process is answering (:func:`busy`:
+the prediction log's writer thread leaves the interpreter to them,
 :mod:`serving.predlog.writer`), and starts each request's clock: :func:`past_deadline` is
 true once the request has run for longer than the deadline. The service checks it between
 the stages of a request (parsed, scored, about to log) and answers ``503`` without logging
@@ -49,22 +49,28 @@ _EVENT_KEY = re.compile(rb'"at"\s*:')
 _started: ContextVar[float | None] = ContextVar("leadscore_request_started", default=None)
 
 
-#: After a request ends, the process counts as busy this long (the next request of a client
-#: sending one after the other arrives within a few milliseconds).
+#: A request with a body this large (~50 leads) is one the prediction log's writer waits for
+#: (:func:`busy`); below it, answers are cheap and the rows are written as they come.
+HEAVY_BODY_BYTES = 256 * 1024
+#: After such a request ends, the process counts as busy this long (the next request of a
+#: client sending one after the other arrives within a few milliseconds).
 QUIET_S = 0.02
 
 
 class _Activity:
-    """The requests this process is answering (the event loop's thread changes it)."""
+    """The large requests this process is answering (the event loop's thread changes it)."""
 
-    in_flight = 0
+    heavy = 0
     last_end = 0.0
 
 
 def busy(quiet_s: float = QUIET_S) -> bool:
-    """True while this process answers a request, or ended one less than ``quiet_s`` ago
-    (requests passing :class:`BodyLimitMiddleware`)."""
-    return _Activity.in_flight > 0 or time.monotonic() - _Activity.last_end < quiet_s
+    """True while this process answers a request whose body has at least
+    :data:`HEAVY_BODY_BYTES` (``Content-Length``), or ended one less than ``quiet_s`` ago
+    (requests passing :class:`BodyLimitMiddleware`). Small requests do not count: the
+    writer waiting through a stream of them would write their rows in bursts that hold the
+    interpreter longer than any one of them takes."""
+    return _Activity.heavy > 0 or time.monotonic() - _Activity.last_end < quiet_s
 
 
 class DeadlineExceeded(RuntimeError):
@@ -132,15 +138,19 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         _started.set(time.monotonic())
-        _Activity.in_flight += 1
-        try:
-            await self._limited(scope, receive, send)
-        finally:
-            _Activity.in_flight -= 1
-            _Activity.last_end = time.monotonic()
-
-    async def _limited(self, scope: Scope, receive: Receive, send: Send) -> None:
         declared = self._content_length(scope)
+        heavy = declared is not None and declared >= HEAVY_BODY_BYTES
+        _Activity.heavy += heavy
+        try:
+            await self._limited(scope, receive, send, declared)
+        finally:
+            if heavy:
+                _Activity.heavy -= 1
+                _Activity.last_end = time.monotonic()
+
+    async def _limited(
+        self, scope: Scope, receive: Receive, send: Send, declared: int | None
+    ) -> None:
         if declared is not None and declared > self.max_body_bytes:
             for m in _too_large(
                 f"request body too large: {declared:,} bytes sent (Content-Length), the "
@@ -235,6 +245,7 @@ def check_event_total(n_events: int, limit: int = MAX_EVENTS_PER_REQUEST) -> Non
 __all__ = [
     "DEFAULT_DEADLINE_S",
     "MAX_BODY_BYTES",
+    "HEAVY_BODY_BYTES",
     "MAX_EVENTS_PER_REQUEST",
     "QUIET_S",
     "BodyLimitMiddleware",

@@ -14,7 +14,7 @@ Policies (:class:`RowWriter`):
 * A row the database rejects for its content (missing column, bad value) is isolated by
   writing its batch row by row; bad rows are counted in ``rejected`` and logged.
 * Requests first (``yield_to``, e.g. :func:`serving.limits.busy`): while it says the
-  process is answering requests, the thread takes no new batch (building and writing 1,000
+  process is answering a large request, the thread takes no new batch (building and writing 1,000
   rows holds the interpreter for ~80 ms that a request would wait for), for at most
   ``max_defer_s`` at a time, and not at all once the buffer is half full or a
   :meth:`~RowWriter.flush` waits. A client sending requests one after the other gets its

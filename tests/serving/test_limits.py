@@ -1,5 +1,6 @@
-"""serving.limits.count_events: the fast byte counts give the pattern's count on every body
-(the server-level 413s are in test_hardening.py)."""
+"""serving.limits: count_events' fast byte counts give the pattern's count on every body
+(the server-level 413s are in test_hardening.py); busy() follows the large requests that
+pass the middleware (what the prediction log's writer waits for)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import json
 
 import pytest
 
-from serving.limits import _EVENT_KEY, count_events
+from serving.limits import (
+    _EVENT_KEY,
+    HEAVY_BODY_BYTES,
+    QUIET_S,
+    BodyLimitMiddleware,
+    busy,
+    count_events,
+)
 
 
 def _pattern_count(body: bytes) -> int:
@@ -44,3 +52,44 @@ def test_count_events_is_the_patterns_count(body):
 def test_count_events_counts_each_event_key():
     assert count_events(_body([EVENT] * 7, topic="at")) == 7
     assert count_events(b'{"events":[{"at" : 1},{"at":2}]}') == 2
+
+
+def _call(body: bytes) -> list[bool]:
+    """POST /score ``body`` through ``middleware``; what busy() said inside the app."""
+    import asyncio
+
+    seen: list[bool] = []
+
+    async def app(scope, receive, send):
+        await receive()
+        seen.append(busy())
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        pass
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/score",
+        "headers": [(b"content-length", str(len(body)).encode())],
+    }
+    asyncio.run(BodyLimitMiddleware(app)(scope, receive, send))
+    return seen
+
+
+def test_busy_while_a_large_request_is_answered_and_shortly_after():
+    import time
+
+    time.sleep(QUIET_S * 2)  # whatever ran before has gone quiet
+    assert not busy()
+    assert _call(b"x" * 1000) == [False]  # a small request: not busy
+    assert not busy()
+    assert _call(b"x" * HEAVY_BODY_BYTES) == [True]
+    assert busy()  # just ended: the next request of a client may be on its way
+    time.sleep(QUIET_S * 2)
+    assert not busy()
