@@ -52,9 +52,10 @@ _started: ContextVar[float | None] = ContextVar("leadscore_request_started", def
 #: A request with a body this large (~50 leads) is one the prediction log's writer waits for
 #: (:func:`busy`); below it, answers are cheap and the rows are written as they come.
 HEAVY_BODY_BYTES = 256 * 1024
-#: After such a request ends, the process counts as busy this long (the next request of a
-#: client sending one after the other arrives within a few milliseconds).
-QUIET_S = 0.02
+#: After such a request ends, the process counts as busy this long: the next request of a
+#: client sending one after the other arrives within milliseconds, on the same connection,
+#: or on a new one that the other worker may take, answering while this one writes.
+QUIET_S = 0.3
 
 
 class _Activity:
