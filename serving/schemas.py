@@ -191,8 +191,14 @@ def score_response_json(request_id: str, model: dict[str, str], scores: list[dic
     without validating them again: each answer's fields in the schema's order, fields the
     schema does not have left out, missing optional ones at their defaults, and non-finite
     numbers as null (as pydantic writes them). A test checks it against pydantic on real
-    answers."""
+    answers and on random floats.
+
+    msgspec writes a float of 1e16 or more as ``1e16`` where pydantic writes ``1e+16``: the
+    same number, other bytes. No field our path fills gets near that (probabilities, scores
+    of 0-100, contributions in log-odds), but an answer that does is serialised by pydantic
+    itself, so the bytes never depend on which path ran."""
     out = []
+    big = False
     for rec in scores:
         item = {}
         for name in _LEAD_SCORE_FIELDS:
@@ -206,11 +212,17 @@ def score_response_json(request_id: str, model: dict[str, str], scores: list[dic
                 v = float(v)
                 if not math.isfinite(v):
                     v = None
+                elif not -_MSGSPEC_PLAIN_FLOATS < v < _MSGSPEC_PLAIN_FLOATS:
+                    big = True
             elif name == "reasons" and v is not None:
                 v = [{k: r.get(k) for k in _REASON_FIELDS} for r in v]
                 for r in v:
                     c = float(r["contribution"])
-                    r["contribution"] = c if math.isfinite(c) else None
+                    if not math.isfinite(c):
+                        c = None
+                    elif not -_MSGSPEC_PLAIN_FLOATS < c < _MSGSPEC_PLAIN_FLOATS:
+                        big = True
+                    r["contribution"] = c
             elif name == "model":
                 v = {"name": v["name"], "version": v["version"]}
             elif name == "changed_because":
@@ -224,12 +236,16 @@ def score_response_json(request_id: str, model: dict[str, str], scores: list[dic
         "model": {"name": model["name"], "version": model["version"]},
         "scores": out,
     }
+    if big:
+        return ScoreResponse.model_validate(body).model_dump_json().encode()
     return _RESPONSE_ENCODER.encode(body)
 
 
 #: msgspec writes floats as pydantic does where answers have them (0.00001, 1e-6; json.dumps
 #: writes 1e-05, 1e-06), and several times faster than json.dumps for 1,000 answers
 _RESPONSE_ENCODER = msgspec.json.Encoder()
+#: below this magnitude msgspec and pydantic write a float with the same bytes
+_MSGSPEC_PLAIN_FLOATS = 1e16
 
 
 def _field_default(name: str) -> Any:

@@ -211,6 +211,27 @@ def test_score_response_json_equals_pydantic_serialisation(scored):
     assert list(json.loads(fast)["scores"][0]) == list(json.loads(slow)["scores"][0])
 
 
+def test_score_response_json_writes_any_float_as_pydantic_does(scored):
+    """Random floats of every magnitude in the float fields and the contributions, big ones
+    (1e16 and up, which msgspec alone writes without the exponent's sign) included."""
+    from scoring.batch import answer_records
+    from serving.schemas import ScoreResponse, score_response_json
+
+    ref = {"name": "lead-scorer", "version": "3"}
+    base = answer_records(scored, ref)[0]
+    rng = np.random.default_rng(5)
+    for i in range(300):
+        mag = 10.0 ** rng.uniform(-320, 308)
+        values = (rng.choice([-1.0, 1.0], 4) * mag * rng.uniform(0.1, 1.0, 4)).tolist()
+        rec = dict(base, lead_id=f"r{i}", p_convert=values[0], fit_score=values[1])
+        rec["interest_score"] = values[2]
+        if rec.get("reasons"):
+            rec["reasons"] = [dict(rec["reasons"][0], contribution=values[3])]
+        fast = score_response_json("req", ref, [rec])
+        slow = ScoreResponse.model_validate({"request_id": "req", "model": ref, "scores": [rec]})
+        assert fast == slow.model_dump_json().encode(), values
+
+
 def _reference_account_values(accounts: pd.DataFrame, leads: pd.DataFrame, column: str):
     """input_flags' account look-up as it was: drop_duplicates + set_index + get_indexer."""
     acc = accounts.drop_duplicates("account_id").set_index("account_id")
