@@ -17,8 +17,26 @@ the CLI (``leadscore monitor``) and the service (``GET /monitor``) call :func:`m
 
 from __future__ import annotations
 
-from monitoring.reference import MissingReference, reference_stats
-from monitoring.report import MonitorReport, Traffic, monitor, monitor_model
+import importlib
+from typing import Any
+
+#: where each name lives; imported on first use, so that a process which only needs
+#: ``MissingReference`` (a server's start-up) does not load SciPy and the charts
+_HOMES = {
+    "MissingReference": "monitoring.reference",
+    "reference_stats": "monitoring.reference",
+    "MonitorReport": "monitoring.report",
+    "Traffic": "monitoring.report",
+    "monitor": "monitoring.report",
+    "monitor_model": "monitoring.report",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _HOMES:
+        return getattr(importlib.import_module(_HOMES[name]), name)
+    raise AttributeError(f"module 'monitoring' has no attribute {name!r}")
+
 
 __all__ = [
     "MissingReference",

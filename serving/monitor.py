@@ -22,8 +22,7 @@ from urllib.parse import parse_qs
 
 import pandas as pd
 
-from monitoring import MissingReference, monitor_model
-from monitoring.page import render
+from monitoring.reference import MissingReference
 from serving import metrics
 from serving.predlog import StoreUnavailableError
 from serving.timestamps import utc_now
@@ -71,6 +70,8 @@ class ServedMonitor:
     def report(self, period: str = "week", days: int | None = None) -> Any:
         """The report of the last ``days``; sets the gauges. Raises
         :class:`StoreUnavailableError` and :class:`MissingReference`."""
+        from monitoring.report import monitor_model  # SciPy: loaded by the first report
+
         now = utc_now()
         since = now - timedelta(days=days or self.days)
         traffic = self.log.read_traffic(
@@ -101,6 +102,8 @@ class ServedMonitor:
             return _error(409, str(e), None)
         if params["format"] == "json":
             return 200, "application/json", json.dumps(report.to_dict()).encode("utf-8")
+        from monitoring.page import render  # Matplotlib: loaded by the first page
+
         return 200, "text/html; charset=utf-8", render(report).encode("utf-8")
 
     # ------------------------------------------------------------------ the timer

@@ -11,12 +11,15 @@ in last month. Outcomes are read for the lead keys found, in chunks.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import sqlalchemy as sa
 
-from monitoring.report import Traffic
 from serving.predlog.store import Store
+
+if TYPE_CHECKING:
+    from monitoring.report import Traffic
 
 _CHUNK = 500  # lead keys per outcome query (SQLite allows 999 parameters by default)
 
@@ -70,6 +73,8 @@ def read_traffic(
         [s if isinstance(s, dict) else {} for s in rows["scores"]], index=index
     )
     numeric = [c for c in scores.columns if pd.api.types.is_numeric_dtype(scores[c])]
+    from monitoring.report import Traffic  # SciPy: only when the traffic is read
+
     return Traffic(
         predictions=rows[["id", "lead_key", "model_version", "moment"]].reset_index(drop=True),
         features=features,
