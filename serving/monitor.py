@@ -113,6 +113,11 @@ class ServedMonitor:
         in a daemon thread, until :meth:`stop`; 0: never."""
         if interval_s <= 0 or self._thread is not None:
             return
+        # SciPy and the page's charts, imported now, at the worker's start, rather than by
+        # the timer's first report while requests are being answered
+        import monitoring.page  # noqa: F401
+        import monitoring.report  # noqa: F401
+
         self._thread = threading.Thread(
             target=self._run, args=(interval_s,), name="leadscore-monitor", daemon=True
         )
