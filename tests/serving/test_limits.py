@@ -54,15 +54,15 @@ def test_count_events_counts_each_event_key():
     assert count_events(b'{"events":[{"at" : 1},{"at":2}]}') == 2
 
 
-def _call(body: bytes) -> list[bool]:
-    """POST /score ``body`` through ``middleware``; what busy() said inside the app."""
+def _call(body: bytes, probe=busy) -> list[bool]:
+    """POST /score ``body`` through ``middleware``; what ``probe()`` said inside the app."""
     import asyncio
 
     seen: list[bool] = []
 
     async def app(scope, receive, send):
         await receive()
-        seen.append(busy())
+        seen.append(probe())
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"{}"})
 
@@ -93,3 +93,67 @@ def test_busy_while_a_large_request_is_answered_and_shortly_after():
     assert busy()  # just ended: the next request of a client may be on its way
     time.sleep(QUIET_S * 2)
     assert not busy()
+
+
+def test_the_collector_is_off_during_a_large_request_and_as_it_was_after():
+    import gc
+
+    assert gc.isenabled()
+    try:
+        assert _call(b"x" * 1000, gc.isenabled) == [True]  # small requests leave it alone
+        assert _call(b"x" * HEAVY_BODY_BYTES, gc.isenabled) == [False]
+        assert gc.isenabled()  # back on after the request
+        gc.disable()  # off before (a host application's choice): still off after
+        assert _call(b"x" * HEAVY_BODY_BYTES, gc.isenabled) == [False]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_the_collector_stays_off_until_the_last_of_overlapping_large_requests_ends():
+    import asyncio
+    import gc
+
+    first_in, second_done = asyncio.Event(), asyncio.Event()
+    seen: dict[str, bool] = {}
+
+    def app_for(name: str):
+        async def app(scope, receive, send):
+            await receive()
+            if name == "first":
+                first_in.set()
+                await second_done.wait()  # the second one starts and ends inside this one
+            seen[f"{name} inside"] = gc.isenabled()
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"{}"})
+            if name == "second":
+                second_done.set()
+
+        return app
+
+    body = b"x" * HEAVY_BODY_BYTES
+
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message):
+        pass
+
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/score",
+        "headers": [(b"content-length", str(len(body)).encode())],
+    }
+
+    async def both():
+        async def second():
+            await first_in.wait()
+            await BodyLimitMiddleware(app_for("second"))(scope, receive, send)
+            seen["between"] = gc.isenabled()  # the first one still runs
+
+        await asyncio.gather(BodyLimitMiddleware(app_for("first"))(scope, receive, send), second())
+
+    asyncio.run(both())
+    assert seen == {"second inside": False, "between": False, "first inside": False}
+    assert gc.isenabled()
