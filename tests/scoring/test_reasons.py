@@ -116,6 +116,37 @@ def test_reasons_phrase_each_lead_value_as_phrase_does_row_by_row():
             assert (r["value"], r["text"]) == (value_text(v), phrase(r["feature"], v))
 
 
+def test_a_lead_alone_gets_the_reasons_it_gets_among_others():
+    """One lead (the one-lead request's plain-Python path) against the same lead in a batch
+    (the array path): the same picks in the same order, ties (equal contributions, zeros,
+    -0.0) and fewer features than reasons asked for included; the same words, -0.0, NaN,
+    None and missing categories included."""
+    import numpy as np
+    import pandas as pd
+
+    from scoring.reasons import reasons_from_array
+
+    rng = np.random.default_rng(11)
+    n = 300
+    X = pd.DataFrame(
+        {
+            "lead_age_days": rng.choice([0.0, -0.0, 1.0, 2.4, np.nan, 400.0], n),
+            "industry": pd.Categorical(rng.choice(["saas", "retail", None], n)),
+            "attr_tier": pd.Series(rng.choice(["gold", None, "silver"], n), dtype=object),
+            "counter_logins": pd.array(rng.choice([1.5, None, 0.0], n), dtype="Float64"),
+            "decay_web": rng.random(n) * 4,
+        }
+    )
+    columns = list(X.columns)
+    # contributions from a few values, so that ties and zeros are common
+    contrib = rng.choice([-0.5, -0.25, -0.0, 0.0, 0.25, 0.5, 1e-5], size=(n, len(columns) + 1))
+    for k in (1, 2, 3, 5):  # 2 * k reasons asked for: more and fewer than the 5 features
+        batch = reasons_from_array(contrib, columns, X, n=k)
+        for i in range(n):
+            alone = reasons_from_array(contrib[i : i + 1], columns, X.iloc[i : i + 1], n=k)
+            assert alone == [batch[i]], (k, i)
+
+
 def test_arrow_reasons_are_the_records_as_arrow_converts_them():
     """``arrow=True`` (batch runs writing Parquet) gives exactly the Arrow array that the
     records convert to: same picks, words, rounded contributions and per-lead bounds, a
