@@ -85,6 +85,23 @@ def test_every_event_type_of_the_vocabulary_has_its_own_words(event_type):
     assert phrase(f"n_{event_type}_30d", 2.0).endswith("in the last 30 days")
 
 
+def _mixed_values(rng, n: int):
+    """Feature values of every kind the reasons phrase: -0.0 and 0.0, NaN, None, missing
+    categories, nullable floats, text."""
+    import numpy as np
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "lead_age_days": rng.choice([0.0, -0.0, 1.0, 2.4, np.nan, 400.0], n),
+            "industry": pd.Categorical(rng.choice(["saas", "retail", None], n)),
+            "attr_tier": pd.Series(rng.choice(["gold", None, "silver"], n), dtype=object),
+            "counter_logins": pd.array(rng.choice([1.5, None, 0.0], n), dtype="Float64"),
+            "decay_web": rng.random(n) * 4,
+        }
+    )
+
+
 def test_reasons_phrase_each_lead_value_as_phrase_does_row_by_row():
     """Words made once per distinct value (float bit pattern, category code) are the words
     ``phrase``/``value_text`` give each lead's own value: -0.0 and 0.0, NaN, None, missing
@@ -96,15 +113,7 @@ def test_reasons_phrase_each_lead_value_as_phrase_does_row_by_row():
 
     rng = np.random.default_rng(4)
     n = 400
-    X = pd.DataFrame(
-        {
-            "lead_age_days": rng.choice([0.0, -0.0, 1.0, 2.4, np.nan, 400.0], n),
-            "industry": pd.Categorical(rng.choice(["saas", "retail", None], n)),
-            "attr_tier": pd.Series(rng.choice(["gold", None, "silver"], n), dtype=object),
-            "counter_logins": pd.array(rng.choice([1.5, None, 0.0], n), dtype="Float64"),
-            "decay_web": rng.random(n) * 4,
-        }
-    )
+    X = _mixed_values(rng, n)
     contrib = rng.normal(size=(n, X.shape[1] + 1))
     got = reasons_from_array(contrib, list(X.columns), X)
     for i, reasons in enumerate(got):
@@ -122,21 +131,12 @@ def test_a_lead_alone_gets_the_reasons_it_gets_among_others():
     -0.0) and fewer features than reasons asked for included; the same words, -0.0, NaN,
     None and missing categories included."""
     import numpy as np
-    import pandas as pd
 
     from scoring.reasons import reasons_from_array
 
     rng = np.random.default_rng(11)
     n = 300
-    X = pd.DataFrame(
-        {
-            "lead_age_days": rng.choice([0.0, -0.0, 1.0, 2.4, np.nan, 400.0], n),
-            "industry": pd.Categorical(rng.choice(["saas", "retail", None], n)),
-            "attr_tier": pd.Series(rng.choice(["gold", None, "silver"], n), dtype=object),
-            "counter_logins": pd.array(rng.choice([1.5, None, 0.0], n), dtype="Float64"),
-            "decay_web": rng.random(n) * 4,
-        }
-    )
+    X = _mixed_values(rng, n)
     columns = list(X.columns)
     # contributions from a few values, so that ties and zeros are common
     contrib = rng.choice([-0.5, -0.25, -0.0, 0.0, 0.25, 0.5, 1e-5], size=(n, len(columns) + 1))

@@ -54,17 +54,8 @@ def test_count_events_counts_each_event_key():
     assert count_events(b'{"events":[{"at" : 1},{"at":2}]}') == 2
 
 
-def _call(body: bytes, probe=busy) -> list[bool]:
-    """POST /score ``body`` through ``middleware``; what ``probe()`` said inside the app."""
-    import asyncio
-
-    seen: list[bool] = []
-
-    async def app(scope, receive, send):
-        await receive()
-        seen.append(probe())
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await send({"type": "http.response.body", "body": b"{}"})
+async def _post(app, body: bytes) -> None:
+    """POST /score ``body`` through the middleware to the ASGI ``app``."""
 
     async def receive():
         return {"type": "http.request", "body": body, "more_body": False}
@@ -78,7 +69,26 @@ def _call(body: bytes, probe=busy) -> list[bool]:
         "path": "/score",
         "headers": [(b"content-length", str(len(body)).encode())],
     }
-    asyncio.run(BodyLimitMiddleware(app)(scope, receive, send))
+    await BodyLimitMiddleware(app)(scope, receive, send)
+
+
+async def _answer(send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def _call(body: bytes, probe=busy) -> list[bool]:
+    """POST /score ``body`` through the middleware; what ``probe()`` said inside the app."""
+    import asyncio
+
+    seen: list[bool] = []
+
+    async def app(scope, receive, send):
+        await receive()
+        seen.append(probe())
+        await _answer(send)
+
+    asyncio.run(_post(app, body))
     return seen
 
 
@@ -124,8 +134,7 @@ def test_the_collector_stays_off_until_the_last_of_overlapping_large_requests_en
                 first_in.set()
                 await second_done.wait()  # the second one starts and ends inside this one
             seen[f"{name} inside"] = gc.isenabled()
-            await send({"type": "http.response.start", "status": 200, "headers": []})
-            await send({"type": "http.response.body", "body": b"{}"})
+            await _answer(send)
             if name == "second":
                 second_done.set()
 
@@ -133,26 +142,13 @@ def test_the_collector_stays_off_until_the_last_of_overlapping_large_requests_en
 
     body = b"x" * HEAVY_BODY_BYTES
 
-    async def receive():
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    async def send(message):
-        pass
-
-    scope = {
-        "type": "http",
-        "method": "POST",
-        "path": "/score",
-        "headers": [(b"content-length", str(len(body)).encode())],
-    }
-
     async def both():
         async def second():
             await first_in.wait()
-            await BodyLimitMiddleware(app_for("second"))(scope, receive, send)
+            await _post(app_for("second"), body)
             seen["between"] = gc.isenabled()  # the first one still runs
 
-        await asyncio.gather(BodyLimitMiddleware(app_for("first"))(scope, receive, send), second())
+        await asyncio.gather(_post(app_for("first"), body), second())
 
     asyncio.run(both())
     assert seen == {"second inside": False, "between": False, "first inside": False}
