@@ -5,11 +5,14 @@ in one place: a registered version or alias of the MLflow registry, or any MLflo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import mlflow
+if TYPE_CHECKING:
+    from scoring.model import LeadScoringModel
 
-from scoring.model import LeadScoringModel, LeadScoringPyfunc
+# MLflow, scikit-learn and the model's classes are imported by the functions that load a
+# model: the command line imports this module for MODEL_NAME, and `leadscore --help`
+# should not wait two seconds for them
 
 #: The registered model `leadscore train` writes to unless ``--model-name`` says otherwise.
 MODEL_NAME = "lead-scorer"
@@ -26,6 +29,8 @@ class NotALeadScoringModel(TypeError):
 
 def scoring_model(pyfunc: Any) -> LeadScoringModel:
     """The ``LeadScoringModel`` inside a loaded MLflow pyfunc."""
+    from scoring.model import LeadScoringPyfunc
+
     inner = pyfunc.unwrap_python_model()
     if not isinstance(inner, LeadScoringPyfunc):
         raise NotALeadScoringModel(
@@ -54,6 +59,8 @@ def load_scoring_model(load: Callable[[], Any], what: str) -> LeadScoringModel:
 def load_registered(model_name: str = MODEL_NAME, ref: str = "champion") -> LeadScoringModel:
     """The model of a registry alias (``champion``) or version number (``"3"``), from the
     tracking store MLflow is pointed at."""
+    import mlflow
+
     sep = "/" if str(ref).isdigit() else "@"
     uri = f"models:/{model_name}{sep}{ref}"
     return load_scoring_model(lambda: mlflow.pyfunc.load_model(uri), uri)

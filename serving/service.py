@@ -46,6 +46,7 @@ from pydantic import Field
 from starlette.responses import Response
 
 from scoring.batch import build_trees, expected_custom_fields
+from scoring.registry import load_scoring_model
 from serving import metrics
 from serving.answers import score_leads
 from serving.errors import (
@@ -282,10 +283,8 @@ class LeadScorer:
         card (:attr:`model_info`, this instance's: see :func:`served_model_info`).
 
         MLflow and scikit-learn (which unpickling the model needs) are imported here, by the
-        worker, and not at the module's import: `bentoml serve` imports this module in its
+        loader, and not at the module's import: `bentoml serve` imports this module in its
         own process too, which serves nothing."""
-        from scoring.registry import load_scoring_model
-
         self.model = load_scoring_model(
             lambda: bentoml.mlflow.load_model(self.bento_model), str(self.bento_model.tag)
         ).for_serving()
