@@ -84,21 +84,21 @@ class _Body(Struct, forbid_unknown_fields=True):
 
 
 _DECODER = msgspec.json.Decoder(_Body)
-# a fraction of a second finer than microseconds: left to pydantic's rounding rule
-_FINE_FRACTION = re.compile(rb"\d:\d\d(?::\d\d)?[.,]\d{7}")
-# found first, then checked with the pattern above in the 7 bytes before it; one pattern
-# per separator, each beginning with its literal: a 4.6 MB body in ~5 ms, against ~18 ms
-# for one pattern beginning with the class [.,] (and ~31 for the pattern above alone)
-_SEVEN_DECIMALS = (re.compile(rb"\.\d{7}"), re.compile(rb",\d{7}"))
+# a fraction of a second finer than microseconds (``\d:\d\d(?::\d\d)?[.,]\d{7}``) is left to
+# pydantic's rounding rule. "d:dd.ddddddd" is in every such time (the seconds' "d:dd" when
+# there are seconds), so each separator's pattern begins with its literal (a fast scan),
+# takes seven digits and looks back for the "d:dd" before them, all in C. The scan before
+# looked at each ".ddddddd" from Python: the same ~5 ms on a 1,000-lead body of simulated
+# leads, but 41 ms against 10 on a 3.3 MB body whose leads carry floats of 7+ decimals.
+_SEVEN_DECIMALS = (
+    re.compile(rb"\.\d{7}(?<=\d:\d\d\.\d{7})"),
+    re.compile(rb",\d{7}(?<=\d:\d\d,\d{7})"),
+)
 
 
 def _fine_fraction(body: bytes) -> bool:
     """True when a time of day in ``body`` has a fraction finer than microseconds."""
-    return any(
-        _FINE_FRACTION.search(body, max(0, m.start() - 7), m.end())
-        for pattern in _SEVEN_DECIMALS
-        for m in pattern.finditer(body)
-    )
+    return any(pattern.search(body) is not None for pattern in _SEVEN_DECIMALS)
 
 
 def _finite(*values: Any) -> None:

@@ -101,12 +101,16 @@ class DeadlineExceeded(RuntimeError):
 
 def count_events(body: bytes) -> int:
     """Events in a raw ``POST /score`` body, counted before parsing (see the module doc):
-    the ``"at"`` keys. Two byte counts when every ``"at"`` is followed by its colon (as
-    JSON encoders write it; ~1 ms for a 1,000-lead body instead of ~15 for the pattern),
-    the pattern otherwise."""
+    the ``"at"`` keys. Byte counts when every ``"at"`` is followed by a colon (a key) or by
+    ``,`` ``}`` ``]`` (a value), as JSON encoders write them (~6 ms for a 4.6 MB,
+    1,000-lead body instead of ~15 for the pattern), the pattern otherwise."""
     quoted = body.count(b'"at"')
     keys = body.count(b'"at":')
     if keys == quoted:
+        return keys
+    # "at" as a value too (a country, a topic): followed by , } or ], as JSON writes it
+    values = body.count(b'"at",') + body.count(b'"at"}') + body.count(b'"at"]')
+    if keys + values == quoted:
         return keys
     return sum(1 for _ in _EVENT_KEY.finditer(body))
 

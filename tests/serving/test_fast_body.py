@@ -155,15 +155,12 @@ def test_the_score_api_decodes_through_it():
     assert spec.model_json_schema()["title"] == "Input"
 
 
-_ONE_PATTERN = re.compile(rb"[.,]\d{7}")
+_FINE_FRACTION = re.compile(rb"\d:\d\d(?::\d\d)?[.,]\d{7}")
 
 
 def _fine_fraction_one_pattern(body: bytes) -> bool:
-    """The scan before it was split by separator (the reference)."""
-    return any(
-        fast_body._FINE_FRACTION.search(body, max(0, m.start() - 7), m.end())
-        for m in _ONE_PATTERN.finditer(body)
-    )
+    """The time-of-day pattern itself (the reference)."""
+    return _FINE_FRACTION.search(body) is not None
 
 
 @pytest.mark.parametrize(
@@ -188,3 +185,29 @@ def _fine_fraction_one_pattern(body: bytes) -> bool:
 )
 def test_fine_fraction_scan_agrees_with_the_single_pattern(body):
     assert fast_body._fine_fraction(body) == _fine_fraction_one_pattern(body)
+
+
+def test_fine_fraction_scan_agrees_with_the_pattern_on_random_bodies():
+    import random
+
+    rng = random.Random(8)
+    alphabet = b'0123456789:.,T-" a'
+    found = 0
+    for _ in range(20_000):
+        body = bytes(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        want = _fine_fraction_one_pattern(body)
+        found += want
+        assert fast_body._fine_fraction(body) == want, body
+    # and built ones, with times of every shape among floats and ids
+    for _ in range(5_000):
+        parts = [
+            rng.choice([b"1.1234567", b"x,7654321", b"12:30", b":00", b"0:00:00", b"00:00"])
+            + rng.choice([b"", b".", b","])
+            + bytes(rng.choice(b"0123456789") for _ in range(rng.randrange(5, 9)))
+            for _ in range(rng.randrange(1, 4))
+        ]
+        body = rng.choice([b"", b'"', b","]).join(parts)
+        want = _fine_fraction_one_pattern(body)
+        found += want
+        assert fast_body._fine_fraction(body) == want, body
+    assert found > 500  # the bodies did contain such times

@@ -38,6 +38,8 @@ EVENT = {"type": "page_view", "at": "2025-02-01T00:00:00"}
         json.dumps({"leads": [{"events": [EVENT] * 5}]}, separators=(",", ":")).encode(),
         _body([EVENT], topic="at"),  # "at" as a value, not a key
         _body([{**EVENT, "topic": "at"}] * 4),
+        b'{"leads":[{"country":"at","events":[{"at":1,"topic":"at"}],"tags":["at"]}]}',
+        b'{"leads":[{"country":"at" ,"events":[{"at" :1}]}]}',  # spaces: the pattern's case
         b'{"leads":[{"events":[{"at" :"x"},{"at"\t:"y"},{"at":"z"}]}]}',  # space before ':'
         b'{"leads":[{"events":[{"at"\n:"x"}]}],"note":"at"}',
         b'"at"',
