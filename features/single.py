@@ -62,8 +62,8 @@ _US = timedelta(microseconds=1)
 def times_ns(values: Sequence[datetime]) -> np.ndarray:
     """Naive-UTC datetimes as int64 nanoseconds (what ``to_ns`` gives for them): Python
     arithmetic for a few, pandas' converter for many (its fixed cost pays off there)."""
-    if len(values) > 2000:
-        return pd.to_datetime(list(values)).astype("datetime64[ns]").view(np.int64)
+    if len(values) > 2000:  # DatetimeIndex: half the time of to_datetime on a list
+        return pd.DatetimeIndex(values).as_unit("ns").asi8
     return np.fromiter(((v - _EPOCH) // _US for v in values), np.int64, len(values)) * 1000
 
 
