@@ -28,10 +28,23 @@ def checked_moment(value: Any, field: str | None = None) -> datetime:
     Raises ``ValueError`` (its message starts with ``field``, when given) for text that is
     not ISO 8601, anything that is not a timestamp, and a moment outside
     :data:`MIN_TIME`..:data:`MAX_TIME`."""
+    if type(value) is datetime:  # the common cases, without pandas
+        if value.tzinfo is None:
+            if MIN_TIME <= value <= MAX_TIME:
+                return value  # naive is UTC already (the rule of naive_utc)
+        elif value.tzinfo is UTC:  # "...Z", "+00:00"
+            utc = value.replace(tzinfo=None)
+            if MIN_TIME <= utc <= MAX_TIME:
+                return utc
+        else:  # another offset ("+02:00"): minus it, as tz_convert("UTC") does
+            local = value.replace(tzinfo=None)
+            offset = value.utcoffset()
+            if offset is not None and MIN_TIME <= local <= MAX_TIME:  # no overflow there
+                utc = local - offset
+                if MIN_TIME <= utc <= MAX_TIME:
+                    return utc
     where = f"{field}: " if field else ""
-    if type(value) is datetime and value.tzinfo is None:  # the common case, without pandas
-        if MIN_TIME <= value <= MAX_TIME:
-            return value  # naive is UTC already (the rule of naive_utc)
+    if type(value) is datetime and value.tzinfo is None:
         raise ValueError(f"{where}timestamp out of range ({MIN_TIME.year} to {MAX_TIME.year})")
     if isinstance(value, str):
         try:
