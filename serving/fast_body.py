@@ -111,10 +111,13 @@ def _check(lead: Lead) -> None:
     """The schema's rules msgspec does not state; ValueError when one fails."""
     printable_id(lead.lead_id)
     lead.created_at = checked_moment(lead.created_at)
+    content_ids = []
     for e in lead.events:
         e.at = checked_moment(e.at)
         if e.content_id is not None:
-            printable_id(e.content_id)
+            content_ids.append(e.content_id)
+    if content_ids:  # one scan of them all: a bad one sends the body to pydantic, which names it
+        printable_id("".join(content_ids))
     for st in lead.stages:
         st.entered_at = checked_moment(st.entered_at)
     if lead.company is not None:

@@ -86,6 +86,7 @@ def lead(**kw: Any) -> dict:
         [lead(events=[{**EVENT, "at": "2025-01-02T00:00:00-05:00"}])],
         [lead(events=[{**EVENT, "type": "telepathy"}])],
         [lead(events=[{**EVENT, "content_id": "C\n1"}])],
+        [lead(events=[{**EVENT, "content_id": "ok"}, EVENT, {**EVENT, "content_id": "C\t2"}])],
         [lead(events=[{**EVENT, "topic": "x" * 201}])],
         [lead(events=[{**EVENT, "colour": "red"}])],
         [lead(lead_id="")],
