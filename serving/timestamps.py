@@ -43,9 +43,8 @@ def checked_moment(value: Any, field: str | None = None) -> datetime:
                 utc = local - offset
                 if MIN_TIME <= utc <= MAX_TIME:
                     return utc
+    # what is left (text, pandas, other types, and moments out of range) takes the one rule
     where = f"{field}: " if field else ""
-    if type(value) is datetime and value.tzinfo is None:
-        raise ValueError(f"{where}timestamp out of range ({MIN_TIME.year} to {MAX_TIME.year})")
     if isinstance(value, str):
         try:
             value = datetime.fromisoformat(value)
