@@ -647,6 +647,26 @@ def test_the_writer_leaves_the_interpreter_to_requests(tmp_path: Path, make_log)
     assert wait_until(lambda: pl.written == 58, timeout=1.0)
 
 
+def test_a_request_stops_the_writer_after_the_batch_it_is_writing(tmp_path: Path, make_log) -> None:
+    """The service's log writes 1,000-lead answers in batches of LOG_BATCH_ROWS: a large
+    request that begins while a backlog is written waits for one batch, not the backlog."""
+    from serving.service import LOG_BATCH_ROWS
+
+    released = threading.Event()
+    pl = make_log(
+        f"sqlite:///{tmp_path / 'p.db'}",
+        batch_size=LOG_BATCH_ROWS,
+        yield_to=lambda: pl.written > 0 and not released.is_set(),  # a request after batch 1
+    )
+    n = 5 * LOG_BATCH_ROWS
+    pl.log_answers([answer(i) for i in range(n)], request_id="r", model_name="m", model_version="1")
+    assert wait_until(lambda: pl.written > 0)
+    time.sleep(0.3)  # 3 writer intervals: without the request the rest would be written
+    assert (pl.written, pl.pending()) == (LOG_BATCH_ROWS, n - LOG_BATCH_ROWS)
+    released.set()
+    assert pl.flush(timeout=5) and pl.written == n
+
+
 def test_rows_wait_for_requests_at_most_max_defer(tmp_path: Path, make_log) -> None:
     pl = make_log(f"sqlite:///{tmp_path / 'p.db'}", yield_to=lambda: True)  # never quiet
     t = time.monotonic()
