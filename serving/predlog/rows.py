@@ -140,6 +140,12 @@ def _reasons(value: Any) -> list[Any] | None:
     return out[:_MAX_REASONS]
 
 
+def _plain(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A dict of a mapping (the answers' lazily built ones, ``scoring.single.LoggedMapping``,
+    copied through their items in one C-level pass)."""
+    return value if type(value) is dict else dict(value.items())
+
+
 def _contributions(value: Any) -> dict[str, Any] | None:
     """``{feature: [value text, contribution]}`` with safe feature names, texts cleaned
     as reason values are, non-finite contributions as null. ~60 features a lead and 1,000
@@ -147,6 +153,7 @@ def _contributions(value: Any) -> dict[str, Any] | None:
     something needs cleaning."""
     if not isinstance(value, Mapping):
         return None
+    value = _plain(value)
     try:
         texts, numbers_ = zip(*value.values(), strict=True) if value else ((), ())
         clean = (
@@ -188,6 +195,7 @@ def _feature_values(value: Any) -> dict[str, Any] | None:
     is checked whole, entry by entry only when something needs cleaning."""
     if not isinstance(value, Mapping):
         return None
+    value = _plain(value)
     values = value.values()
     kinds = {type(v) for v in values}
     if kinds <= {float, str, bool, type(None)} and _SAFE_FEATURES.issuperset(value.keys()):

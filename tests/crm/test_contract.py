@@ -154,9 +154,10 @@ def test_dictionary_ids_read_the_same_values_as_categoricals_and_are_still_check
             assert isinstance(got.dtype, pd.CategoricalDtype), (table, column)
             assert got.cat.categories.dtype == "str"
             want = plain.table(table)[column]
-            assert got.astype(object).where(got.notna(), None).tolist() == want.astype(
-                object
-            ).where(want.notna(), None).tolist()
+            assert (
+                got.astype(object).where(got.notna(), None).tolist()
+                == want.astype(object).where(want.notna(), None).tolist()
+            )
     pd.testing.assert_frame_equal(coded.leads, plain.leads)
     pd.testing.assert_frame_equal(coded.accounts, plain.accounts)
 

@@ -13,7 +13,7 @@ from serving_helpers import crm_sample, request_leads
 
 from scoring.batch import answer_records, score_tables
 from scoring.registry import scoring_model
-from scoring.single import score_request
+from scoring.single import LoggedMapping, score_request
 from serving.schemas import Lead, leads_to_tables
 
 pytestmark = pytest.mark.slow
@@ -50,8 +50,20 @@ def _same(want: list[dict], got: list[dict]) -> None:
     for a, b in zip(want, got, strict=True):
         assert list(a) == list(b), a["lead_id"]
         for key in a:
-            assert a[key] == b[key], (a["lead_id"], key, a[key], b[key])
-            assert type(a[key]) is type(b[key]), (key, type(a[key]), type(b[key]))
+            want_value, value = _plain(key, a[key]), _plain(key, b[key])
+            if key in ("contributions", "features"):  # value by value: types too
+                for feature, v in want_value.items():
+                    assert type(v) is type(value[feature]), (key, feature, v, value[feature])
+            assert want_value == value, (a["lead_id"], key, want_value, value)
+            assert type(want_value) is type(value), (key, type(want_value), type(value))
+
+
+def _plain(key: str, value):
+    """Contributions and feature values of the per-request path are built when first read."""
+    if isinstance(value, LoggedMapping):
+        assert key in ("contributions", "features"), key
+        return value.resolved()
+    return value
 
 
 def _messy(raw: list[dict], rng: np.random.Generator) -> list[dict]:
@@ -147,3 +159,23 @@ def test_score_leads_with_a_moment_per_lead_on_the_table_path(model, requests):
     _same(score_request(model, leads, per_lead, REF), together)
     with pytest.raises(ValueError, match="3 moments for 20 leads"):
         score_leads(table_only, leads, per_lead[:3], REF)
+
+
+def test_the_logged_values_are_built_off_the_request_path(model, requests):
+    """Each answer's contributions and feature values are built when first read (by the
+    log's writer, after the answer went out), for the request's leads at once, and read as
+    the dicts they stand for."""
+    raw, moment = requests
+    got = score_request(model, [Lead.model_validate(r) for r in raw[:50]], moment, REF)
+    source = got[0]["contributions"]._source
+    assert source._built is None  # nothing built while answering
+    first = got[7]["features"]
+    assert isinstance(first, LoggedMapping) and len(first) > 0
+    assert source._built is not None  # one build, on the first read...
+    assert all(r["contributions"]._source is source for r in got)  # ...for every lead
+    plain = first.resolved()
+    assert type(plain) is dict and first == plain and plain == first and dict(first) == plain
+    assert list(first) == list(plain) and len(first) == len(plain)
+    assert first.keys() == plain.keys() and list(first.items()) == list(plain.items())
+    column = next(iter(plain))
+    assert first[column] == plain[column] and first.get("no such column", 1) == 1
