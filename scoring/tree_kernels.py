@@ -140,4 +140,23 @@ def walk_raw(M, cols, feat, kind, thr, default_left, cat_base, cat_flat, cat_wid
     return raw
 
 
-__all__ = ["K_ZERO", "pattern_raw", "pattern_raw_rows", "walk_raw"]
+@njit(cache=True, nogil=True)
+def shap_sums(starts, flat, slot_begin, slot_feat, bias, n_features):  # noqa: ANN001, ANN201
+    """Per row, each feature's SHAP value: the additions of every tree's decision pattern
+    (``flat[starts[t, r] + i]``, the i-th slot of tree t, on feature ``slot_feat[slot_begin[t]
+    + i]``) summed from 0.0 in tree order, and ``bias`` in the last column. The additions
+    to one feature come in the order of its levels (``TreeEnsemble._shap_init``: tree
+    order, then j-th addition in the tree), so the sums are the level-by-level ones."""
+    n_trees, n = starts.shape
+    out = np.zeros((n, n_features + 1))
+    for r in range(n):
+        row = out[r]
+        for t in range(n_trees):
+            base = starts[t, r] - slot_begin[t]
+            for s in range(slot_begin[t], slot_begin[t + 1]):
+                row[slot_feat[s]] += flat[base + s]
+        row[n_features] = bias
+    return out
+
+
+__all__ = ["K_ZERO", "pattern_raw", "pattern_raw_rows", "shap_sums", "walk_raw"]

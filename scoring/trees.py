@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 import lightgbm as lgb
 import numpy as np
 
-from scoring.tree_kernels import pattern_raw, pattern_raw_rows, walk_raw
+from scoring.tree_kernels import pattern_raw, pattern_raw_rows, shap_sums, walk_raw
 from scoring.treeshap import tree_shap
 
 #: Trees with more internal nodes than this get their SHAP values from LightGBM itself
@@ -223,10 +223,15 @@ class TreeEnsemble:
 
     def compile(self) -> None:
         """Compile (or read from numba's cache) the loops :meth:`decide` runs, for a few
-        rows and for a block, now rather than at the first call: forked batch workers
-        then inherit them, and a server's first large request does not wait for them."""
+        rows and for a block, and those of :meth:`contributions`, now rather than at the
+        first call: forked batch workers then inherit them, and a server's first large
+        request does not wait for them."""
         for rows in (1, _FEW_ROWS):
             self.decide(np.zeros((rows, self.n_features)))
+        if self.shap_native:  # and the sums of the contributions (on a table of zeros)
+            starts = np.zeros((self.n_trees, 1), dtype=np.int64)
+            flat = np.zeros(int(self._tree_width.max(initial=0)))
+            shap_sums(starts, flat, self._slot_begin, self._slot_feat, self.bias, self.n_features)
 
     def raw(self, M: np.ndarray | None, decided: Decided | None = None) -> np.ndarray:
         """Raw scores (log-odds for binary): ``booster.predict(M, raw_score=True)``."""
@@ -256,32 +261,12 @@ class TreeEnsemble:
                     local[(f, j)] = len(local)
                     slots.append((t, f, j))
             self._tree_slots.append(local)
-        self._slot_tree = np.asarray([s[0] for s in slots], dtype=np.intp)
         self._slot_feat = np.asarray([s[1] for s in slots], dtype=np.intp)
-        self._slot_local = np.asarray(
-            [self._tree_slots[s[0]][(s[1], s[2])] for s in slots], dtype=np.intp
-        )
         self._tree_width = np.asarray([len(x) for x in self._tree_slots], dtype=np.intp)
-        # level k of feature f = its k-th addition over all trees, in tree order
-        seen: dict[int, int] = {}
-        level = np.empty(len(slots), dtype=np.intp)
-        for s, (_, f, _) in enumerate(slots):
-            level[s] = seen.get(f, 0)
-            seen[f] = level[s] + 1
-        self._n_levels = int(level.max(initial=-1)) + 1
-        # features ordered by how many additions they get (most first): the features
-        # still adding at level k are then the first few, and the slots of level k can be
-        # laid out as one contiguous block of rows that adds onto phi[:count] at once
-        used, n_adds = np.unique(self._slot_feat, return_counts=True)
-        by_adds = used[np.argsort(-n_adds, kind="stable")]
-        rank = np.empty(self.n_features, dtype=np.intp)
-        rank[by_adds] = np.arange(len(by_adds))
-        order = np.lexsort((rank[self._slot_feat], level))  # level-major, then by rank
-        self._order = order
-        self._perm_feat = by_adds
-        self._level_bounds = np.searchsorted(level[order], np.arange(self._n_levels + 1))
-        self._slot_rank = rank[self._slot_feat][order]
-        self._slot_level = level[order]
+        # tree t's slots are slots[slot_begin[t]:slot_begin[t + 1]], in the order of their
+        # columns in its table rows; a feature's k-th addition over all trees, in tree order,
+        # is its level k: shap_sums adds in that order
+        self._slot_begin = np.concatenate([[0], np.cumsum(self._tree_width)]).astype(np.intp)
         # pattern code = bits of the tree's decisions, node i of the tree = bit i
         width = max(sizes)
         self._code_nodes = np.zeros((self.n_trees, max(width, 1)), dtype=np.intp)
@@ -349,7 +334,6 @@ class TreeEnsemble:
         return self._contributions(M, codes, threads)
 
     def _contributions(self, M: np.ndarray, codes: np.ndarray, threads: int) -> np.ndarray:
-        n = len(M)
         if self._fill_all:
             with self._lock:
                 if self._fill_all:
@@ -370,25 +354,8 @@ class TreeEnsemble:
                 self._fill([(int(t), int(c)) for t, c in missing])
                 flat, start = self._table
                 starts = start[trees, codes]
-        order = self._order
-        # (slots, rows), level-major: the additions of level k are rows bounds[k]:bounds[k+1]
-        values = flat[starts[self._slot_tree[order]] + self._slot_local[order][:, None]]
-        if n <= 8:
-            # few rows: (feature, level) side by side, zero-padded past a feature's last
-            # addition (x + 0.0 == x), and summed in order along the levels
-            dense = np.zeros((len(self._perm_feat), self._n_levels, n))
-            dense[self._slot_rank, self._slot_level] = values
-            phi = np.cumsum(dense, axis=1)[:, -1] if self._n_levels else np.zeros((0, n))
-        else:
-            phi = np.zeros((len(self._perm_feat), n))
-            bounds = self._level_bounds.tolist()
-            for k in range(self._n_levels):
-                a, b = bounds[k], bounds[k + 1]
-                phi[: b - a] += values[a:b]
-        out = np.zeros((n, self.n_features + 1))
-        out[:, self._perm_feat] = phi.T
-        out[:, -1] = self.bias
-        return out
+        slots = (self._slot_begin, self._slot_feat)
+        return shap_sums(starts, flat, *slots, self.bias, self.n_features)
 
     def _lgb_contrib(self, M: np.ndarray, threads: int = 1) -> np.ndarray:
         return self.booster.predict(
