@@ -33,7 +33,7 @@ from scoring.heads import (  # noqa: F401 (ColumnSelector: where pickles look fo
     lightgbm_pipeline,
 )
 from scoring.reasons import reasons_from_array
-from scoring.trees import MAX_NUMPY_DEPTH, Decided, TreeEnsemble
+from scoring.trees import MAX_NUMPY_DEPTH, Decided, TreeEnsemble, transposed
 
 
 def make_pipeline(columns: list[str], params: dict[str, Any], seed: int) -> Pipeline:
@@ -110,19 +110,26 @@ class FastHead:
             self.__dict__["_trees"] = ens
         return ens
 
-    def decide(self, M: np.ndarray, cols: np.ndarray | None = None) -> Decided | None:
+    def decide(
+        self, M: np.ndarray, cols: np.ndarray | None = None, MT: np.ndarray | None = None
+    ) -> Decided | None:
         """The trees' evaluation of the block (shared by :meth:`proba` and
         :meth:`contributions`), or None where the booster is used. ``M`` may hold more
-        columns than the head: ``cols`` are the head's columns in it."""
+        columns than the head: ``cols`` are the head's columns in it; ``MT``: the block
+        transposed, shared by the heads (``scoring.trees.transposed``)."""
         trees = self.trees
-        return None if trees is None else trees.decide(M, cols)
+        return None if trees is None else trees.decide(M, cols, MT)
 
     def proba(
-        self, M: np.ndarray, decided: Decided | None = None, cols: np.ndarray | None = None
+        self,
+        M: np.ndarray,
+        decided: Decided | None = None,
+        cols: np.ndarray | None = None,
+        MT: np.ndarray | None = None,
     ) -> np.ndarray:
         trees = self.trees
         if trees is not None:
-            response = (trees.decide(M, cols) if decided is None else decided).raw
+            response = (trees.decide(M, cols, MT) if decided is None else decided).raw
         else:
             block = M if cols is None else M[:, cols]
             response = self.booster.predict(block, raw_score=self.raw, num_threads=self.threads())
@@ -287,12 +294,14 @@ class LeadScoringModel:
         heads = self.fast_heads()
         conv = heads["conversion"]
         cols = self.__dict__["_cols"]  # set by fast_heads with the heads
-        decided = conv.decide(M)  # raw scores and, for the contributions, the patterns
+        MT = transposed(M)  # every head reads the one block, column by column
+        decided = conv.decide(M, None, MT)  # raw scores and, for the contributions, patterns
         p = np.round(conv.proba(M, decided), 6)
-        fit_score = np.round(100.0 * heads["fit"].proba(M, None, cols["fit"]), 1)
-        interest_score = np.round(100.0 * heads["interest"].proba(M, None, cols["interest"]), 1)
+        fit_score = np.round(100.0 * heads["fit"].proba(M, None, cols["fit"], MT), 1)
+        interest = heads["interest"].proba(M, None, cols["interest"], MT)
+        interest_score = np.round(100.0 * interest, 1)
         extra = {
-            name: np.round(h.proba(M, None, cols[name]), 6)
+            name: np.round(h.proba(M, None, cols[name], MT), 6)
             for name, h in heads.items()
             if name.startswith("p_")
         }

@@ -106,6 +106,14 @@ class _ParsedTrees:
         return g
 
 
+def transposed(M: np.ndarray) -> np.ndarray | None:
+    """``M.T`` as one contiguous float64 block (columns x rows), where :meth:`TreeEnsemble.
+    decide` reads a block column by column (``_FEW_ROWS`` rows or more); else None."""
+    if len(M) < _FEW_ROWS:
+        return None
+    return np.ascontiguousarray(np.asarray(M, dtype=np.float64).T)
+
+
 class TreeEnsemble:
     """A LightGBM booster's trees evaluated in compiled loops, bit for bit as LightGBM does.
 
@@ -198,11 +206,14 @@ class TreeEnsemble:
         self._cat_base = np.where(slot >= 0, slot * (width + 1), 0).astype(np.intp)
 
     # --------------------------------------------------------------- evaluation
-    def decide(self, M: np.ndarray, cols: np.ndarray | None = None) -> Decided:
+    def decide(
+        self, M: np.ndarray, cols: np.ndarray | None = None, MT: np.ndarray | None = None
+    ) -> Decided:
         """The block's raw scores, with the decision patterns when the trees are shallow
         enough for the SHAP tables (:class:`Decided`). ``M`` is the feature block (rows x
         columns); ``cols`` maps this ensemble's feature i to column ``cols[i]`` of M
-        (default: column i)."""
+        (default: column i); ``MT``: :func:`transposed` of M, when the caller has it (heads
+        reading one block transpose it once: ~15 ms for 50,000 rows)."""
         M = np.ascontiguousarray(M, dtype=np.float64)
         if cols is None:
             cols = self._identity
@@ -216,7 +227,7 @@ class TreeEnsemble:
             if len(M) < _FEW_ROWS:
                 raw = pattern_raw_rows(M, cols, *split, *tables)
             else:
-                raw = pattern_raw(np.ascontiguousarray(M.T), cols, *split, *tables)
+                raw = pattern_raw(transposed(M) if MT is None else MT, cols, *split, *tables)
             return Decided(raw, codes)
         raw = walk_raw(M, cols, *split, self.left, self.right, self.roots, self.leaf_value)
         return Decided(raw, None)
