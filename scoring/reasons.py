@@ -346,15 +346,15 @@ def _reason_parts(
         return _ReasonParts(np.zeros(0, dtype=np.intp), [], [], [], [])
     if m == 1:
         return _one_lead_parts(c[0].tolist(), columns, values_of, n)
-    order = np.argsort(-c, axis=1, kind="stable")
-    picked = np.concatenate([order[:, :n], order[:, ::-1][:, :n]], axis=1)
-    signed = np.take_along_axis(c, picked, axis=1)
-    keep = np.concatenate([signed[:, :n] > 0, signed[:, n:] < 0], axis=1)
-    # every kept reason, lead by lead and in answer order
-    flat = np.flatnonzero(keep.ravel())
+    from scoring.reason_kernels import pick  # numba: loaded when many leads are scored
+
+    # the n first and last of each row's stable descending order, kept if they push
+    # (> 0 first, < 0 last): every kept reason, lead by lead and in answer order
+    picked = pick(c, n).ravel()
+    flat = np.flatnonzero(picked >= 0)
     rows = flat // (2 * n)
-    feats = picked.ravel()[flat]
-    contributions = round4(signed.ravel()[flat])
+    feats = picked[flat]
+    contributions = round4(c[rows, feats])
     value_texts: list[Any] = [None] * len(flat)
     texts: list[Any] = [None] * len(flat)
     for j in np.unique(feats).tolist():

@@ -200,3 +200,30 @@ def test_round4_is_pythons_round_to_the_bit():
     want = [round(v, 4) for v in values.tolist()]
     bits = np.array(got).view(np.int64) != np.array(want).view(np.int64)
     assert not bits.any(), values[bits][:5]
+
+
+@pytest.mark.parametrize("n", [1, 3, 5])
+def test_picks_are_the_ends_of_the_stable_sort(n):
+    """``reason_kernels.pick`` keeps what the stable descending sort of each row puts
+    first (> 0) and last (< 0): ties, zeros of either sign, infinities and NaN (which
+    sorts last and so takes a place at the end) included."""
+    from scoring.reason_kernels import pick
+
+    rng = np.random.default_rng(n)
+    for _ in range(100):
+        m, f = int(rng.integers(1, 40)), int(rng.integers(6, 70))
+        c = np.round(rng.normal(size=(m, f)), int(rng.integers(0, 3)))  # many ties
+        u = rng.random((m, f))
+        c[u < 0.05] = np.nan
+        c[(u >= 0.05) & (u < 0.08)] = 0.0
+        c[(u >= 0.08) & (u < 0.1)] = -0.0
+        c[(u >= 0.1) & (u < 0.11)] = np.inf
+        c[(u >= 0.11) & (u < 0.12)] = -np.inf
+        order = np.argsort(-c, axis=1, kind="stable")
+        want = []
+        for r in range(m):
+            up = [j for j in order[r, :n] if c[r, j] > 0]
+            down = [j for j in order[r, ::-1][:n] if c[r, j] < 0]
+            want.append(up + down)
+        got = pick(c, n)
+        assert [[j for j in row if j >= 0] for row in got.tolist()] == want
