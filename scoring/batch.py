@@ -288,14 +288,17 @@ def _score_chunks(
 
 def build_trees(model: Any) -> None:
     """The trees of a LightGBM model's heads, built and compiled now (they are otherwise
-    made on first use): forked batch workers share them, a server's first request does
-    not wait for them."""
+    made on first use), and the loop that picks reasons: forked batch workers share them, a
+    server's first request does not wait for them."""
     heads = getattr(model, "all_heads", None)
     if heads is None or any(getattr(h, "family", None) != "lightgbm" for h in heads()):
         return
     for head in model.fast_heads().values():
         if head.trees is not None:
             head.trees.compile()
+    from scoring.reason_kernels import pick
+
+    pick(np.zeros((2, 3))[:, :-1], 1)  # the reasons' loop, on a view as _reason_parts passes
 
 
 def score_to_parquet(
