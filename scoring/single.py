@@ -194,8 +194,8 @@ class _LoggedValues:
     def built(self) -> tuple[list[dict], list[dict]]:
         if self._built is None:
             with self._lock:
-                if self._built is None and self._args is not None:
-                    contrib, columns, rows, feature_columns = self._args
+                if self._built is None:
+                    contrib, columns, rows, feature_columns = self._args  # type: ignore[misc]
                     logged = records_from_texts(contrib, columns, value_texts(rows, columns))
                     self._built = (logged, feature_values(rows, feature_columns))
                     self._args = None  # the block and arrays can go
